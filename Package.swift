@@ -1,0 +1,91 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "reelfarm",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "coordinator", targets: ["Coordinator"]),
+        .executable(name: "worker", targets: ["Worker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.8.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // libzmq, through Debian's libzmq3-dev (zmq.h is on the default include path).
+        .systemLibrary(
+            name: "CZMQ",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        // Wire messages and their codec. No I/O, no sockets.
+        .target(
+            name: "Protocol",
+            swiftSettings: strictSettings
+        ),
+        // The ZeroMQ wrapper, configuration, logging and clocks both executables use.
+        .target(
+            name: "Shared",
+            dependencies: [
+                "CZMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "Coordinator",
+            dependencies: [
+                "Protocol",
+                "Shared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "Worker",
+            dependencies: [
+                "Protocol",
+                "Shared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "ProtocolTests", dependencies: ["Protocol"], swiftSettings: strictSettings),
+        .testTarget(name: "SharedTests", dependencies: ["Shared", "CZMQ"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "CoordinatorTests",
+            dependencies: ["Coordinator", "Protocol", "Shared"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: ["Worker", "Protocol", "Shared"],
+            swiftSettings: strictSettings
+        ),
+        // Start the real `coordinator` and `worker` binaries on loopback.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Protocol", "Coordinator", "Worker"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,124 @@
+import Foundation
+
+/// Turns envelopes into ZeroMQ frames and back.
+///
+/// Frames (after the ROUTER's routing-id frame, which the socket layer strips or adds):
+/// `[0] "reelfarm/1"`, `[1]` one kind byte, `[2]` session token (ASCII, may be empty),
+/// `[3]` JSON object body (UTF-8, snake_case keys). `docs/PROTOCOL.md` is the normative text.
+///
+/// `decode` treats its input as hostile: it checks frame count and sizes before parsing,
+/// bounds the body, validates every field range and throws a ``DecodeError``; it never traps.
+public enum Codec {
+    public static func encode(_ envelope: Envelope) -> [[UInt8]] {
+        let body: Data
+        do {
+            body = try encodeBody(envelope.message)
+        } catch {
+            // Encoding our own Codable structs cannot fail; keep the frame well-formed regardless.
+            body = Data("{}".utf8)
+        }
+        return [WireProtocol.identifier, [envelope.message.kind.rawValue], Array(envelope.session.utf8), Array(body)]
+    }
+
+    public static func decode(_ frames: [[UInt8]]) throws(DecodeError) -> Envelope {
+        guard frames.count >= 4, frames.count <= WireProtocol.maxFrames else {
+            throw DecodeError(.frameCount, "expected 4 frames, got \(frames.count)")
+        }
+        let total = frames.reduce(0) { $0 + $1.count }
+        guard total <= WireProtocol.maxMessageBytes else {
+            throw DecodeError(.oversized, "message of \(total) bytes exceeds \(WireProtocol.maxMessageBytes)")
+        }
+        let proto = frames[0]
+        guard proto == WireProtocol.identifier else {
+            if proto.starts(with: WireProtocol.identifierPrefix), proto.count <= 32 {
+                let name = String(decoding: proto, as: UTF8.self)
+                throw DecodeError(.unsupportedVersion, "peer speaks \(name), this build speaks reelfarm/1")
+            }
+            throw DecodeError(.notReelfarm, "frame 0 is not a Reelfarm protocol identifier (\(proto.count) bytes)")
+        }
+        guard frames[1].count == 1 else {
+            throw DecodeError(.unknownKind, "frame 1 must be one byte, got \(frames[1].count)")
+        }
+        guard let kind = MessageKind(rawValue: frames[1][0]) else {
+            throw DecodeError(.unknownKind, String(format: "unknown message kind 0x%02X", frames[1][0]))
+        }
+        let sessionBytes = frames[2]
+        guard sessionBytes.count <= WireProtocol.maxSessionBytes else {
+            throw DecodeError(.badSession, "session token of \(sessionBytes.count) bytes")
+        }
+        guard sessionBytes.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
+            throw DecodeError(.badSession, "session token is not printable ASCII")
+        }
+        let body = frames[3]
+        guard body.count <= WireProtocol.maxBodyBytes else {
+            throw DecodeError(.oversized, "body of \(body.count) bytes exceeds \(WireProtocol.maxBodyBytes)")
+        }
+        guard frames.count == 4 else {
+            throw DecodeError(.unexpectedBlobs, "\(kind) carries no blob frames, got \(frames.count - 4)")
+        }
+        let message = try decodeBody(kind, Data(body))
+        try Validation.validate(message)
+        return Envelope(session: String(decoding: sessionBytes, as: UTF8.self), message)
+    }
+
+    // MARK: - Body
+
+    private static func encodeBody(_ message: Message) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        switch message {
+        case .hello(let m): return try encoder.encode(m)
+        case .welcome(let m): return try encoder.encode(m)
+        case .job(let m): return try encoder.encode(m)
+        case .progress(let m): return try encoder.encode(m)
+        case .result(let m): return try encoder.encode(m)
+        case .heartbeat(let m): return try encoder.encode(m)
+        case .disconnect(let m): return try encoder.encode(m)
+        case .cancel(let m): return try encoder.encode(m)
+        }
+    }
+
+    private static func decodeBody(_ kind: MessageKind, _ data: Data) throws(DecodeError) -> Message {
+        // A body must be a JSON object; reject anything else before handing it to the decoder.
+        guard let first = data.first(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }),
+            first == UInt8(ascii: "{")
+        else {
+            throw DecodeError(.malformedBody, "\(kind) body is not a JSON object")
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            switch kind {
+            case .hello: return .hello(try decoder.decode(Hello.self, from: data))
+            case .welcome: return .welcome(try decoder.decode(Welcome.self, from: data))
+            case .job: return .job(try decoder.decode(Job.self, from: data))
+            case .progress: return .progress(try decoder.decode(Progress.self, from: data))
+            case .result: return .result(try decoder.decode(EpisodeResult.self, from: data))
+            case .heartbeat: return .heartbeat(try decoder.decode(Heartbeat.self, from: data))
+            case .disconnect: return .disconnect(try decoder.decode(Disconnect.self, from: data))
+            case .cancel: return .cancel(try decoder.decode(Cancel.self, from: data))
+            }
+        } catch {
+            throw DecodeError(.malformedBody, "\(kind) body: \(Self.describe(error))")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "invalid JSON" }
+        func path(_ context: DecodingError.Context) -> String {
+            let p = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return p.isEmpty ? "body" : p
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return "missing key \(key.stringValue)" + (parent == "body" ? "" : " in \(parent)")
+        case .typeMismatch(_, let context): return "wrong type at \(path(context))"
+        case .valueNotFound(_, let context): return "null at \(path(context))"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "invalid JSON" : "invalid value at \(path(context))"
+        @unknown default: return "invalid body"
+        }
+    }
+}

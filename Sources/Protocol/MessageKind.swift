@@ -1,0 +1,32 @@
+/// Frame 1 of every message: one byte naming the message kind.
+///
+/// Ranges are reserved so later protocol minors can add kinds without renumbering:
+/// `0x01…0x0F` session and jobs, `0x10…0x1F` rate-limit leases, `0x20…0x2F` artifacts.
+public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    case hello = 0x01
+    case welcome = 0x02
+    case job = 0x03
+    case progress = 0x04
+    case result = 0x05
+    case heartbeat = 0x06
+    case disconnect = 0x07
+    case cancel = 0x08
+
+    /// First code of the range reserved for lease messages (LEASE_REQUEST, LEASE_GRANT, LEASE_RETURN).
+    public static let leaseRange: ClosedRange<UInt8> = 0x10...0x1F
+    /// Range reserved for artifact transfer messages (ARTIFACT_OFFER, ARTIFACT_CHUNK, ARTIFACT_ACK).
+    public static let artifactRange: ClosedRange<UInt8> = 0x20...0x2F
+
+    public var description: String {
+        switch self {
+        case .hello: "HELLO"
+        case .welcome: "WELCOME"
+        case .job: "JOB"
+        case .progress: "PROGRESS"
+        case .result: "RESULT"
+        case .heartbeat: "HEARTBEAT"
+        case .disconnect: "DISCONNECT"
+        case .cancel: "CANCEL"
+        }
+    }
+}

@@ -1,0 +1,28 @@
+/// PROGRESS (worker → coordinator): a pipeline stage of an episode started or finished.
+public struct Progress: Codable, Sendable, Equatable {
+    public var episodeId: String
+    public var attempt: Int
+    public var stage: Stage
+    public var state: StageState
+    /// Calls of the stage that succeeded and in all (0 for stages that are not API batches).
+    public var succeeded: Int
+    public var total: Int
+
+    public init(episodeId: String, attempt: Int, stage: Stage, state: StageState, succeeded: Int = 0, total: Int = 0) {
+        self.episodeId = episodeId
+        self.attempt = attempt
+        self.stage = stage
+        self.state = state
+        self.succeeded = succeeded
+        self.total = total
+    }
+}
+
+/// The stages of the episode pipeline, in order: script, then voices/scenes/broll side by side, then render.
+public enum Stage: String, Codable, Sendable, CaseIterable {
+    case script, voices, scenes, broll, render
+}
+
+public enum StageState: String, Codable, Sendable {
+    case started, finished, failed
+}

@@ -1,0 +1,115 @@
+/// Range checks applied to every decoded message, so that the state machines behind the codec only
+/// ever see sane values. Each failure is a ``DecodeError`` with code `invalid_field`.
+enum Validation {
+    static func validate(_ message: Message) throws(DecodeError) {
+        switch message {
+        case .hello(let m):
+            try identifier(m.workerId, "worker_id")
+            try identifier(m.instance, "instance")
+            try text(m.host, "host", allowEmpty: false)
+            try range(m.pid, 0...Int(Int32.max), "pid")
+            try range(m.capacity.episodes, 1...1024, "capacity.episodes")
+            try range(m.capacity.apiCalls, 1...1024, "capacity.api_calls")
+            try text(m.softwareVersion, "software_version", allowEmpty: false)
+            try range(m.protocolMinor, 0...1000, "protocol_minor")
+            try jobRefs(m.running, "running")
+        case .welcome(let m):
+            try identifier(m.session, "session")
+            try range(m.heartbeatIntervalMs, 10...60_000, "heartbeat_interval_ms")
+            try range(m.liveness, 1...100, "liveness")
+            try range(m.maxMessageBytes, 1024...(1 << 30), "max_message_bytes")
+            try text(m.softwareVersion, "software_version", allowEmpty: false)
+        case .job(let m):
+            try identifier(m.batchId, "batch_id")
+            try identifier(m.episodeId, "episode_id")
+            try range(m.attempt, 1...1_000_000, "attempt")
+            try spec(m.spec)
+        case .progress(let m):
+            try identifier(m.episodeId, "episode_id")
+            try range(m.attempt, 1...1_000_000, "attempt")
+            try range(m.total, 0...100_000, "total")
+            try range(m.succeeded, 0...m.total, "succeeded")
+        case .result(let m):
+            try identifier(m.episodeId, "episode_id")
+            try range(m.attempt, 1...1_000_000, "attempt")
+            if let error = m.error { try text(error, "error", allowEmpty: true) }
+            try range(m.durationMs, 0...(30 * 24 * 3_600_000), "duration_ms")
+            try range(m.apiCalls, 0...1_000_000, "api_calls")
+            guard m.placeholders.count <= 10_000 else { throw invalid("placeholders", "more than 10000 entries") }
+            for p in m.placeholders {
+                try text(p.item, "placeholders.item", allowEmpty: false)
+                try text(p.reason, "placeholders.reason", allowEmpty: true)
+            }
+            guard m.trace.count <= 100_000 else { throw invalid("trace", "more than 100000 events") }
+            for e in m.trace { try text(e.name, "trace.name", allowEmpty: false) }
+        case .heartbeat(let m):
+            try jobRefs(m.running, "running")
+        case .disconnect(let m):
+            try text(m.detail, "detail", allowEmpty: true)
+        case .cancel(let m):
+            try identifier(m.episodeId, "episode_id")
+            try range(m.attempt, 1...1_000_000, "attempt")
+        }
+    }
+
+    static func spec(_ s: EpisodeSpec) throws(DecodeError) {
+        try text(s.topic, "spec.topic", allowEmpty: false)
+        if let id = s.id { try identifier(id, "spec.id") }
+        if let scenes = s.scenes { try range(scenes, 1...EpisodeSpec.maxScenes, "spec.scenes") }
+        if let characters = s.characters {
+            guard characters.count <= EpisodeSpec.maxCharacters else {
+                throw invalid("spec.characters", "more than \(EpisodeSpec.maxCharacters) characters")
+            }
+            for c in characters { try identifier(c, "spec.characters") }
+        }
+        if let style = s.style { try text(style, "spec.style", allowEmpty: true) }
+    }
+
+    private static func jobRefs(_ refs: [JobRef], _ field: String) throws(DecodeError) {
+        guard refs.count <= 1024 else { throw invalid(field, "more than 1024 entries") }
+        for r in refs {
+            try identifier(r.episodeId, "\(field).episode_id")
+            try range(r.attempt, 1...1_000_000, "\(field).attempt")
+        }
+    }
+
+    /// Identifiers: 1…128 bytes of printable characters, no control characters or slashes
+    /// (they become file and folder names).
+    static func identifier(_ value: String, _ field: String) throws(DecodeError) {
+        let bytes = value.utf8
+        guard !bytes.isEmpty, bytes.count <= WireProtocol.maxIdentifierBytes else {
+            throw invalid(field, "must be 1…\(WireProtocol.maxIdentifierBytes) bytes, got \(bytes.count)")
+        }
+        guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F || $0 == "/" || $0 == "\\" }),
+            value != ".", value != ".."
+        else {
+            throw invalid(field, "contains a control character, a slash or is a dot path")
+        }
+    }
+
+    static func text(_ value: String, _ field: String, allowEmpty: Bool) throws(DecodeError) {
+        let count = value.utf8.count
+        guard count <= WireProtocol.maxTextBytes else {
+            throw invalid(field, "longer than \(WireProtocol.maxTextBytes) bytes")
+        }
+        guard allowEmpty || count > 0 else { throw invalid(field, "must not be empty") }
+    }
+
+    private static func range(_ value: Int, _ allowed: ClosedRange<Int>, _ field: String) throws(DecodeError) {
+        guard allowed.contains(value) else {
+            throw invalid(field, "\(value) is outside \(allowed.lowerBound)…\(allowed.upperBound)")
+        }
+    }
+
+    private static func invalid(_ field: String, _ why: String) -> DecodeError {
+        DecodeError(.invalidField, "\(field) \(why)")
+    }
+}
+
+extension EpisodeSpec {
+    /// Checks a spec from a batch file with the same rules as the wire, so a bad batch is refused
+    /// before anything is dispatched. Throws a ``DecodeError`` naming the field.
+    public func validate() throws(DecodeError) {
+        try Validation.spec(self)
+    }
+}
