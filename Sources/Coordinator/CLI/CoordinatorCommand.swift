@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Protocol
+import ServiceLifecycle
+import Shared
+import UnixSignals
+
+/// `coordinator`: runs a batch of episodes on the workers that connect to it.
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run a batch of AI video episodes across ZeroMQ workers.",
+        discussion: """
+            Binds a ZeroMQ ROUTER socket, dispatches episode jobs to workers by credit (never more in flight \
+            than a worker announced), tracks their heartbeats, retries failed attempts and writes \
+            OUTPUT/<batch>/summary.json. Exit status: 0 every episode succeeded, 1 some failed, 2 usage or \
+            configuration error.
+
+            Examples:
+              coordinator --workers 4 --episodes 24
+              coordinator --bind tcp://0.0.0.0:5555 --batch batch.yaml     # then: worker --connect tcp://HOST:5555
+            """,
+        version: ReelfarmVersion.current
+    )
+
+    @Option(help: "ZeroMQ endpoint to bind. A wildcard port (tcp://127.0.0.1:*) picks a free one; the real endpoint is logged.")
+    var bind: String = "tcp://127.0.0.1:5555"
+
+    @Option(help: "Local worker processes to start and supervise (0: only remote workers).")
+    var workers: Int = 0
+
+    @Option(name: [.customLong("episodes"), .customLong("batch-count")], help: "Make N episodes with generated topics.")
+    var episodes: Int?
+
+    @Option(help: "A JSON or YAML batch file: a list of episode specs (topic, id, characters, scenes, style).")
+    var batch: String?
+
+    @Option(help: "Folder that gets one sub-folder per batch.")
+    var output: String = "output"
+
+    @Option(name: .customLong("batch-id"), help: "Name of the batch and its output folder (default: batch-YYYYMMDD-HHMMSS).")
+    var batchId: String?
+
+    @Option(name: .customLong("max-parallel-episodes"), help: "Episodes each local worker runs at once (env MAX_PARALLEL_EPISODES, default 3).")
+    var maxParallelEpisodes: String?
+
+    @Option(name: .customLong("max-parallel-api-calls"), help: "API calls each episode makes at once (env MAX_PARALLEL_API_CALLS, default 5).")
+    var maxParallelAPICalls: String?
+
+    @Option(name: .customLong("max-attempts"), help: "Attempts per episode before it is failed (env MAX_ATTEMPTS, default 3).")
+    var maxAttempts: String?
+
+    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval in milliseconds (env HEARTBEAT_MS, default 1000).")
+    var heartbeatMs: String?
+
+    @Option(help: "Silent heartbeat intervals before a worker is declared dead (env LIVENESS, default 3).")
+    var liveness: String?
+
+    @Option(name: .customLong("worker-binary"), help: "Path of the worker executable for --workers (default: next to this one).")
+    var workerBinary: String?
+
+    @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
+    var envFile: String = ".env"
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info).")
+    var logLevel: String?
+
+    func validate() throws {
+        if episodes != nil && batch != nil {
+            throw ValidationError("give either --episodes N or --batch FILE, not both")
+        }
+        if episodes == nil && batch == nil {
+            throw ValidationError("give --episodes N (generated topics) or --batch FILE")
+        }
+        if let episodes, !(1...BatchFile.maxEpisodes).contains(episodes) {
+            throw ValidationError("--episodes must be from 1 to \(BatchFile.maxEpisodes), got \(episodes)")
+        }
+        if !(0...256).contains(workers) {
+            throw ValidationError("--workers must be from 0 to 256, got \(workers)")
+        }
+    }
+
+    func run() async throws {
+        let environment = try await EnvironmentSettings.load(envFile: envFile)
+        let level = try LoggingSetup.level(logLevel ?? environment.value("LOG_LEVEL")?.value ?? "info")
+        LoggingSetup.bootstrap(level: level)
+        let logger = Logger(label: "coordinator")
+
+        let parallelism = try ParallelismSettings.resolve(
+            episodesFlag: maxParallelEpisodes, apiCallsFlag: maxParallelAPICalls, environment: environment)
+        var dispatch = DispatchSettings()
+        dispatch.maxAttempts = try ParallelismSettings.positiveInt(
+            flag: maxAttempts, flagName: "--max-attempts", environment: environment, key: "MAX_ATTEMPTS", default: 3,
+            range: 1...100)
+        dispatch.heartbeatInterval = .milliseconds(try ParallelismSettings.positiveInt(
+            flag: heartbeatMs, flagName: "--heartbeat-ms", environment: environment, key: "HEARTBEAT_MS",
+            default: 1000, range: 10...60_000))
+        dispatch.liveness = try ParallelismSettings.positiveInt(
+            flag: liveness, flagName: "--liveness", environment: environment, key: "LIVENESS", default: 3,
+            range: 1...100)
+
+        let id = batchId ?? Batch.makeId()
+        do {
+            // A batch id becomes a folder name: the wire protocol's identifier rules apply.
+            try EpisodeSpec(topic: "batch", id: id).validate()
+        } catch {
+            throw ConfigurationError("--batch-id \(error.detail)")
+        }
+        let theBatch: Batch
+        if let path = batch {
+            theBatch = try BatchFile.load(path: path, batchId: id)
+        } else {
+            theBatch = Batch.generated(id: id, count: episodes ?? 0)
+        }
+        let executable = workers > 0 ? try LocalWorkerPool.locateWorker(explicit: workerBinary) : nil
+
+        let workerArguments = [
+            "--max-parallel-episodes", "\(parallelism.maxParallelEpisodes)",
+            "--max-parallel-api-calls", "\(parallelism.maxParallelAPICalls)",
+            "--log-level", level.rawValue,
+        ]
+        let service = CoordinatorService(
+            settings: .init(
+                bind: bind, output: URL(fileURLWithPath: output), batch: theBatch, dispatch: dispatch,
+                parallelism: parallelism, localWorkers: workers, workerExecutable: executable,
+                workerArguments: workerArguments),
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [],
+                logger: Logger(label: "lifecycle")))
+        do {
+            try await group.run()
+        } catch let error as ZMQError {
+            throw ConfigurationError("cannot bind \(bind): \(error)")
+        }
+        let outcome = service.outcome
+        throw ExitCode(outcome.exitCode)
+    }
+}

@@ -1,0 +1,24 @@
+import Protocol
+
+/// Counts of everything the dispatcher refused or noticed; printed in the batch summary.
+struct DispatchCounters: Sendable, Equatable, Codable {
+    /// Undecodable messages by `DecodeError.Code` raw value.
+    var decodeErrors: [String: Int] = [:]
+    /// Messages with an empty, unknown or foreign session token (answered with DISCONNECT).
+    var unknownSession = 0
+    /// Messages a coordinator never expects (WELCOME, JOB, CANCEL from a worker).
+    var outOfOrder = 0
+    /// RESULT or PROGRESS for an attempt that is no longer in flight on that session.
+    var staleResults = 0
+    var staleProgress = 0
+    /// Workers declared dead for silence, or whose connection vanished.
+    var workersLost = 0
+    /// Attempts requeued because their worker died or left.
+    var attemptsRequeued = 0
+    /// Sends libzmq refused (peer gone, or high-water mark reached).
+    var sendFailures = 0
+
+    var totalRejected: Int {
+        decodeErrors.values.reduce(0, +) + unknownSession + outOfOrder
+    }
+}

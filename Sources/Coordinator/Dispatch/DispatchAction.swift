@@ -1,0 +1,27 @@
+import Protocol
+
+/// What the dispatcher asks its shell to do. The shell performs sends in order and logs notices.
+enum DispatchAction: Equatable, Sendable {
+    /// Send an envelope to the worker connection with this ZeroMQ routing id.
+    case send(to: [UInt8], Envelope)
+    /// Something worth logging or recording happened.
+    case notice(DispatchNotice)
+}
+
+/// Events the shell logs, counts or records. The dispatcher itself never logs.
+enum DispatchNotice: Equatable, Sendable {
+    case workerJoined(workerId: String, host: String, capacity: Capacity, session: String)
+    case workerLeft(workerId: String, reason: String, requeued: [JobRef])
+    case dispatched(JobRef, workerId: String)
+    /// `finished` counts episodes that ended (succeeded or failed) so far, this one included.
+    case episodeSucceeded(episodeId: String, attempt: Int, workerId: String, finished: Int, total: Int, durationMs: Int, placeholders: Int)
+    case attemptFailed(JobRef, workerId: String, error: String, willRetry: Bool)
+    case episodeFailed(episodeId: String, finished: Int, total: Int, reasons: [String])
+    /// Trace events of an attempt as reported in its RESULT, for the batch's `trace.jsonl`.
+    case trace(workerId: String, instance: String, JobRef, [TraceEvent], stale: Bool)
+    /// A message that no longer fits the state: a RESULT or PROGRESS for an attempt not in flight on that session.
+    case stale(kind: MessageKind, JobRef, workerId: String)
+    /// A message that breaks the session rules (unknown session, unexpected kind, undecodable frames).
+    case rejected(reason: String, detail: String)
+    case batchComplete(succeeded: Int, failed: Int)
+}

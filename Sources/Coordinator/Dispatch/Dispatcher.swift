@@ -1,0 +1,284 @@
+import DequeModule
+import Protocol
+import Shared
+
+/// The coordinator's core: the batch's episodes, the connected workers, credit-based dispatch,
+/// retries and worker liveness, as a pure state machine.
+///
+/// It does no I/O and reads no clock: every input carries `now`, every output is a ``DispatchAction``
+/// the shell (``CoordinatorService``) carries out. Unit tests drive it with stepped time.
+///
+/// Rules (normative text in docs/PROTOCOL.md):
+/// - A worker gets JOBs only while it has credit: fewer attempts in flight than `capacity.episodes`.
+/// - A worker silent for `liveness × heartbeatInterval` is dead; its attempts are requeued at the front.
+/// - A RESULT counts only for the attempt in flight on the sender's session; anything else is stale.
+/// - An episode gets `maxAttempts` attempts (failures and lost attempts alike), then it is failed.
+struct Dispatcher: Sendable {
+    let batchId: String
+    let settings: DispatchSettings
+    private(set) var episodes: [EpisodeRecord]
+    private(set) var workers: [String: WorkerRecord] = [:]
+    private(set) var counters = DispatchCounters()
+    private(set) var finishedCount = 0
+    private(set) var isComplete = false
+    /// Whether new attempts may be dispatched; false once the coordinator is shutting down.
+    private(set) var dispatching = true
+
+    private var queue: Deque<Int>
+    private var sessionByRoutingId: [[UInt8]: String] = [:]
+    private var indexById: [String: Int] = [:]
+    private var joinCounter = 0
+    private let makeSession: @Sendable () -> String
+
+    init(batchId: String, specs: [EpisodeSpec], settings: DispatchSettings, makeSession: @escaping @Sendable () -> String) {
+        self.batchId = batchId
+        self.settings = settings
+        self.makeSession = makeSession
+        self.episodes = specs.enumerated().map { i, spec in
+            EpisodeRecord(index: i, id: spec.id ?? "episode_\(i + 1)", spec: spec)
+        }
+        self.queue = Deque(episodes.indices)
+        for e in episodes { indexById[e.id] = e.index }
+        if episodes.isEmpty { isComplete = true }
+    }
+
+    var succeededCount: Int { episodes.count { $0.status == .succeeded } }
+    var failedCount: Int { episodes.count { $0.status == .failed } }
+    var pendingCount: Int { queue.count }
+    var runningCount: Int { workers.values.reduce(0) { $0 + $1.inflight.count } }
+    /// Episode slots of all connected workers.
+    var totalSlots: Int { workers.values.reduce(0) { $0 + $1.hello.capacity.episodes } }
+
+    // MARK: - Inputs
+
+    /// A decoded message arrived from the connection `routingId`.
+    mutating func onMessage(from routingId: [UInt8], _ envelope: Envelope, now: ContinuousClock.Instant) -> [DispatchAction] {
+        var actions: [DispatchAction] = []
+        if case .hello(let hello) = envelope.message {
+            register(hello, routingId: routingId, now: now, into: &actions)
+            dispatch(now: now, into: &actions)
+            return actions
+        }
+        guard !envelope.session.isEmpty, let session = sessionByRoutingId[routingId], session == envelope.session,
+            var worker = workers[session]
+        else {
+            counters.unknownSession += 1
+            actions.append(.notice(.rejected(
+                reason: "unknown_session",
+                detail: "\(envelope.message.kind) with session \"\(envelope.session)\" from an unregistered connection")))
+            actions.append(.send(to: routingId, Envelope(
+                session: envelope.session.isEmpty ? "" : envelope.session,
+                .disconnect(Disconnect(reason: .unknownSession, detail: "unknown session; send HELLO on a new socket"))))
+            )
+            return actions
+        }
+        worker.lastHeard = now
+        workers[session] = worker
+
+        switch envelope.message {
+        case .hello:
+            break  // handled above
+        case .heartbeat:
+            break
+        case .progress(let progress):
+            let ref = JobRef(episodeId: progress.episodeId, attempt: progress.attempt)
+            if !worker.inflight.contains(ref) {
+                counters.staleProgress += 1
+            }
+        case .result(let result):
+            handleResult(result, session: session, now: now, into: &actions)
+        case .disconnect(let disconnect):
+            drop(session: session, reason: "worker said goodbye (\(disconnect.reason.rawValue))", now: now, into: &actions)
+        case .welcome, .job, .cancel:
+            counters.outOfOrder += 1
+            actions.append(.notice(.rejected(
+                reason: "out_of_order", detail: "\(envelope.message.kind) is never sent by a worker")))
+        }
+        dispatch(now: now, into: &actions)
+        return actions
+    }
+
+    /// A message from `routingId` could not be decoded. Counted; an old or new major version is told why.
+    mutating func onDecodeError(from routingId: [UInt8], _ error: DecodeError, now: ContinuousClock.Instant) -> [DispatchAction] {
+        counters.decodeErrors[error.code.rawValue, default: 0] += 1
+        var actions: [DispatchAction] = [.notice(.rejected(reason: error.code.rawValue, detail: error.detail))]
+        if error.code == .unsupportedVersion {
+            actions.append(.send(to: routingId, Envelope(.disconnect(Disconnect(
+                reason: .protocolError, detail: "this coordinator speaks reelfarm/1; \(error.detail)")))))
+        }
+        return actions
+    }
+
+    /// libzmq could not deliver to `routingId` (the peer is gone, or its queue is full).
+    mutating func onSendFailed(to routingId: [UInt8], now: ContinuousClock.Instant) -> [DispatchAction] {
+        counters.sendFailures += 1
+        guard let session = sessionByRoutingId[routingId] else { return [] }
+        var actions: [DispatchAction] = []
+        counters.workersLost += 1
+        drop(session: session, reason: "connection lost (send failed)", now: now, into: &actions)
+        dispatch(now: now, into: &actions)
+        return actions
+    }
+
+    /// Time passed: declare silent workers dead and heartbeat idle connections.
+    mutating func onTick(now: ContinuousClock.Instant) -> [DispatchAction] {
+        var actions: [DispatchAction] = []
+        let silent = workers.values
+            .filter { now - $0.lastHeard >= settings.deadAfter }
+            .sorted { $0.joinOrder < $1.joinOrder }
+        for worker in silent {
+            counters.workersLost += 1
+            let silence = (now - worker.lastHeard).shortDescription
+            drop(session: worker.session, reason: "no heartbeat for \(silence)", now: now, into: &actions)
+        }
+        for session in workers.keys.sorted() {
+            guard var worker = workers[session], now - worker.lastSent >= settings.heartbeatInterval else { continue }
+            worker.lastSent = now
+            workers[session] = worker
+            actions.append(.send(to: worker.routingId, Envelope(session: session, .heartbeat(Heartbeat()))))
+        }
+        dispatch(now: now, into: &actions)
+        return actions
+    }
+
+    /// Stop dispatching and say goodbye to every worker.
+    mutating func shutdown(reason: Disconnect.Reason, detail: String) -> [DispatchAction] {
+        dispatching = false
+        return workers.values.sorted { $0.joinOrder < $1.joinOrder }.map {
+            .send(to: $0.routingId, Envelope(session: $0.session, .disconnect(Disconnect(reason: reason, detail: detail))))
+        }
+    }
+
+    // MARK: - Internals
+
+    private mutating func register(_ hello: Hello, routingId: [UInt8], now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+        if let old = sessionByRoutingId[routingId] {
+            drop(session: old, reason: "re-registered with HELLO", now: now, into: &actions)
+        }
+        let session = makeSession()
+        joinCounter += 1
+        workers[session] = WorkerRecord(
+            session: session, routingId: routingId, hello: hello, joinOrder: joinCounter, lastHeard: now, lastSent: now)
+        sessionByRoutingId[routingId] = session
+        actions.append(.notice(.workerJoined(
+            workerId: hello.workerId, host: hello.host, capacity: hello.capacity, session: session)))
+        let welcome = Welcome(
+            session: session,
+            heartbeatIntervalMs: settings.heartbeatInterval.wholeMilliseconds,
+            liveness: settings.liveness, maxMessageBytes: WireProtocol.maxMessageBytes,
+            softwareVersion: settings.softwareVersion)
+        actions.append(.send(to: routingId, Envelope(session: session, .welcome(welcome))))
+    }
+
+    private mutating func handleResult(_ result: EpisodeResult, session: String, now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+        guard var worker = workers[session] else { return }
+        let ref = result.ref
+        guard worker.inflight.contains(ref), let index = indexById[ref.episodeId],
+            episodes[index].session == session, episodes[index].attempts == ref.attempt, !episodes[index].isFinished
+        else {
+            counters.staleResults += 1
+            actions.append(.notice(.stale(kind: .result, ref, workerId: worker.hello.workerId)))
+            actions.append(.notice(.trace(
+                workerId: worker.hello.workerId, instance: worker.hello.instance, ref, result.trace, stale: true)))
+            return
+        }
+        worker.inflight.remove(ref)
+        worker.completed += 1
+        workers[session] = worker
+        actions.append(.notice(.trace(
+            workerId: worker.hello.workerId, instance: worker.hello.instance, ref, result.trace, stale: false)))
+
+        var episode = episodes[index]
+        episode.session = nil
+        episode.apiCalls += result.apiCalls
+        switch result.status {
+        case .succeeded:
+            episode.status = .succeeded
+            episode.durationMs = result.durationMs
+            episode.placeholders = result.placeholders
+            finishedCount += 1
+            actions.append(.notice(.episodeSucceeded(
+                episodeId: episode.id, attempt: ref.attempt, workerId: worker.hello.workerId, finished: finishedCount,
+                total: episodes.count, durationMs: result.durationMs, placeholders: result.placeholders.count)))
+        case .failed:
+            let error = result.error ?? "unknown error"
+            episode.errors.append("attempt \(ref.attempt) on \(worker.hello.workerId): \(error)")
+            let willRetry = episode.attempts < settings.maxAttempts
+            actions.append(.notice(.attemptFailed(ref, workerId: worker.hello.workerId, error: error, willRetry: willRetry)))
+            if willRetry {
+                episode.status = .pending
+                queue.append(index)
+            } else {
+                episode.status = .failed
+                finishedCount += 1
+                actions.append(.notice(.episodeFailed(
+                    episodeId: episode.id, finished: finishedCount, total: episodes.count, reasons: episode.errors)))
+            }
+        }
+        episodes[index] = episode
+        checkComplete(into: &actions)
+    }
+
+    /// Removes a worker and gives its attempts back: requeued at the front, or failed when out of attempts.
+    private mutating func drop(session: String, reason: String, now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+        guard let worker = workers.removeValue(forKey: session) else { return }
+        if sessionByRoutingId[worker.routingId] == session {
+            sessionByRoutingId.removeValue(forKey: worker.routingId)
+        }
+        let lost = worker.inflight.sorted { $0.episodeId < $1.episodeId }
+        var requeued: [JobRef] = []
+        for ref in lost {
+            guard let index = indexById[ref.episodeId], episodes[index].session == session else { continue }
+            var episode = episodes[index]
+            episode.session = nil
+            episode.errors.append("attempt \(ref.attempt) on \(worker.hello.workerId) lost: \(reason)")
+            if episode.attempts < settings.maxAttempts {
+                episode.status = .pending
+                queue.prepend(index)
+                requeued.append(ref)
+                counters.attemptsRequeued += 1
+                episodes[index] = episode
+            } else {
+                episode.status = .failed
+                finishedCount += 1
+                episodes[index] = episode
+                actions.append(.notice(.episodeFailed(
+                    episodeId: episode.id, finished: finishedCount, total: episodes.count, reasons: episode.errors)))
+            }
+        }
+        actions.append(.notice(.workerLeft(workerId: worker.hello.workerId, reason: reason, requeued: requeued)))
+        checkComplete(into: &actions)
+    }
+
+    /// Fills every worker's credit from the queue, most free slots first (ties: earliest joined).
+    private mutating func dispatch(now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+        guard dispatching else { return }
+        while !queue.isEmpty {
+            guard let target = workers.values
+                .filter({ $0.credit > 0 })
+                .max(by: { ($0.credit, -$0.joinOrder) < ($1.credit, -$1.joinOrder) })
+            else { return }
+            let index = queue.removeFirst()
+            var episode = episodes[index]
+            guard !episode.isFinished else { continue }
+            episode.attempts += 1
+            episode.status = .running
+            episode.session = target.session
+            episode.workerId = target.hello.workerId
+            episodes[index] = episode
+            var worker = target
+            worker.inflight.insert(episode.currentRef)
+            worker.lastSent = now
+            workers[target.session] = worker
+            let job = Job(batchId: batchId, episodeId: episode.id, attempt: episode.attempts, spec: episode.spec)
+            actions.append(.send(to: worker.routingId, Envelope(session: worker.session, .job(job))))
+            actions.append(.notice(.dispatched(episode.currentRef, workerId: worker.hello.workerId)))
+        }
+    }
+
+    private mutating func checkComplete(into actions: inout [DispatchAction]) {
+        guard !isComplete, finishedCount == episodes.count else { return }
+        isComplete = true
+        actions.append(.notice(.batchComplete(succeeded: succeededCount, failed: failedCount)))
+    }
+}

@@ -1,0 +1,47 @@
+import Protocol
+
+/// The dispatcher's view of one episode of the batch.
+struct EpisodeRecord: Sendable, Equatable {
+    enum Status: String, Sendable, Codable {
+        case pending, running, succeeded, failed
+    }
+
+    /// Position in the batch (submission order).
+    let index: Int
+    let id: String
+    let spec: EpisodeSpec
+    var status: Status = .pending
+    /// Attempts dispatched so far; the attempt in flight, if any, is this number.
+    var attempts = 0
+    /// Session of the worker running the current attempt.
+    var session: String?
+    /// Worker of the latest attempt (of the successful one once succeeded).
+    var workerId: String?
+    /// Worker-side duration of the successful attempt.
+    var durationMs: Int?
+    /// One line per failed or lost attempt.
+    var errors: [String] = []
+    var placeholders: [Placeholder] = []
+    var apiCalls = 0
+
+    var isFinished: Bool { status == .succeeded || status == .failed }
+    var currentRef: JobRef { JobRef(episodeId: id, attempt: attempts) }
+}
+
+/// The dispatcher's view of one connected worker.
+struct WorkerRecord: Sendable, Equatable {
+    let session: String
+    let routingId: [UInt8]
+    let hello: Hello
+    /// Order of registration, for a stable tie-break in dispatch.
+    let joinOrder: Int
+    /// Attempts sent to this worker whose RESULT has not arrived.
+    var inflight: Set<JobRef> = []
+    /// Last time anything arrived from the worker.
+    var lastHeard: ContinuousClock.Instant
+    /// Last time anything was sent to the worker.
+    var lastSent: ContinuousClock.Instant
+    var completed = 0
+
+    var credit: Int { hello.capacity.episodes - inflight.count }
+}

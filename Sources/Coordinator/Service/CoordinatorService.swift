@@ -1,0 +1,290 @@
+import Foundation
+import Logging
+import Protocol
+import ServiceLifecycle
+import Shared
+import Synchronization
+
+/// The coordinator's I/O shell: binds the ROUTER socket, starts the local worker pool, feeds socket
+/// events and clock ticks into the ``Dispatcher``, carries out its actions, and writes the batch's
+/// `summary.json` and `trace.jsonl`.
+///
+/// The ROUTER socket is owned by one ``ZMQSocketThread``; this service only queues frames to it and
+/// reads its event stream. The dispatcher is owned by the single task running ``run()``.
+final class CoordinatorService: Service {
+    struct Settings: Sendable {
+        var bind: String
+        var output: URL
+        var batch: Batch
+        var dispatch: DispatchSettings
+        var parallelism: ParallelismSettings
+        /// Local worker processes to start (`--workers`); 0 waits for remote workers only.
+        var localWorkers: Int
+        var workerExecutable: String?
+        var workerArguments: [String]
+        /// How often the dispatcher's clock advances. The default is 50 ms.
+        var tick: Duration = .milliseconds(50)
+    }
+
+    /// How the batch ended, read by `main` after the service group finished.
+    struct Outcome: Sendable {
+        var succeeded = 0
+        var failed = 0
+        var total = 0
+        var interrupted = false
+        var summaryPath: String?
+        var exitCode: Int32 { (!interrupted && failed == 0 && succeeded == total) ? 0 : 1 }
+    }
+
+    private let settings: Settings
+    private let logger: Logger
+    private let outcomeBox = Mutex(Outcome())
+    /// Called with the real endpoint once the socket is bound (tests and `--workers` use it).
+    private let onBound: @Sendable (String) -> Void
+
+    var outcome: Outcome { outcomeBox.withLock { $0 } }
+
+    init(settings: Settings, logger: Logger, onBound: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.settings = settings
+        self.logger = logger
+        self.onBound = onBound
+    }
+
+    private enum Input: Sendable {
+        case socket(ZMQSocketThread.Event)
+        case tick
+        case shutdown
+    }
+
+    func run() async throws {
+        let startedAt = Date()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let context = try ZMQContext()
+        let bindEndpoint = settings.bind
+        let thread = try await ZMQSocketThread(name: "coordinator-router", context: context) { ctx in
+            let socket = try ZMQSocket(context: ctx, type: .router, linger: .milliseconds(1000))
+            try socket.setRouterMandatory(true)
+            try socket.setMaxMessageSize(Int64(WireProtocol.maxMessageBytes))
+            try socket.setSendHighWaterMark(10_000)
+            try socket.setReceiveHighWaterMark(10_000)
+            try socket.setHandshakeInterval(.seconds(5))
+            try socket.setHeartbeat(interval: .seconds(1), timeout: .seconds(3), ttl: .seconds(3))
+            _ = try socket.bind(bindEndpoint)
+            return socket
+        }
+        let endpoint = thread.lastEndpoint ?? settings.bind
+        onBound(endpoint)
+        let batchDir = settings.output.appendingPathComponent(settings.batch.id)
+        let traceWriter = try TraceWriter(url: batchDir.appendingPathComponent("trace.jsonl"))
+        logger.info(
+            "coordinator listening",
+            metadata: ["endpoint": "\(endpoint)", "batch": "\(settings.batch.id)", "output": "\(batchDir.path)"])
+        logger.info(
+            "Batch processing: \(settings.batch.episodes.count) episodes with max parallelism: \(settings.parallelism.maxParallelEpisodes) per worker",
+            metadata: ["local_workers": "\(settings.localWorkers)", "max_attempts": "\(settings.dispatch.maxAttempts)"])
+        if settings.localWorkers == 0 {
+            logger.notice("no local workers; start workers with: worker --connect \(endpoint)")
+        }
+
+        var dispatcher = Dispatcher(
+            batchId: settings.batch.id, specs: settings.batch.episodes, settings: settings.dispatch,
+            makeSession: { Self.randomSession() })
+        let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
+        var peakWorkers = 0
+        var peakSlots = 0
+        var workersSeen = Set<String>()
+        var rejectedLogged: [String: Int] = [:]
+        var interrupted = false
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await event in thread.events { continuation.yield(.socket(event)) }
+            }
+            let tick = settings.tick
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tick)
+                    continuation.yield(.tick)
+                }
+            }
+            if settings.localWorkers > 0, let executable = settings.workerExecutable {
+                let pool = LocalWorkerPool(
+                    settings: .init(
+                        count: settings.localWorkers, executable: executable, endpoint: endpoint,
+                        arguments: settings.workerArguments),
+                    logger: logger)
+                group.addTask { await pool.run() }
+            }
+
+            await withGracefulShutdownHandler {
+                if dispatcher.isComplete { return }
+                var lastHint = clock.now
+                for await input in inputs {
+                    let now = clock.now
+                    let actions: [DispatchAction]
+                    switch input {
+                    case .socket(.message(let frames)):
+                        guard let routingId = frames.first else { continue }
+                        do throws(DecodeError) {
+                            let envelope = try Codec.decode(Array(frames.dropFirst()))
+                            actions = dispatcher.onMessage(from: routingId, envelope, now: now)
+                        } catch {
+                            actions = dispatcher.onDecodeError(from: routingId, error, now: now)
+                        }
+                    case .socket(.sendFailed(let frames, let error)):
+                        logger.debug("send failed", metadata: ["error": "\(error)"])
+                        actions = dispatcher.onSendFailed(to: frames.first ?? [], now: now)
+                    case .tick:
+                        actions = dispatcher.onTick(now: now)
+                        if dispatcher.workers.isEmpty, now - lastHint >= .seconds(10) {
+                            lastHint = now
+                            logger.notice(
+                                "waiting for workers",
+                                metadata: ["endpoint": "\(endpoint)", "pending": "\(dispatcher.pendingCount)"])
+                        }
+                    case .shutdown:
+                        interrupted = true
+                        logger.notice("shutdown requested; stopping dispatch")
+                        actions = []
+                    }
+                    perform(actions, thread: thread, traceWriter: traceWriter, rejectedLogged: &rejectedLogged)
+                    peakWorkers = max(peakWorkers, dispatcher.workers.count)
+                    peakSlots = max(peakSlots, dispatcher.totalSlots)
+                    for w in dispatcher.workers.values { workersSeen.insert(w.hello.instance) }
+                    if dispatcher.isComplete || interrupted { break }
+                }
+            } onGracefulShutdown: {
+                continuation.yield(.shutdown)
+            }
+
+            // Say goodbye so that workers stop waiting, then give the socket a moment to flush.
+            let goodbye = dispatcher.shutdown(
+                reason: interrupted ? .shutdown : .batchComplete,
+                detail: interrupted ? "coordinator stopped" : "batch \(settings.batch.id) complete")
+            perform(goodbye, thread: thread, traceWriter: traceWriter, rejectedLogged: &rejectedLogged)
+            try? await Task.sleep(for: .milliseconds(200))
+            group.cancelAll()
+            continuation.finish()
+        }
+        await thread.close()
+        context.shutdown()
+        traceWriter.close()
+
+        let wall = clock.now - started
+        let summary = BatchSummary(
+            dispatcher: dispatcher, startedAt: startedAt, finishedAt: Date(), wallSeconds: wall.secondsDouble,
+            workersSeen: workersSeen.count, slots: peakSlots)
+        var summaryPath: String?
+        do {
+            try summary.write(to: batchDir)
+            summaryPath = batchDir.appendingPathComponent("summary.json").path
+        } catch {
+            logger.error("cannot write summary.json", metadata: ["dir": "\(batchDir.path)", "error": "\(error)"])
+        }
+        let succeeded = dispatcher.succeededCount
+        let total = dispatcher.episodes.count
+        let line = "Batch complete: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(peakWorkers) workers, \(peakSlots) slots)"
+        let meta: Logger.Metadata = [
+            "batch": "\(settings.batch.id)", "failed": "\(dispatcher.failedCount)",
+            "summary": "\(summaryPath ?? "not written")",
+        ]
+        if interrupted {
+            logger.warning("Batch interrupted: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(peakWorkers) workers, \(peakSlots) slots)", metadata: meta)
+        } else if succeeded == total {
+            logger.info("\(line)", metadata: meta)
+        } else {
+            logger.error("\(line)", metadata: meta)
+        }
+        let counters = dispatcher.counters
+        if counters.totalRejected > 0 || counters.staleResults > 0 || counters.workersLost > 0 {
+            logger.notice(
+                "protocol counters",
+                metadata: [
+                    "rejected": "\(counters.totalRejected)", "stale_results": "\(counters.staleResults)",
+                    "workers_lost": "\(counters.workersLost)", "attempts_requeued": "\(counters.attemptsRequeued)",
+                ])
+        }
+        outcomeBox.withLock {
+            $0 = Outcome(
+                succeeded: succeeded, failed: dispatcher.failedCount, total: total, interrupted: interrupted,
+                summaryPath: summaryPath)
+        }
+    }
+
+    private func perform(
+        _ actions: [DispatchAction], thread: ZMQSocketThread, traceWriter: TraceWriter,
+        rejectedLogged: inout [String: Int]
+    ) {
+        for action in actions {
+            switch action {
+            case .send(let routingId, let envelope):
+                thread.send([routingId] + Codec.encode(envelope))
+            case .notice(let notice):
+                log(notice, traceWriter: traceWriter, rejectedLogged: &rejectedLogged)
+            }
+        }
+    }
+
+    private func log(_ notice: DispatchNotice, traceWriter: TraceWriter, rejectedLogged: inout [String: Int]) {
+        switch notice {
+        case .workerJoined(let workerId, let host, let capacity, _):
+            logger.info(
+                "worker joined",
+                metadata: [
+                    "worker": "\(workerId)", "host": "\(host)", "episodes": "\(capacity.episodes)",
+                    "api_calls": "\(capacity.apiCalls)",
+                ])
+        case .workerLeft(let workerId, let reason, let requeued):
+            logger.warning(
+                "worker left",
+                metadata: [
+                    "worker": "\(workerId)", "reason": "\(reason)", "requeued": "\(requeued.count)",
+                    "episodes": "\(requeued.map(\.episodeId).joined(separator: ","))",
+                ])
+        case .dispatched(let ref, let workerId):
+            logger.debug(
+                "dispatched", metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"])
+        case .episodeSucceeded(let id, let attempt, let workerId, let finished, let total, let durationMs, let placeholders):
+            let duration = Duration.formatSeconds(Double(durationMs) / 1000)
+            logger.info(
+                "✅ \(id) completed (\(finished)/\(total)) in \(duration)",
+                metadata: [
+                    "episode": "\(id)", "worker": "\(workerId)", "attempt": "\(attempt)",
+                    "placeholders": "\(placeholders)",
+                ])
+        case .attemptFailed(let ref, let workerId, let error, let willRetry):
+            logger.warning(
+                "attempt \(ref.attempt) failed\(willRetry ? "; retrying" : "")",
+                metadata: ["episode": "\(ref.episodeId)", "worker": "\(workerId)", "error": "\(error)"])
+        case .episodeFailed(let id, let finished, let total, let reasons):
+            logger.error(
+                "❌ \(id) failed (\(finished)/\(total)) after \(reasons.count) attempts: \(reasons.last ?? "unknown")",
+                metadata: ["episode": "\(id)"])
+        case .trace(let workerId, let instance, let ref, let events, let stale):
+            traceWriter.append(workerId: workerId, instance: instance, ref: ref, events: events, stale: stale)
+        case .stale(let kind, let ref, let workerId):
+            logger.notice(
+                "stale \(kind) ignored",
+                metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"])
+        case .rejected(let reason, let detail):
+            // Rate-limited: the first 10 of each kind, then every 100th.
+            let n = rejectedLogged[reason, default: 0] + 1
+            rejectedLogged[reason] = n
+            if n <= 10 || n % 100 == 0 {
+                logger.warning("message rejected", metadata: ["reason": "\(reason)", "detail": "\(detail)", "count": "\(n)"])
+            }
+        case .batchComplete:
+            break
+        }
+    }
+
+    /// A 32-hex-character session token from the system's random generator.
+    static func randomSession() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in
+            let b = UInt8.random(in: 0...255, using: &rng)
+            return String(b >> 4, radix: 16) + String(b & 0x0F, radix: 16)
+        }.joined()
+    }
+}

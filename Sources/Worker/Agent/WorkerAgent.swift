@@ -1,0 +1,150 @@
+import Logging
+import Protocol
+import ServiceLifecycle
+import Shared
+
+/// The worker's I/O shell: owns the DEALER socket through a ``ZMQSocketThread``, feeds socket events,
+/// clock ticks and finished attempts into ``WorkerCore``, and carries out its actions — sending,
+/// renewing the socket, starting and cancelling ``EpisodePipeline`` runs.
+///
+/// The socket is touched only by its thread; ``WorkerCore`` is owned by the single task running ``run()``.
+final class WorkerAgent: Service {
+    struct Settings: Sendable {
+        var endpoint: String
+        var hello: Hello
+        /// How often the core's clock advances. The default is 50 ms.
+        var tick: Duration = .milliseconds(50)
+    }
+
+    private let settings: Settings
+    private let pipeline: EpisodePipeline
+    private let logger: Logger
+
+    init(settings: Settings, pipeline: EpisodePipeline, logger: Logger) {
+        self.settings = settings
+        self.pipeline = pipeline
+        self.logger = logger
+    }
+
+    private enum Input: Sendable {
+        case socket(ZMQSocketThread.Event)
+        case tick
+        case finished(EpisodeResult)
+        case progress(Progress)
+        case shutdown
+    }
+
+    func run() async throws {
+        let clock = ContinuousClock()
+        let context = try ZMQContext()
+        let endpoint = settings.endpoint
+        let thread = try await ZMQSocketThread(name: "worker-dealer", context: context) { ctx in
+            let socket = try ZMQSocket(context: ctx, type: .dealer, linger: .milliseconds(500))
+            try socket.setImmediate(true)
+            try socket.setMaxMessageSize(Int64(WireProtocol.maxMessageBytes))
+            try socket.setReconnectInterval(.milliseconds(250), max: .seconds(30))
+            try socket.setHandshakeInterval(.seconds(5))
+            try socket.setHeartbeat(interval: .seconds(1), timeout: .seconds(3), ttl: .seconds(3))
+            try socket.connect(endpoint)
+            return socket
+        }
+        logger.info(
+            "worker connecting",
+            metadata: [
+                "endpoint": "\(endpoint)", "worker": "\(settings.hello.workerId)",
+                "episodes": "\(settings.hello.capacity.episodes)", "api_calls": "\(settings.hello.capacity.apiCalls)",
+            ])
+
+        var core = WorkerCore(settings: .init(hello: settings.hello), now: clock.now)
+        let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
+        var tasks: [JobRef: Task<Void, Never>] = [:]
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await event in thread.events { continuation.yield(.socket(event)) }
+            }
+            let tick = settings.tick
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tick)
+                    continuation.yield(.tick)
+                }
+            }
+            await withGracefulShutdownHandler {
+                await perform(core.start(now: clock.now), thread: thread, tasks: &tasks, continuation: continuation)
+                for await input in inputs {
+                    let now = clock.now
+                    let actions: [WorkerAction]
+                    switch input {
+                    case .socket(.message(let frames)):
+                        do throws(DecodeError) {
+                            actions = core.onEnvelope(try Codec.decode(frames), now: now)
+                        } catch {
+                            logger.warning("message rejected", metadata: ["reason": "\(error.code.rawValue)", "detail": "\(error.detail)"])
+                            actions = []
+                        }
+                    case .socket(.sendFailed(_, let error)):
+                        logger.debug("send failed", metadata: ["error": "\(error)"])
+                        actions = core.onSendFailed(now: now)
+                    case .tick:
+                        actions = core.onTick(now: now)
+                    case .finished(let result):
+                        tasks.removeValue(forKey: result.ref)
+                        actions = core.onFinished(result, now: now)
+                    case .progress(let progress):
+                        actions = core.onProgress(progress, now: now)
+                    case .shutdown:
+                        logger.notice("shutting down", metadata: ["running": "\(core.running.count)"])
+                        await perform(core.shutdown(now: now, detail: "worker stopped"), thread: thread, tasks: &tasks, continuation: continuation)
+                        return
+                    }
+                    await perform(actions, thread: thread, tasks: &tasks, continuation: continuation)
+                }
+            } onGracefulShutdown: {
+                continuation.yield(.shutdown)
+            }
+            for task in tasks.values { task.cancel() }
+            for task in tasks.values { await task.value }
+            // Let the goodbye leave before the socket closes.
+            try? await Task.sleep(for: .milliseconds(100))
+            group.cancelAll()
+            continuation.finish()
+        }
+        await thread.close()
+        context.shutdown()
+        logger.info("worker stopped", metadata: ["reconnects": "\(core.counters.reconnects)"])
+    }
+
+    private func perform(
+        _ actions: [WorkerAction], thread: ZMQSocketThread, tasks: inout [JobRef: Task<Void, Never>],
+        continuation: AsyncStream<Input>.Continuation
+    ) async {
+        for action in actions {
+            switch action {
+            case .send(let envelope):
+                thread.send(Codec.encode(envelope))
+            case .renewSocket:
+                do {
+                    try await thread.renewSocket()
+                } catch {
+                    logger.error("cannot open a new socket", metadata: ["error": "\(error)"])
+                }
+            case .start(let job):
+                let pipeline = self.pipeline
+                tasks[job.ref] = Task {
+                    let result = await pipeline.run(job) { progress in continuation.yield(.progress(progress)) }
+                    continuation.yield(.finished(result))
+                }
+            case .cancel(let ref):
+                tasks.removeValue(forKey: ref)?.cancel()
+            case .log(let level, let message, let metadata):
+                let meta = metadata.mapValues { Logger.MetadataValue.string($0) }
+                switch level {
+                case .debug: logger.debug("\(message)", metadata: meta)
+                case .info: logger.info("\(message)", metadata: meta)
+                case .warning: logger.warning("\(message)", metadata: meta)
+                }
+            }
+        }
+    }
+}

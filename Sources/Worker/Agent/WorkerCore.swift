@@ -1,0 +1,278 @@
+import DequeModule
+import Protocol
+import Shared
+
+/// The worker's side of the protocol as a pure state machine: registration (HELLO/WELCOME), the
+/// coordinator's liveness, reconnect with backoff on a fresh socket (Paranoid Pirate), and the
+/// bookkeeping of jobs — never more than `capacity.episodes` attempts running at once.
+///
+/// No I/O and no clock reads: inputs carry `now`, outputs are ``WorkerAction``s that ``WorkerAgent``
+/// carries out. Unit tests drive it with stepped time.
+struct WorkerCore: Sendable {
+    enum State: Sendable, Equatable {
+        /// HELLO sent at `since`; waiting for WELCOME.
+        case greeting(since: ContinuousClock.Instant)
+        case connected(session: String)
+        /// Waiting before opening a new socket and greeting again.
+        case backingOff(until: ContinuousClock.Instant)
+        /// Shut down; nothing more is sent.
+        case stopped
+    }
+
+    struct Settings: Sendable {
+        var hello: Hello
+        /// Heartbeat interval used until WELCOME says otherwise. The default is 1 s.
+        var heartbeatInterval: Duration = .seconds(1)
+        /// Silent intervals before the coordinator counts as gone. The default is 3.
+        var liveness: Int = 3
+        /// First reconnect delay, doubled on each failure up to `maxBackoff`. The defaults are 1 s and 32 s.
+        var initialBackoff: Duration = .seconds(1)
+        var maxBackoff: Duration = .seconds(32)
+        /// Delay before HELLO is sent again on the same socket when libzmq could not send it
+        /// (no connection yet with ZMQ_IMMEDIATE). The default is 250 ms.
+        var helloRetry: Duration = .milliseconds(250)
+    }
+
+    struct Counters: Sendable, Equatable {
+        var outOfOrder = 0
+        var duplicateJobs = 0
+        var overCapacityJobs = 0
+        var reconnects = 0
+        var resultsHeld = 0
+    }
+
+    private(set) var state: State
+    private(set) var counters = Counters()
+    private(set) var running: [JobRef: Job] = [:]
+    private(set) var queued: Deque<Job> = []
+    private(set) var heldResults: [EpisodeResult] = []
+    private(set) var heartbeatInterval: Duration
+    private(set) var liveness: Int
+    private(set) var backoff: Duration
+    private let settings: Settings
+    private var lastHeard: ContinuousClock.Instant
+    private var lastSent: ContinuousClock.Instant
+    private var helloRetryAt: ContinuousClock.Instant?
+    /// Jitter applied to each backoff (±25% by default); injected so tests are exact.
+    private let jitter: @Sendable (Duration) -> Duration
+
+    init(settings: Settings, now: ContinuousClock.Instant, jitter: @escaping @Sendable (Duration) -> Duration = Self.randomJitter) {
+        self.settings = settings
+        self.state = .greeting(since: now)
+        self.heartbeatInterval = settings.heartbeatInterval
+        self.liveness = settings.liveness
+        self.backoff = settings.initialBackoff
+        self.lastHeard = now
+        self.lastSent = now
+        self.jitter = jitter
+    }
+
+    var capacity: Int { settings.hello.capacity.episodes }
+    var session: String? {
+        if case .connected(let s) = state { return s }
+        return nil
+    }
+    var runningRefs: [JobRef] { running.keys.sorted { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) } }
+
+    // MARK: - Inputs
+
+    /// The first HELLO on the first socket.
+    mutating func start(now: ContinuousClock.Instant) -> [WorkerAction] {
+        state = .greeting(since: now)
+        return [sendHello(now: now)]
+    }
+
+    mutating func onEnvelope(_ envelope: Envelope, now: ContinuousClock.Instant) -> [WorkerAction] {
+        var actions: [WorkerAction] = []
+        switch (state, envelope.message) {
+        case (.greeting, .welcome(let welcome)):
+            lastHeard = now
+            state = .connected(session: welcome.session)
+            heartbeatInterval = .milliseconds(welcome.heartbeatIntervalMs)
+            liveness = welcome.liveness
+            backoff = settings.initialBackoff
+            helloRetryAt = nil
+            actions.append(.log(.info, "connected to coordinator", [
+                "session": welcome.session, "heartbeat_ms": "\(welcome.heartbeatIntervalMs)",
+                "coordinator_version": welcome.softwareVersion,
+            ]))
+            let held = heldResults
+            heldResults = []
+            for result in held {
+                actions.append(send(.result(result), now: now))
+            }
+        case (.connected(let session), let message) where envelope.session == session:
+            lastHeard = now
+            actions += handle(message, now: now)
+        case (.connected, .disconnect(let d)) where envelope.session.isEmpty,
+            (.greeting, .disconnect(let d)) where envelope.session.isEmpty:
+            // A DISCONNECT echoes the session it refuses; one naming an older session of ours is
+            // a late answer to a stale message and must not end the current registration.
+            actions += lose(reason: "coordinator said \(d.reason.rawValue): \(d.detail)", now: now, immediate: d.reason == .unknownSession)
+        default:
+            counters.outOfOrder += 1
+            actions.append(.log(.debug, "message ignored", ["kind": "\(envelope.message.kind)", "state": "\(state)"]))
+        }
+        return actions
+    }
+
+    /// libzmq refused a send (with ZMQ_IMMEDIATE, no connection yet). HELLO is retried shortly.
+    mutating func onSendFailed(now: ContinuousClock.Instant) -> [WorkerAction] {
+        if case .greeting = state, helloRetryAt == nil {
+            helloRetryAt = now + settings.helloRetry
+        }
+        return []
+    }
+
+    /// An attempt ended on this worker. Its RESULT goes out now, or after the next WELCOME.
+    mutating func onFinished(_ result: EpisodeResult, now: ContinuousClock.Instant) -> [WorkerAction] {
+        guard running.removeValue(forKey: result.ref) != nil else {
+            return []  // cancelled: the coordinator no longer wants it
+        }
+        var actions: [WorkerAction] = []
+        if session != nil {
+            actions.append(send(.result(result), now: now))
+        } else {
+            heldResults.append(result)
+            counters.resultsHeld += 1
+        }
+        actions += startQueued()
+        return actions
+    }
+
+    /// A stage of a running attempt moved; forwarded only while connected.
+    mutating func onProgress(_ progress: Progress, now: ContinuousClock.Instant) -> [WorkerAction] {
+        guard session != nil, running[JobRef(episodeId: progress.episodeId, attempt: progress.attempt)] != nil else {
+            return []
+        }
+        return [send(.progress(progress), now: now)]
+    }
+
+    mutating func onTick(now: ContinuousClock.Instant) -> [WorkerAction] {
+        let deadline = heartbeatInterval * liveness
+        switch state {
+        case .greeting(let since):
+            if now - since >= deadline {
+                return lose(reason: "no WELCOME within \(deadline.shortDescription)", now: now, immediate: false)
+            }
+            if let retry = helloRetryAt, now >= retry {
+                helloRetryAt = nil
+                return [sendHello(now: now)]
+            }
+        case .connected:
+            if now - lastHeard >= deadline {
+                return lose(reason: "coordinator silent for \((now - lastHeard).shortDescription)", now: now, immediate: false)
+            }
+            if now - lastSent >= heartbeatInterval {
+                return [send(.heartbeat(Heartbeat(running: runningRefs)), now: now)]
+            }
+        case .backingOff(let until):
+            if now >= until {
+                counters.reconnects += 1
+                state = .greeting(since: now)
+                return [.renewSocket, sendHello(now: now)]
+            }
+        case .stopped:
+            break
+        }
+        return []
+    }
+
+    /// Graceful stop: say goodbye (when connected) and stop every running attempt.
+    mutating func shutdown(now: ContinuousClock.Instant, detail: String) -> [WorkerAction] {
+        var actions: [WorkerAction] = []
+        if session != nil {
+            actions.append(send(.disconnect(Disconnect(reason: .shutdown, detail: detail)), now: now))
+        }
+        for ref in runningRefs { actions.append(.cancel(ref)) }
+        running = [:]
+        queued = []
+        state = .stopped
+        return actions
+    }
+
+    // MARK: - Internals
+
+    private mutating func handle(_ message: Message, now: ContinuousClock.Instant) -> [WorkerAction] {
+        switch message {
+        case .job(let job):
+            let ref = job.ref
+            if running[ref] != nil || queued.contains(where: { $0.ref == ref }) {
+                counters.duplicateJobs += 1
+                return [.log(.warning, "duplicate JOB ignored", ["episode": ref.episodeId, "attempt": "\(ref.attempt)"])]
+            }
+            if running.count < capacity {
+                running[ref] = job
+                return [.start(job)]
+            }
+            counters.overCapacityJobs += 1
+            queued.append(job)
+            return [.log(.warning, "JOB beyond announced capacity queued locally", [
+                "episode": ref.episodeId, "capacity": "\(capacity)", "queued": "\(queued.count)",
+            ])]
+        case .cancel(let cancel):
+            let ref = JobRef(episodeId: cancel.episodeId, attempt: cancel.attempt)
+            if running.removeValue(forKey: ref) != nil {
+                return [.cancel(ref)] + startQueued()
+            }
+            queued.removeAll { $0.ref == ref }
+            return []
+        case .heartbeat:
+            return []
+        case .disconnect(let d):
+            return lose(reason: "coordinator said \(d.reason.rawValue): \(d.detail)", now: now, immediate: d.reason == .unknownSession)
+        case .hello, .welcome, .progress, .result:
+            counters.outOfOrder += 1
+            return [.log(.debug, "unexpected message ignored", ["kind": "\(message.kind)"])]
+        }
+    }
+
+    /// The session is gone: keep running attempts (their results are held), wait, then greet on a new socket.
+    private mutating func lose(reason: String, now: ContinuousClock.Instant, immediate: Bool) -> [WorkerAction] {
+        let delay = immediate ? .zero : jitter(backoff)
+        if !immediate { backoff = min(backoff * 2, settings.maxBackoff) }
+        state = .backingOff(until: now + delay)
+        helloRetryAt = nil
+        return [.log(.warning, "lost coordinator; reconnecting", [
+            "reason": reason, "retry_in": delay.shortDescription, "running": "\(running.count)",
+        ])]
+    }
+
+    private mutating func startQueued() -> [WorkerAction] {
+        var actions: [WorkerAction] = []
+        while running.count < capacity, let job = queued.popFirst() {
+            running[job.ref] = job
+            actions.append(.start(job))
+        }
+        return actions
+    }
+
+    private mutating func sendHello(now: ContinuousClock.Instant) -> WorkerAction {
+        var hello = settings.hello
+        hello.running = runningRefs
+        lastSent = now
+        return .send(Envelope(.hello(hello)))
+    }
+
+    private mutating func send(_ message: Message, now: ContinuousClock.Instant) -> WorkerAction {
+        lastSent = now
+        return .send(Envelope(session: session ?? "", message))
+    }
+
+    /// ±25 % uniform jitter, so that many workers do not reconnect in lockstep.
+    static func randomJitter(_ d: Duration) -> Duration {
+        d * Double.random(in: 0.75...1.25)
+    }
+}
+
+/// What ``WorkerCore`` asks ``WorkerAgent`` to do.
+enum WorkerAction: Sendable, Equatable {
+    case send(Envelope)
+    /// Close the DEALER socket and open a new one (before a new HELLO).
+    case renewSocket
+    case start(Job)
+    case cancel(JobRef)
+    case log(LogLevel, String, [String: String])
+
+    enum LogLevel: Sendable, Equatable { case debug, info, warning }
+}
