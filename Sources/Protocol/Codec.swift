@@ -21,20 +21,24 @@ public enum Codec {
     }
 
     public static func decode(_ frames: [[UInt8]]) throws(DecodeError) -> Envelope {
-        guard frames.count >= 4, frames.count <= WireProtocol.maxFrames else {
-            throw DecodeError(.frameCount, "expected 4 frames, got \(frames.count)")
+        guard let proto = frames.first else {
+            throw DecodeError(.frameCount, "expected 4 frames, got 0")
         }
-        let total = frames.reduce(0) { $0 + $1.count }
-        guard total <= WireProtocol.maxMessageBytes else {
-            throw DecodeError(.oversized, "message of \(total) bytes exceeds \(WireProtocol.maxMessageBytes)")
-        }
-        let proto = frames[0]
+        // Frame 0 first: a peer of another major version may use another frame layout, and it must
+        // still be told why it is refused.
         guard proto == WireProtocol.identifier else {
             if proto.starts(with: WireProtocol.identifierPrefix), proto.count <= 32 {
                 let name = String(decoding: proto, as: UTF8.self)
                 throw DecodeError(.unsupportedVersion, "peer speaks \(name), this build speaks reelfarm/1")
             }
             throw DecodeError(.notReelfarm, "frame 0 is not a Reelfarm protocol identifier (\(proto.count) bytes)")
+        }
+        guard frames.count >= 4, frames.count <= WireProtocol.maxFrames else {
+            throw DecodeError(.frameCount, "expected 4 frames, got \(frames.count)")
+        }
+        let total = frames.reduce(0) { $0 + $1.count }
+        guard total <= WireProtocol.maxMessageBytes else {
+            throw DecodeError(.oversized, "message of \(total) bytes exceeds \(WireProtocol.maxMessageBytes)")
         }
         guard frames[1].count == 1 else {
             throw DecodeError(.unknownKind, "frame 1 must be one byte, got \(frames[1].count)")
@@ -58,7 +62,11 @@ public enum Codec {
         }
         let message = try decodeBody(kind, Data(body))
         try Validation.validate(message)
-        return Envelope(session: String(decoding: sessionBytes, as: UTF8.self), message)
+        let session = String(decoding: sessionBytes, as: UTF8.self)
+        if case .welcome(let welcome) = message, welcome.session != session {
+            throw DecodeError(.invalidField, "session in the WELCOME body differs from frame 2")
+        }
+        return Envelope(session: session, message)
     }
 
     // MARK: - Body

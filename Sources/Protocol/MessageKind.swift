@@ -12,7 +12,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case disconnect = 0x07
     case cancel = 0x08
 
-    /// First code of the range reserved for lease messages (LEASE_REQUEST, LEASE_GRANT, LEASE_RETURN).
+    /// Range reserved for lease messages (LEASE_REQUEST, LEASE_GRANT, LEASE_RETURN).
     public static let leaseRange: ClosedRange<UInt8> = 0x10...0x1F
     /// Range reserved for artifact transfer messages (ARTIFACT_OFFER, ARTIFACT_CHUNK, ARTIFACT_ACK).
     public static let artifactRange: ClosedRange<UInt8> = 0x20...0x2F

@@ -14,7 +14,8 @@ enum Validation {
             try range(m.protocolMinor, 0...1000, "protocol_minor")
             try jobRefs(m.running, "running")
         case .welcome(let m):
-            try identifier(m.session, "session")
+            try sessionToken(m.session, "session")
+            try range(m.protocolMinor, 0...1000, "protocol_minor")
             try range(m.heartbeatIntervalMs, 10...60_000, "heartbeat_interval_ms")
             try range(m.liveness, 1...100, "liveness")
             try range(m.maxMessageBytes, 1024...(1 << 30), "max_message_bytes")
@@ -84,6 +85,16 @@ enum Validation {
             value != ".", value != ".."
         else {
             throw invalid(field, "contains a control character, a slash or is a dot path")
+        }
+    }
+
+    /// Session tokens: 1…64 bytes of printable ASCII without spaces (0x21…0x7E), as in frame 2.
+    static func sessionToken(_ value: String, _ field: String) throws(DecodeError) {
+        let bytes = value.utf8
+        guard !bytes.isEmpty, bytes.count <= WireProtocol.maxSessionBytes,
+            bytes.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E })
+        else {
+            throw invalid(field, "must be 1…\(WireProtocol.maxSessionBytes) bytes of printable ASCII without spaces")
         }
     }
 

@@ -8,7 +8,7 @@ import Testing
     let t0 = ContinuousClock.now
 
     func specs(_ n: Int) -> [EpisodeSpec] {
-        (1...n).map { EpisodeSpec(topic: "topic \($0)", id: "episode_\($0)") }
+        (0..<n).map { EpisodeSpec(topic: "topic \($0 + 1)", id: "episode_\($0 + 1)") }
     }
 
     func hello(_ id: String, episodes: Int = 3) -> Hello {
@@ -193,10 +193,13 @@ import Testing
         let (s, _) = join(&d, [1], "w1", at: t0)
         _ = d.onMessage(from: [1], Envelope(session: s, .cancel(Cancel(episodeId: "episode_1", attempt: 1))), now: t0)
         #expect(d.counters.outOfOrder == 1)
-        let reply = d.onDecodeError(from: [1], DecodeError(.unsupportedVersion, "peer speaks reelfarm/2"), now: t0)
+        let reply = d.onDecodeError(from: [1], DecodeError(.unsupportedVersion, "peer speaks reelfarm/2"), kindByte: nil, now: t0)
         #expect(reply.contains { if case .send([1], let e) = $0, case .disconnect(let x) = e.message { return x.reason == .protocolError }; return false })
-        _ = d.onDecodeError(from: [1], DecodeError(.malformedBody, "x"), now: t0)
+        #expect(d.onDecodeError(from: [1], DecodeError(.malformedBody, "x"), kindByte: 0x05, now: t0).count == 1)
         #expect(d.counters.decodeErrors == ["unsupported_version": 1, "malformed_body": 1])
+        // A refused HELLO is answered, so a misconfigured worker learns why.
+        let refused = d.onDecodeError(from: [3], DecodeError(.invalidField, "capacity.episodes 0 is outside 1…1024"), kindByte: 0x01, now: t0)
+        #expect(refused.contains { if case .send([3], let e) = $0, case .disconnect(let x) = e.message { return x.reason == .protocolError && x.detail.contains("capacity.episodes") }; return false })
         #expect(d.workers.count == 1)
     }
 

@@ -47,7 +47,7 @@ final class Child: @unchecked Sendable {
     init(name: String, executable: String, arguments: [String], environment: [String: String] = [:], cwd: URL) throws {
         self.name = name
         logURL = cwd.appendingPathComponent("\(name).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logURL)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

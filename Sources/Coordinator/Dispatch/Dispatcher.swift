@@ -98,13 +98,25 @@ struct Dispatcher: Sendable {
         return actions
     }
 
-    /// A message from `routingId` could not be decoded. Counted; an old or new major version is told why.
-    mutating func onDecodeError(from routingId: [UInt8], _ error: DecodeError, now: ContinuousClock.Instant) -> [DispatchAction] {
+    /// A message from `routingId` could not be decoded. Counted and dropped. Two peers are told why,
+    /// since they could otherwise retry forever: one of another major version, and one whose HELLO
+    /// (`kindByte` 0x01) is refused (a capacity of 0, a slash in its worker id, …).
+    mutating func onDecodeError(
+        from routingId: [UInt8], _ error: DecodeError, kindByte: UInt8?, now: ContinuousClock.Instant
+    ) -> [DispatchAction] {
         counters.decodeErrors[error.code.rawValue, default: 0] += 1
         var actions: [DispatchAction] = [.notice(.rejected(reason: error.code.rawValue, detail: error.detail))]
-        if error.code == .unsupportedVersion {
-            actions.append(.send(to: routingId, Envelope(.disconnect(Disconnect(
-                reason: .protocolError, detail: "this coordinator speaks reelfarm/1; \(error.detail)")))))
+        let detail: String?
+        switch error.code {
+        case .unsupportedVersion:
+            detail = "this coordinator speaks reelfarm/1; \(error.detail)"
+        case .malformedBody, .invalidField, .badSession, .unexpectedBlobs, .oversized:
+            detail = kindByte == MessageKind.hello.rawValue ? "HELLO refused: \(error.detail)" : nil
+        default:
+            detail = nil
+        }
+        if let detail {
+            actions.append(.send(to: routingId, Envelope(.disconnect(Disconnect(reason: .protocolError, detail: detail)))))
         }
         return actions
     }

@@ -130,7 +130,8 @@ final class CoordinatorService: Service {
                             let envelope = try Codec.decode(Array(frames.dropFirst()))
                             actions = dispatcher.onMessage(from: routingId, envelope, now: now)
                         } catch {
-                            actions = dispatcher.onDecodeError(from: routingId, error, now: now)
+                            let kind = frames.count > 2 && frames[2].count == 1 ? frames[2][0] : nil
+                            actions = dispatcher.onDecodeError(from: routingId, error, kindByte: kind, now: now)
                         }
                     case .socket(.sendFailed(let frames, let error)):
                         logger.debug("send failed", metadata: ["error": "\(error)"])

@@ -10,7 +10,7 @@ public struct Disconnect: Codable, Sendable, Equatable {
         case shutdown
         /// The receiver's session token is not known (coordinator restarted, or the worker was declared dead).
         case unknownSession = "unknown_session"
-        /// The receiver broke the protocol (bad HELLO, unsupported version).
+        /// The receiver broke the protocol: an unsupported major version, or a HELLO that failed to decode.
         case protocolError = "protocol_error"
         /// The batch is over; a one-shot coordinator is about to exit.
         case batchComplete = "batch_complete"
@@ -19,5 +19,11 @@ public struct Disconnect: Codable, Sendable, Equatable {
     public init(reason: Reason, detail: String = "") {
         self.reason = reason
         self.detail = detail
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reason = try c.decode(Reason.self, forKey: .reason)
+        detail = try c.decodeIfPresent(String.self, forKey: .detail) ?? ""
     }
 }

@@ -16,6 +16,16 @@ public struct Progress: Codable, Sendable, Equatable {
         self.succeeded = succeeded
         self.total = total
     }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        episodeId = try c.decode(String.self, forKey: .episodeId)
+        attempt = try c.decode(Int.self, forKey: .attempt)
+        stage = try c.decode(Stage.self, forKey: .stage)
+        state = try c.decode(StageState.self, forKey: .state)
+        succeeded = try c.decodeIfPresent(Int.self, forKey: .succeeded) ?? 0
+        total = try c.decodeIfPresent(Int.self, forKey: .total) ?? 0
+    }
 }
 
 /// The stages of the episode pipeline, in order: script, then voices/scenes/broll side by side, then render.

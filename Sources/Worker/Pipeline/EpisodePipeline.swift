@@ -1,0 +1,377 @@
+import Logging
+import Protocol
+import Shared
+
+/// Runs one attempt of one episode through its stages:
+///
+/// 1. **script**: one LLM call writes the ``Script``. A failure fails the attempt ("script: <reason>").
+/// 2. **voices**, **scenes** and **broll**, side by side: one TTS call per character line, one image
+///    call per scene, one image call per B-roll shot. A failed call becomes a ``Placeholder`` and the
+///    episode goes on.
+/// 3. **render**, under the worker's render semaphore. A failure fails the attempt ("render: <reason>").
+///
+/// Every external call (script, voices, images) holds a permit of the attempt's own limiter
+/// (`limits.apiCallsPerEpisode`) and, if set, of the worker-wide `limits.workerAPICalls`. Trace events
+/// are recorded inside the permits, so replaying them by `seq` proves the limits held.
+struct EpisodePipeline: Sendable {
+    var providers: ProviderSet
+    var limits: WorkerLimits
+    var trace: TraceRecorder
+    var logger: Logger
+
+    init(providers: ProviderSet, limits: WorkerLimits, trace: TraceRecorder, logger: Logger) {
+        self.providers = providers
+        self.limits = limits
+        self.trace = trace
+        self.logger = logger
+    }
+
+    /// Runs one attempt of one episode. Never throws: any failure becomes a failed ``EpisodeResult``.
+    /// On task cancellation it stops promptly and returns a failed result with error "cancelled".
+    ///
+    /// - Parameter progress: called when a stage starts, finishes or fails (possibly from several tasks
+    ///   at once, since the voice, scene and B-roll stages run side by side).
+    func run(_ job: Job, progress: @escaping @Sendable (Progress) -> Void) async -> EpisodeResult {
+        var logger = self.logger
+        logger[metadataKey: "episode"] = "\(job.episodeId)"
+        logger[metadataKey: "attempt"] = "\(job.attempt)"
+        let attempt = Attempt(
+            job: job,
+            providers: providers,
+            limits: limits,
+            record: AttemptRecord(recorder: trace),
+            limiter: AsyncSemaphore(permits: limits.apiCallsPerEpisode),
+            logger: logger,
+            progress: progress
+        )
+        return await attempt.run()
+    }
+}
+
+/// Why an attempt stopped early.
+private enum AttemptFailure: Error {
+    case cancelled
+    /// The attempt's error text, e.g. "script: simulated failure".
+    case failed(String)
+
+    var message: String {
+        switch self {
+        case .cancelled: "cancelled"
+        case .failed(let message): message
+        }
+    }
+}
+
+/// One attempt in progress: the job, its limiter, and what it has recorded.
+private struct Attempt: Sendable {
+    let job: Job
+    let providers: ProviderSet
+    let limits: WorkerLimits
+    let record: AttemptRecord
+    /// The attempt's own limiter of `limits.apiCallsPerEpisode` permits, shared by all its calls.
+    let limiter: AsyncSemaphore
+    let logger: Logger
+    let progress: @Sendable (Progress) -> Void
+
+    func run() async -> EpisodeResult {
+        let started = ContinuousClock.now
+        record.record(.episodeStart, "episode")
+        logger.debug("Episode attempt started", metadata: ["topic": "\(job.spec.topic)"])
+
+        var failure: AttemptFailure?
+        do throws(AttemptFailure) {
+            let script = try await writeScript()
+            let assets = try await makeAssets(for: script)
+            try await render(script, assets)
+        } catch {
+            failure = error
+        }
+
+        record.record(.episodeEnd, "episode")
+        let elapsed = ContinuousClock.now - started
+        let result = EpisodeResult(
+            episodeId: job.episodeId,
+            attempt: job.attempt,
+            status: failure == nil ? .succeeded : .failed,
+            error: failure?.message,
+            durationMs: elapsed.wholeMilliseconds,
+            placeholders: record.placeholders,
+            apiCalls: record.apiCalls,
+            trace: record.events
+        )
+        switch failure {
+        case nil:
+            let calls = counted(result.apiCalls, "API call")
+            let placeholders = counted(result.placeholders.count, "placeholder")
+            logger.info("Episode succeeded in \(elapsed.secondsText) (\(calls), \(placeholders))")
+        case .cancelled:
+            logger.info("Episode attempt cancelled after \(elapsed.secondsText)")
+        case .failed(let message):
+            logger.error("Episode failed in \(elapsed.secondsText): \(message)")
+        }
+        return result
+    }
+
+    // MARK: - Stages
+
+    private func writeScript() async throws(AttemptFailure) -> Script {
+        try checkCancellation()
+        send(.script, .started, succeeded: 0, total: 1)
+        logger.info("Writing script...")
+        let script: Script
+        let elapsed: Duration
+        do {
+            (script, elapsed) = try await call(.llm, item: "script") { context in
+                try await providers.script.writeScript(for: job.spec, context: context)
+            }
+        } catch {
+            if Task.isCancelled { throw .cancelled }
+            let reason = FailureReason.describe(error)
+            send(.script, .failed, succeeded: 0, total: 1)
+            logger.warning("❌ script failed: \(reason)")
+            throw .failed("script: \(reason)")
+        }
+        guard !script.scenes.isEmpty else {
+            send(.script, .failed, succeeded: 0, total: 1)
+            logger.warning("❌ script failed: the script has no scenes")
+            throw .failed("script: the script has no scenes")
+        }
+        send(.script, .finished, succeeded: 1, total: 1)
+        let contents = [
+            counted(script.scenes.count, "scene"), counted(script.lines.count, "character line"),
+            counted(script.brollShots.count, "B-roll shot"),
+        ]
+        logger.info(
+            "✅ script completed in \(elapsed.secondsText): \"\(script.title)\", \(contents.joined(separator: ", "))"
+        )
+        return script
+    }
+
+    private func makeAssets(for script: Script) async throws(AttemptFailure) -> EpisodeAssets {
+        try checkCancellation()
+        let style = job.spec.style
+        let voiceItems = script.lines.map { BatchItem(name: $0.item, input: $0) }
+        let sceneItems = script.scenes.map {
+            BatchItem(
+                name: $0.item,
+                input: ImageRequest(item: $0.item, purpose: .scene, prompt: $0.description, style: style)
+            )
+        }
+        let brollItems = script.brollShots.map {
+            BatchItem(
+                name: $0.item,
+                input: ImageRequest(item: $0.item, purpose: .broll, prompt: $0.description, style: style)
+            )
+        }
+        let providers = self.providers
+
+        async let voices = batch(
+            .voices,
+            .tts,
+            noun: .voiceClips,
+            items: voiceItems,
+            perform: { line, context in try await providers.voice.voice(for: line, context: context) },
+            placeholder: { VoiceClip.placeholder(for: $0) }
+        )
+        async let scenes = batch(
+            .scenes,
+            .image,
+            noun: .sceneVisuals,
+            items: sceneItems,
+            perform: { request, context in try await providers.image.image(for: request, context: context) },
+            placeholder: { Image.placeholder(for: $0) }
+        )
+        async let broll = batch(
+            .broll,
+            .image,
+            noun: .brollShots,
+            items: brollItems,
+            perform: { request, context in try await providers.image.image(for: request, context: context) },
+            placeholder: { Image.placeholder(for: $0) }
+        )
+        let assets = await EpisodeAssets(voices: voices, scenes: scenes, broll: broll)
+        try checkCancellation()
+        return assets
+    }
+
+    private func render(_ script: Script, _ assets: EpisodeAssets) async throws(AttemptFailure) {
+        try checkCancellation()
+        send(.render, .started)
+        if limits.renders.availablePermits == 0 {
+            logger.info("Waiting for a render slot...")
+        }
+        let context = context(for: "render")
+        let renderer = providers.render
+        let elapsed: Duration
+        do {
+            elapsed = try await limits.renders.withPermit {
+                record.record(.renderStart, "render")
+                defer { record.record(.renderEnd, "render") }
+                let placeholders = assets.placeholderCount
+                logger.info(
+                    placeholders == 0 ? "Rendering..." : "Rendering with \(counted(placeholders, "placeholder"))..."
+                )
+                let started = ContinuousClock.now
+                _ = try await renderer.render(script, assets: assets, context: context)
+                return ContinuousClock.now - started
+            }
+        } catch {
+            if Task.isCancelled { throw .cancelled }
+            let reason = FailureReason.describe(error)
+            send(.render, .failed)
+            logger.warning("❌ render failed: \(reason)")
+            throw .failed("render: \(reason)")
+        }
+        send(.render, .finished)
+        logger.info("✅ render completed in \(elapsed.secondsText)")
+    }
+
+    // MARK: - API batches
+
+    private struct BatchItem<Input: Sendable>: Sendable {
+        var name: String
+        var input: Input
+    }
+
+    /// How a batch is named in log lines.
+    private enum Noun {
+        case voiceClips, sceneVisuals, brollShots
+
+        func counted(_ count: Int) -> String {
+            let one = count == 1
+            switch self {
+            case .voiceClips: return "\(count) character voice \(one ? "clip" : "clips")"
+            case .sceneVisuals: return "\(count) scene \(one ? "visual" : "visuals")"
+            case .brollShots: return "\(count) cinematic B-roll \(one ? "shot" : "shots")"
+            }
+        }
+    }
+
+    /// Runs one call per item, all at once but each under the attempt's limiter, and returns the
+    /// outputs in item order, with a placeholder for every failed call.
+    private func batch<Input: Sendable, Output: Sendable>(
+        _ stage: Stage,
+        _ kind: ProviderKind,
+        noun: Noun,
+        items: [BatchItem<Input>],
+        perform: @escaping @Sendable (Input, CallContext) async throws -> Output,
+        placeholder: @escaping @Sendable (Input) -> Output
+    ) async -> [Output] {
+        let total = items.count
+        send(stage, .started, succeeded: 0, total: total)
+        guard total > 0 else {
+            send(stage, .finished, succeeded: 0, total: 0)
+            return []
+        }
+        let mode = limits.apiCallsPerEpisode == 1 ? "sequentially" : "in parallel"
+        logger.info("Generating \(noun.counted(total)) \(mode)...")
+        let started = ContinuousClock.now
+
+        var outputs: [Output?] = Array(repeating: nil, count: total)
+        var completed = 0
+        var succeeded = 0
+        var cancelled = false
+        await withTaskGroup(of: (Int, Result<(Output, Duration), any Error>).self) { group in
+            for (index, item) in items.enumerated() {
+                group.addTask {
+                    do {
+                        let outcome = try await self.call(kind, item: item.name) { context in
+                            try await perform(item.input, context)
+                        }
+                        return (index, .success(outcome))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            for await (index, outcome) in group {
+                completed += 1
+                let name = items[index].name
+                switch outcome {
+                case .success(let (output, elapsed)):
+                    succeeded += 1
+                    outputs[index] = output
+                    logger.info("✅ \(name) completed (\(completed)/\(total)) in \(elapsed.secondsText)")
+                case .failure(let error):
+                    outputs[index] = placeholder(items[index].input)
+                    if cancelled || Task.isCancelled {
+                        cancelled = true
+                        continue
+                    }
+                    let reason = FailureReason.describe(error)
+                    record.addPlaceholder(Placeholder(stage: stage, item: name, reason: reason), position: index)
+                    logger.warning("❌ \(name) failed (\(completed)/\(total)): \(reason); using a placeholder")
+                }
+            }
+        }
+        if cancelled { return outputs.compactMap { $0 } }
+        let elapsed = ContinuousClock.now - started
+        logger.info("API batch complete: \(succeeded)/\(total) successful in \(elapsed.secondsText)")
+        send(stage, .finished, succeeded: succeeded, total: total)
+        return outputs.enumerated().map { index, output in output ?? placeholder(items[index].input) }
+    }
+
+    // MARK: - Calls
+
+    /// Makes one external call under the attempt's limiter (and the worker-wide one, if any), with
+    /// `call_start`/`call_end` recorded inside the permits. Returns the value and the time the call
+    /// itself took (not counting the wait for permits).
+    private func call<T: Sendable>(
+        _ kind: ProviderKind,
+        item: String,
+        _ body: (CallContext) async throws -> T
+    ) async throws -> (T, Duration) {
+        let name = "\(kind.rawValue):\(item)"
+        let context = context(for: item)
+        return try await limiter.withPermit {
+            try await withWorkerPermit {
+                record.callStarted(name)
+                defer { record.record(.callEnd, name) }
+                let started = ContinuousClock.now
+                let value = try await body(context)
+                return (value, ContinuousClock.now - started)
+            }
+        }
+    }
+
+    private func withWorkerPermit<T>(_ body: () async throws -> T) async throws -> T {
+        guard let workerAPICalls = limits.workerAPICalls else { return try await body() }
+        return try await workerAPICalls.withPermit(body)
+    }
+
+    // MARK: - Helpers
+
+    private func context(for item: String) -> CallContext {
+        var logger = self.logger
+        logger[metadataKey: "item"] = "\(item)"
+        return CallContext(
+            batchId: job.batchId,
+            episodeId: job.episodeId,
+            attempt: job.attempt,
+            item: item,
+            logger: logger
+        )
+    }
+
+    private func send(_ stage: Stage, _ state: StageState, succeeded: Int = 0, total: Int = 0) {
+        progress(
+            Progress(
+                episodeId: job.episodeId,
+                attempt: job.attempt,
+                stage: stage,
+                state: state,
+                succeeded: succeeded,
+                total: total
+            )
+        )
+    }
+
+    /// "1 placeholder", "2 placeholders".
+    private func counted(_ count: Int, _ noun: String) -> String {
+        "\(count) \(noun)\(count == 1 ? "" : "s")"
+    }
+
+    private func checkCancellation() throws(AttemptFailure) {
+        if Task.isCancelled { throw .cancelled }
+    }
+}

@@ -1,0 +1,67 @@
+/// Why a provider call failed.
+///
+/// A struct around a private code (rather than a public enum) so kinds can be added without breaking
+/// anyone who switches over them. `message` is human-readable and ends up in logs, placeholders and
+/// the attempt's error (e.g. "script: simulated failure"), so it should say what happened without
+/// repeating the episode id.
+struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
+    struct Kind: Hashable, Sendable, CustomStringConvertible {
+        private enum Code: String {
+            case rateLimited = "rate_limited"
+            case overloaded
+            case clientError = "client_error"
+            case serverError = "server_error"
+            case timeout
+            case network
+            case invalidResponse = "invalid_response"
+            case toolFailed = "tool_failed"
+            case simulated
+        }
+
+        private let code: Code
+
+        private init(_ code: Code) { self.code = code }
+
+        /// HTTP 429 or the service's own "slow down".
+        static let rateLimited = Kind(.rateLimited)
+        /// HTTP 503/529: the service is out of capacity.
+        static let overloaded = Kind(.overloaded)
+        /// HTTP 4xx other than 429: the request is wrong (bad key, refused content); retrying will not help.
+        static let clientError = Kind(.clientError)
+        /// HTTP 5xx other than overloaded.
+        static let serverError = Kind(.serverError)
+        /// No answer in time.
+        static let timeout = Kind(.timeout)
+        /// Connection refused, reset, DNS failure.
+        static let network = Kind(.network)
+        /// An answer that could not be understood (bad JSON, missing fields, empty audio).
+        static let invalidResponse = Kind(.invalidResponse)
+        /// A local tool (ffmpeg, espeak-ng) exited non-zero or could not be started.
+        static let toolFailed = Kind(.toolFailed)
+        /// A failure injected by the simulated providers.
+        static let simulated = Kind(.simulated)
+
+        /// Whether trying the same call again later may succeed.
+        var isTransient: Bool {
+            switch code {
+            case .rateLimited, .overloaded, .serverError, .timeout, .network: true
+            case .clientError, .invalidResponse, .toolFailed, .simulated: false
+            }
+        }
+
+        var description: String { code.rawValue }
+    }
+
+    var kind: Kind
+    var message: String
+    /// How long the service asked us to wait before trying again (e.g. HTTP `Retry-After`), if it said.
+    var retryAfter: Duration?
+
+    init(_ kind: Kind, _ message: String, retryAfter: Duration? = nil) {
+        self.kind = kind
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    var description: String { message }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+@testable import Protocol
+
+/// A named envelope, so parameterized tests print which message failed.
+struct Sample: Sendable, CustomTestStringConvertible {
+    var name: String
+    var envelope: Envelope
+
+    var testDescription: String { name }
+
+    init(_ name: String, _ envelope: Envelope) {
+        self.name = name
+        self.envelope = envelope
+    }
+}
+
+/// Valid messages of every kind, each with its optional fields unset and set.
+enum Fixtures {
+    static let session = "9f3c2a7be04d4c1d8a6e5b2f7c1d0e94"
+
+    static let helloMinimal = Hello(
+        workerId: "w-1",
+        instance: "inst-1",
+        host: "h",
+        pid: 0,
+        capacity: Capacity(episodes: 1, apiCalls: 1),
+        softwareVersion: "0.1.0"
+    )
+    static let helloFull = Hello(
+        workerId: "render-01-a",
+        instance: "5b0c1f9e-8d4a-4e4b-9a57-2c3e1d7f6a10",
+        host: "render-01.example",
+        pid: Int(Int32.max),
+        capacity: Capacity(episodes: 1024, apiCalls: 1024),
+        softwareVersion: "0.1.0+build.7",
+        protocolMinor: 1000,
+        running: [JobRef(episodeId: "episode_1", attempt: 1), JobRef(episodeId: "épisode 2 ✓", attempt: 1_000_000)]
+    )
+
+    static let welcome = Welcome(
+        session: session,
+        heartbeatIntervalMs: 1000,
+        liveness: 3,
+        maxMessageBytes: 16 << 20,
+        softwareVersion: "0.1.0"
+    )
+    static let welcomeBounds = Welcome(
+        session: "s",
+        heartbeatIntervalMs: 10,
+        liveness: 100,
+        maxMessageBytes: 1 << 30,
+        softwareVersion: "x"
+    )
+
+    static let jobMinimal = Job(batchId: "b", episodeId: "e", attempt: 1, spec: EpisodeSpec(topic: "t"))
+    static let jobFull = Job(
+        batchId: "batch-2026-11-26",
+        episodeId: "episode_1",
+        attempt: 3,
+        spec: EpisodeSpec(
+            topic: "the history of the lighthouse — \"quoted\", back\\slash, tab\t, newline\n, emoji 🎬, a/b",
+            id: "episode_1",
+            characters: ["Mara", "Ilo", "Dr. Ø"],
+            scenes: 50,
+            style: ""
+        )
+    )
+
+    static let progressMinimal = Progress(episodeId: "e", attempt: 1, stage: .script, state: .started)
+    static let progressFull = Progress(
+        episodeId: "episode_1",
+        attempt: 2,
+        stage: .voices,
+        state: .failed,
+        succeeded: 7,
+        total: 9
+    )
+
+    static let resultMinimal = EpisodeResult(episodeId: "e", attempt: 1, status: .succeeded, durationMs: 0)
+    static let resultFull = EpisodeResult(
+        episodeId: "episode_1",
+        attempt: 2,
+        status: .failed,
+        error: "script: simulated failure",
+        durationMs: 48211,
+        placeholders: [
+            Placeholder(stage: .scenes, item: "scene_2", reason: "image API: HTTP 503 after 3 tries"),
+            Placeholder(stage: .voices, item: "line_3", reason: ""),
+        ],
+        apiCalls: 13,
+        trace: [
+            TraceEvent(seq: 1, event: .episodeStart, name: "episode"),
+            TraceEvent(seq: 2, event: .callStart, name: "tts:line_3"),
+            TraceEvent(seq: 3, event: .callEnd, name: "tts:line_3"),
+            TraceEvent(seq: 4, event: .renderStart, name: "render"),
+            TraceEvent(seq: 5, event: .renderEnd, name: "render"),
+            TraceEvent(seq: UInt64(Int64.max), event: .episodeEnd, name: "episode"),
+        ]
+    )
+
+    static let heartbeatEmpty = Heartbeat()
+    static let heartbeatRunning = Heartbeat(running: [JobRef(episodeId: "episode_1", attempt: 1)])
+
+    static let samples: [Sample] = [
+        Sample("HELLO minimal", Envelope(.hello(helloMinimal))),
+        Sample("HELLO full", Envelope(.hello(helloFull))),
+        Sample("WELCOME", Envelope(session: session, .welcome(welcome))),
+        Sample("WELCOME bounds", Envelope(session: "s", .welcome(welcomeBounds))),
+        Sample("JOB minimal", Envelope(session: session, .job(jobMinimal))),
+        Sample("JOB full", Envelope(session: session, .job(jobFull))),
+        Sample("PROGRESS minimal", Envelope(session: session, .progress(progressMinimal))),
+        Sample("PROGRESS full", Envelope(session: session, .progress(progressFull))),
+        Sample("RESULT minimal", Envelope(session: session, .result(resultMinimal))),
+        Sample("RESULT full", Envelope(session: session, .result(resultFull))),
+        Sample("HEARTBEAT empty", Envelope(session: session, .heartbeat(heartbeatEmpty))),
+        Sample("HEARTBEAT running", Envelope(session: String(repeating: "~", count: 64), .heartbeat(heartbeatRunning))),
+        Sample("DISCONNECT no detail", Envelope(.disconnect(Disconnect(reason: .unknownSession)))),
+        Sample(
+            "DISCONNECT shutdown",
+            Envelope(session: session, .disconnect(Disconnect(reason: .shutdown, detail: "SIGTERM")))
+        ),
+        Sample(
+            "DISCONNECT protocol_error",
+            Envelope(.disconnect(Disconnect(reason: .protocolError, detail: "reelfarm/2")))
+        ),
+        Sample(
+            "DISCONNECT batch_complete",
+            Envelope(session: session, .disconnect(Disconnect(reason: .batchComplete)))
+        ),
+        Sample("CANCEL", Envelope(session: session, .cancel(Cancel(episodeId: "episode_1", attempt: 1)))),
+    ]
+
+    /// The frames of a message with the given kind byte, session and JSON body text.
+    static func frames(_ kind: UInt8, session: String = session, _ body: String) -> [[UInt8]] {
+        [WireProtocol.identifier, [kind], Array(session.utf8), Array(body.utf8)]
+    }
+
+    /// The body (frame 3) of an encoded envelope as a JSON object.
+    static func jsonObject(_ envelope: Envelope) throws -> [String: Any] {
+        let body = Codec.encode(envelope)[3]
+        return try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+    }
+
+    /// Frames whose body is `object` serialized by Foundation (not by the codec).
+    static func frames(_ kind: MessageKind, session: String = session, object: [String: Any]) throws -> [[UInt8]] {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return [WireProtocol.identifier, [kind.rawValue], Array(session.utf8), Array(data)]
+    }
+}
+
+/// Decodes and returns the error, or nil when decoding succeeded.
+func decodeError(_ frames: [[UInt8]]) -> DecodeError? {
+    do {
+        _ = try Codec.decode(frames)
+        return nil
+    } catch {
+        return error
+    }
+}
