@@ -98,16 +98,7 @@ final class CoordinatorService: Service {
         var interrupted = false
 
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await event in thread.events { continuation.yield(.socket(event)) }
-            }
-            let tick = settings.tick
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: tick)
-                    continuation.yield(.tick)
-                }
-            }
+            thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
             if settings.localWorkers > 0, let executable = settings.workerExecutable {
                 let pool = LocalWorkerPool(
                     settings: .init(

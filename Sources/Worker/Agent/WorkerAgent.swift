@@ -60,16 +60,7 @@ final class WorkerAgent: Service {
         var tasks: [JobRef: Task<Void, Never>] = [:]
 
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await event in thread.events { continuation.yield(.socket(event)) }
-            }
-            let tick = settings.tick
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: tick)
-                    continuation.yield(.tick)
-                }
-            }
+            thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
             await withGracefulShutdownHandler {
                 await perform(core.start(now: clock.now), thread: thread, tasks: &tasks, continuation: continuation)
                 for await input in inputs {
