@@ -6,7 +6,8 @@ import Testing
 
 @Suite struct BatchFileTests {
     @Test func yamlListWithDefaults() throws {
-        let batch = try BatchFile.parse("""
+        let batch = try BatchFile.parse(
+            """
             - topic: Lighthouses
               id: light
               characters: [Anne, Yann]
@@ -14,9 +15,21 @@ import Testing
               style: noir
             - topic: Bees
             - Bicycles
-            """, name: "b.yaml", batchId: "b")
+            """,
+            name: "b.yaml",
+            batchId: "b"
+        )
         #expect(batch.episodes.map(\.id) == ["light", "episode_2", "episode_3"])
-        #expect(batch.episodes[0] == EpisodeSpec(topic: "Lighthouses", id: "light", characters: ["Anne", "Yann"], scenes: 3, style: "noir"))
+        #expect(
+            batch.episodes[0]
+                == EpisodeSpec(
+                    topic: "Lighthouses",
+                    id: "light",
+                    characters: ["Anne", "Yann"],
+                    scenes: 3,
+                    style: "noir"
+                )
+        )
         #expect(batch.episodes[2].topic == "Bicycles")
     }
 

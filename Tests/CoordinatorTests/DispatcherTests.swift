@@ -1,4 +1,5 @@
 import Protocol
+import Synchronization
 import Testing
 
 @testable import Coordinator
@@ -13,8 +14,13 @@ import Testing
 
     func hello(_ id: String, episodes: Int = 3) -> Hello {
         Hello(
-            workerId: id, instance: "inst-\(id)", host: "h", pid: 1,
-            capacity: Capacity(episodes: episodes, apiCalls: 5), softwareVersion: "test")
+            workerId: id,
+            instance: "inst-\(id)",
+            host: "h",
+            pid: 1,
+            capacity: Capacity(episodes: episodes, apiCalls: 5),
+            softwareVersion: "test"
+        )
     }
 
     func makeDispatcher(_ n: Int, maxAttempts: Int = 3) -> Dispatcher {
@@ -25,7 +31,13 @@ import Testing
     }
 
     /// Registers a worker and returns its session.
-    func join(_ d: inout Dispatcher, _ routing: [UInt8], _ id: String, episodes: Int = 3, at now: ContinuousClock.Instant) -> (String, [DispatchAction]) {
+    func join(
+        _ d: inout Dispatcher,
+        _ routing: [UInt8],
+        _ id: String,
+        episodes: Int = 3,
+        at now: ContinuousClock.Instant
+    ) -> (String, [DispatchAction]) {
         let actions = d.onMessage(from: routing, Envelope(.hello(hello(id, episodes: episodes))), now: now)
         let welcome = actions.compactMap { a -> Welcome? in
             if case .send(_, let env) = a, case .welcome(let w) = env.message { return w }
@@ -36,15 +48,26 @@ import Testing
 
     func jobs(_ actions: [DispatchAction], to routing: [UInt8]? = nil) -> [Job] {
         actions.compactMap {
-            if case .send(let r, let env) = $0, case .job(let j) = env.message, routing == nil || r == routing! { return j }
+            if case .send(let r, let env) = $0, case .job(let j) = env.message, routing == nil || r == routing! {
+                return j
+            }
             return nil
         }
     }
 
     func result(_ job: Job, _ status: EpisodeResult.Status = .succeeded, session: String) -> Envelope {
-        Envelope(session: session, .result(EpisodeResult(
-            episodeId: job.episodeId, attempt: job.attempt, status: status,
-            error: status == .failed ? "script: boom" : nil, durationMs: 1200)))
+        Envelope(
+            session: session,
+            .result(
+                EpisodeResult(
+                    episodeId: job.episodeId,
+                    attempt: job.attempt,
+                    status: status,
+                    error: status == .failed ? "script: boom" : nil,
+                    durationMs: 1200
+                )
+            )
+        )
     }
 
     @Test func welcomeThenJobsUpToCredit() {
@@ -100,7 +123,14 @@ import Testing
                 job = jobs(actions)[0]
             } else {
                 #expect(jobs(actions).isEmpty)
-                #expect(actions.contains { if case .notice(.episodeFailed("episode_1", 1, 1, let reasons)) = $0 { return reasons.count == 3 }; return false })
+                #expect(
+                    actions.contains {
+                        if case .notice(.episodeFailed("episode_1", 1, 1, let reasons)) = $0 {
+                            return reasons.count == 3
+                        }
+                        return false
+                    }
+                )
             }
         }
         #expect(d.isComplete)
@@ -119,12 +149,22 @@ import Testing
             now += .milliseconds(500)
             _ = d.onMessage(from: [2], Envelope(session: s2, .heartbeat(Heartbeat())), now: now)
             let tick = d.onTick(now: now)
-            #expect(!tick.contains { if case .notice(.workerLeft) = $0 { return true }; return false })
+            #expect(
+                !tick.contains {
+                    if case .notice(.workerLeft) = $0 { return true }
+                    return false
+                }
+            )
         }
         // 2.5 s of silence: alive. At 3 s: dead.
         now = t0 + .seconds(3)
         let actions = d.onTick(now: now)
-        #expect(actions.contains { if case .notice(.workerLeft("w1", _, let requeued)) = $0 { return requeued.count == 2 }; return false })
+        #expect(
+            actions.contains {
+                if case .notice(.workerLeft("w1", _, let requeued)) = $0 { return requeued.count == 2 }
+                return false
+            }
+        )
         #expect(d.workers[s1] == nil)
         // w2 is full, so nothing moves until it finishes one.
         let next = d.onMessage(from: [2], result(jobs(a2)[0], session: s2), now: now)
@@ -143,7 +183,14 @@ import Testing
         #expect(jobs(a2)[0].attempt == 2)
         // w1's result arrives with its old session: refused as unknown session.
         let late = d.onMessage(from: [1], result(job, session: s1), now: t0 + .seconds(5))
-        #expect(late.contains { if case .send([1], let e) = $0, case .disconnect(let x) = e.message { return x.reason == .unknownSession }; return false })
+        #expect(
+            late.contains {
+                if case .send([1], let e) = $0, case .disconnect(let x) = e.message {
+                    return x.reason == .unknownSession
+                }
+                return false
+            }
+        )
         #expect(d.counters.unknownSession == 1)
         #expect(d.succeededCount == 0)
         _ = d.onMessage(from: [2], result(jobs(a2)[0], session: s2), now: t0 + .seconds(5))
@@ -158,7 +205,12 @@ import Testing
         job.attempt = 7
         let actions = d.onMessage(from: [1], result(job, session: s), now: t0)
         #expect(d.counters.staleResults == 1)
-        #expect(actions.contains { if case .notice(.stale(.result, _, "w1")) = $0 { return true }; return false })
+        #expect(
+            actions.contains {
+                if case .notice(.stale(.result, _, "w1")) = $0 { return true }
+                return false
+            }
+        )
         #expect(d.succeededCount == 0)
         // Same result twice: recorded once.
         let real = jobs(a)[1]
@@ -180,7 +232,14 @@ import Testing
     @Test func unknownSessionGetsDisconnect() {
         var d = makeDispatcher(1)
         let actions = d.onMessage(from: [9], Envelope(session: "nope", .heartbeat(Heartbeat())), now: t0)
-        #expect(actions.contains { if case .send([9], let e) = $0, case .disconnect(let x) = e.message { return x.reason == .unknownSession && e.session == "nope" }; return false })
+        #expect(
+            actions.contains {
+                if case .send([9], let e) = $0, case .disconnect(let x) = e.message {
+                    return x.reason == .unknownSession && e.session == "nope"
+                }
+                return false
+            }
+        )
         #expect(d.counters.unknownSession == 1)
         // A session of another connection is refused as well.
         let (s, _) = join(&d, [1], "w1", at: t0)
@@ -193,13 +252,37 @@ import Testing
         let (s, _) = join(&d, [1], "w1", at: t0)
         _ = d.onMessage(from: [1], Envelope(session: s, .cancel(Cancel(episodeId: "episode_1", attempt: 1))), now: t0)
         #expect(d.counters.outOfOrder == 1)
-        let reply = d.onDecodeError(from: [1], DecodeError(.unsupportedVersion, "peer speaks reelfarm/2"), kindByte: nil, now: t0)
-        #expect(reply.contains { if case .send([1], let e) = $0, case .disconnect(let x) = e.message { return x.reason == .protocolError }; return false })
+        let reply = d.onDecodeError(
+            from: [1],
+            DecodeError(.unsupportedVersion, "peer speaks reelfarm/2"),
+            kindByte: nil,
+            now: t0
+        )
+        #expect(
+            reply.contains {
+                if case .send([1], let e) = $0, case .disconnect(let x) = e.message {
+                    return x.reason == .protocolError
+                }
+                return false
+            }
+        )
         #expect(d.onDecodeError(from: [1], DecodeError(.malformedBody, "x"), kindByte: 0x05, now: t0).count == 1)
         #expect(d.counters.decodeErrors == ["unsupported_version": 1, "malformed_body": 1])
         // A refused HELLO is answered, so a misconfigured worker learns why.
-        let refused = d.onDecodeError(from: [3], DecodeError(.invalidField, "capacity.episodes 0 is outside 1…1024"), kindByte: 0x01, now: t0)
-        #expect(refused.contains { if case .send([3], let e) = $0, case .disconnect(let x) = e.message { return x.reason == .protocolError && x.detail.contains("capacity.episodes") }; return false })
+        let refused = d.onDecodeError(
+            from: [3],
+            DecodeError(.invalidField, "capacity.episodes 0 is outside 1…1024"),
+            kindByte: 0x01,
+            now: t0
+        )
+        #expect(
+            refused.contains {
+                if case .send([3], let e) = $0, case .disconnect(let x) = e.message {
+                    return x.reason == .protocolError && x.detail.contains("capacity.episodes")
+                }
+                return false
+            }
+        )
         #expect(d.workers.count == 1)
     }
 
@@ -218,7 +301,12 @@ import Testing
         let (_, a) = join(&d, [1], "w1", at: t0)
         #expect(jobs(a).count == 1)
         let actions = d.onSendFailed(to: [1], now: t0)
-        #expect(actions.contains { if case .notice(.workerLeft("w1", _, _)) = $0 { return true }; return false })
+        #expect(
+            actions.contains {
+                if case .notice(.workerLeft("w1", _, _)) = $0 { return true }
+                return false
+            }
+        )
         #expect(d.pendingCount == 1)
     }
 
@@ -226,7 +314,12 @@ import Testing
         var d = makeDispatcher(1, maxAttempts: 1)
         _ = join(&d, [1], "w1", at: t0)
         let actions = d.onTick(now: t0 + .seconds(10))
-        #expect(actions.contains { if case .notice(.episodeFailed("episode_1", 1, 1, _)) = $0 { return true }; return false })
+        #expect(
+            actions.contains {
+                if case .notice(.episodeFailed("episode_1", 1, 1, _)) = $0 { return true }
+                return false
+            }
+        )
         #expect(d.isComplete)
     }
 
@@ -234,8 +327,16 @@ import Testing
         var d = makeDispatcher(5)
         let (s, _) = join(&d, [1], "w1", episodes: 1, at: t0)
         let bye = d.shutdown(reason: .batchComplete, detail: "done")
-        #expect(bye == [.send(to: [1], Envelope(session: s, .disconnect(Disconnect(reason: .batchComplete, detail: "done"))))])
-        let after = d.onMessage(from: [1], result(Job(batchId: "b", episodeId: "episode_1", attempt: 1, spec: specs(1)[0]), session: s), now: t0)
+        #expect(
+            bye == [
+                .send(to: [1], Envelope(session: s, .disconnect(Disconnect(reason: .batchComplete, detail: "done"))))
+            ]
+        )
+        let after = d.onMessage(
+            from: [1],
+            result(Job(batchId: "b", episodeId: "episode_1", attempt: 1, spec: specs(1)[0]), session: s),
+            now: t0
+        )
         #expect(jobs(after).isEmpty)
     }
 }
@@ -244,8 +345,9 @@ import Testing
 final class Counter: Sendable {
     private let value = Mutex(0)
     func next() -> String {
-        value.withLock { $0 += 1; return "s\($0)" }
+        value.withLock {
+            $0 += 1
+            return "s\($0)"
+        }
     }
 }
-
-import Synchronization

@@ -12,16 +12,26 @@ import Glibc
         let dir = try Harness.tempDir("demo")
         let out = dir.appendingPathComponent("output")
         let coordinator = try Child(
-            name: "coordinator", executable: Harness.coordinatorPath,
-            arguments: ["--workers", "4", "--episodes", "24", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id", "demo"],
-            environment: Harness.fastSimulation, cwd: dir)
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "4", "--episodes", "24", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id",
+                "demo",
+            ],
+            environment: Harness.fastSimulation,
+            cwd: dir
+        )
         let status = await coordinator.wait()
         #expect(status == 0, "log:\n\(coordinator.log.suffix(4000))")
         let summary = try Summary.load(out, batch: "demo")
         #expect(summary.totals.episodes == 24)
         #expect(summary.totals.succeeded == 24)
         #expect(summary.episodes.map(\.id) == (1...24).map { "episode_\($0)" })
-        #expect(summary.episodes.allSatisfy { $0.status == "succeeded" && $0.attempts == 1 && $0.worker != nil && $0.durationSeconds != nil })
+        #expect(
+            summary.episodes.allSatisfy {
+                $0.status == "succeeded" && $0.attempts == 1 && $0.worker != nil && $0.durationSeconds != nil
+            }
+        )
         #expect(Set(summary.episodes.compactMap(\.worker)).count == 4, "all four local workers got work")
         #expect(coordinator.log.contains("Batch complete: 24/24 successful in"))
         #expect(coordinator.log.contains("(4 workers, 12 slots)"))
@@ -37,9 +47,15 @@ import Glibc
         var env = Harness.fastSimulation
         env["REELFARM_SIM_FAIL"] = "llm:episode_5,episode_17"
         let coordinator = try Child(
-            name: "coordinator", executable: Harness.coordinatorPath,
-            arguments: ["--workers", "4", "--episodes", "24", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id", "failing"],
-            environment: env, cwd: dir)
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "4", "--episodes", "24", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id",
+                "failing",
+            ],
+            environment: env,
+            cwd: dir
+        )
         let status = await coordinator.wait()
         #expect(status == 1)
         let summary = try Summary.load(out, batch: "failing")
@@ -66,16 +82,24 @@ import Glibc
         env["MAX_PARALLEL_API_CALLS"] = "\(calls)"
         let count = episodes == 1 ? 6 : 18
         let coordinator = try Child(
-            name: "coordinator", executable: Harness.coordinatorPath,
-            arguments: ["--workers", "2", "--episodes", "\(count)", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id", "limits"],
-            environment: env, cwd: dir)
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "2", "--episodes", "\(count)", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "limits",
+            ],
+            environment: env,
+            cwd: dir
+        )
         #expect(await coordinator.wait() == 0, "log:\n\(coordinator.log.suffix(4000))")
         let trace = try TraceLine.load(out, batch: "limits")
         #expect(Set(trace.map(\.episode)).count == count)
         var peakEpisodes = 0
         var peakCalls = 0
         for (_, lines) in Dictionary(grouping: trace, by: \.instance) {
-            let e = TraceLine.maxInFlight(lines, start: "episode_start", end: "episode_end") { "\($0.episode)#\($0.attempt)" }
+            let e = TraceLine.maxInFlight(lines, start: "episode_start", end: "episode_end") {
+                "\($0.episode)#\($0.attempt)"
+            }
             #expect(e <= episodes)
             peakEpisodes = max(peakEpisodes, e)
             for (_, attempt) in Dictionary(grouping: lines, by: { "\($0.episode)#\($0.attempt)" }) {
@@ -94,16 +118,27 @@ import Glibc
         let out = dir.appendingPathComponent("output")
         let env = ["REELFARM_SIM_LATENCY": "llm=150,tts=100,image=200,render=50"]
         let coordinator = try Child(
-            name: "coordinator", executable: Harness.coordinatorPath,
-            arguments: ["--episodes", "18", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id", "kill",
-                        "--heartbeat-ms", "250"],
-            environment: env, cwd: dir)
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--episodes", "18", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id", "kill",
+                "--heartbeat-ms", "250",
+            ],
+            environment: env,
+            cwd: dir
+        )
         guard let endpoint = await coordinator.boundEndpoint() else { return }
         var workers: [Child] = []
         for i in 1...3 {
-            workers.append(try Child(
-                name: "worker\(i)", executable: Harness.workerPath,
-                arguments: ["--connect", endpoint, "--worker-id", "w\(i)"], environment: env, cwd: dir))
+            workers.append(
+                try Child(
+                    name: "worker\(i)",
+                    executable: Harness.workerPath,
+                    arguments: ["--connect", endpoint, "--worker-id", "w\(i)"],
+                    environment: env,
+                    cwd: dir
+                )
+            )
         }
         // Kill w3 once it is busy.
         await workers[2].waitForLog("w3 to start an episode") { $0.contains("Generating") }
@@ -128,14 +163,24 @@ import Glibc
         var env = ["REELFARM_SIM_LATENCY": "llm=100,tts=50,image=100,render=50"]
         env["MAX_PARALLEL_EPISODES"] = "1"
         let coordinator = try Child(
-            name: "coordinator", executable: Harness.coordinatorPath,
-            arguments: ["--workers", "1", "--episodes", "12", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id", "late"],
-            environment: env, cwd: dir)
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "1", "--episodes", "12", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id",
+                "late",
+            ],
+            environment: env,
+            cwd: dir
+        )
         guard let endpoint = await coordinator.boundEndpoint() else { return }
         await coordinator.waitForLog("the first episode to complete") { $0.contains("completed (1/12)") }
         let late = try Child(
-            name: "late-worker", executable: Harness.workerPath,
-            arguments: ["--connect", endpoint, "--worker-id", "late-box"], environment: env, cwd: dir)
+            name: "late-worker",
+            executable: Harness.workerPath,
+            arguments: ["--connect", endpoint, "--worker-id", "late-box"],
+            environment: env,
+            cwd: dir
+        )
         let status = await coordinator.wait()
         late.signal(SIGTERM)
         await late.wait(timeout: .seconds(30))
@@ -150,14 +195,25 @@ import Glibc
         let out = dir.appendingPathComponent("output")
         let env = ["REELFARM_SIM_LATENCY": "llm=100,tts=50,image=150,render=50"]
         let coordinator = try Child(
-            name: "coordinator", executable: Harness.coordinatorPath,
-            arguments: ["--workers", "2", "--episodes", "16", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
-                        "--batch-id", "restart", "--heartbeat-ms", "250"],
-            environment: env, cwd: dir)
-        await coordinator.waitForLog("two local workers") { $0.components(separatedBy: "local worker started").count == 3 }
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "2", "--episodes", "16", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "restart", "--heartbeat-ms", "250",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        await coordinator.waitForLog("two local workers") {
+            $0.components(separatedBy: "local worker started").count == 3
+        }
         await coordinator.waitForLog("an episode to complete") { $0.contains("completed (1/16)") }
-        let line = coordinator.log.split(separator: "\n").first { $0.contains("local worker started") && $0.contains("slot=1") }
-        let pid = line.flatMap { l in l.range(of: "pid=").flatMap { Int32(l[$0.upperBound...].prefix(while: \.isNumber)) } }
+        let line = coordinator.log.split(separator: "\n").first {
+            $0.contains("local worker started") && $0.contains("slot=1")
+        }
+        let pid = line.flatMap { l in
+            l.range(of: "pid=").flatMap { Int32(l[$0.upperBound...].prefix(while: \.isNumber)) }
+        }
         #expect(pid != nil)
         if let pid { kill(pid, SIGKILL) }
         let status = await coordinator.wait()
@@ -173,19 +229,25 @@ import Glibc
         let out = dir.appendingPathComponent("output")
         let batch = dir.appendingPathComponent("batch.yaml")
         try """
-            # three episodes
-            - topic: The lighthouse keepers of Brittany
-              id: lighthouse
-              characters: [Anne, Yann]
-              scenes: 3
-              style: noir
-            - topic: Bees that vote
-            - The bicycle's first ride
-            """.write(to: batch, atomically: true, encoding: .utf8)
+        # three episodes
+        - topic: The lighthouse keepers of Brittany
+          id: lighthouse
+          characters: [Anne, Yann]
+          scenes: 3
+          style: noir
+        - topic: Bees that vote
+        - The bicycle's first ride
+        """.write(to: batch, atomically: true, encoding: .utf8)
         let coordinator = try Child(
-            name: "coordinator", executable: Harness.coordinatorPath,
-            arguments: ["--workers", "1", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id", "yaml"],
-            environment: Harness.fastSimulation, cwd: dir)
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "1", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "yaml",
+            ],
+            environment: Harness.fastSimulation,
+            cwd: dir
+        )
         #expect(await coordinator.wait() == 0, "log:\n\(coordinator.log.suffix(3000))")
         let summary = try Summary.load(out, batch: "yaml")
         #expect(summary.episodes.map(\.id) == ["lighthouse", "episode_2", "episode_3"])

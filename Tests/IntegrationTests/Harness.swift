@@ -14,10 +14,13 @@ enum Harness {
         if let dir = ProcessInfo.processInfo.environment["REELFARM_BIN_DIR"], !dir.isEmpty {
             return URL(fileURLWithPath: dir)
         }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // On some layouts the test binary sits inside the .xctest folder.
-        while !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("coordinator").path), dir.path != "/" {
+        while !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("coordinator").path),
+            dir.path != "/"
+        {
             dir = dir.deletingLastPathComponent()
         }
         return dir
@@ -53,8 +56,10 @@ final class Child: @unchecked Sendable {
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         // Settings of the developer's shell must not leak into tests.
-        for key in ["MAX_PARALLEL_EPISODES", "MAX_PARALLEL_API_CALLS", "REELFARM_SIM_LATENCY", "REELFARM_SIM_FAIL",
-                    "REELFARM_SIM_FAILURE_RATE", "REELFARM_SIM_SEED", "LOG_LEVEL", "REELFARM_CONNECT"] {
+        for key in [
+            "MAX_PARALLEL_EPISODES", "MAX_PARALLEL_API_CALLS", "REELFARM_SIM_LATENCY", "REELFARM_SIM_FAIL",
+            "REELFARM_SIM_FAILURE_RATE", "REELFARM_SIM_SEED", "LOG_LEVEL", "REELFARM_CONNECT",
+        ] {
             env.removeValue(forKey: key)
         }
         env.merge(environment) { _, new in new }
@@ -89,7 +94,11 @@ final class Child: @unchecked Sendable {
 
     /// Polls the log until `predicate` holds; records a failure with the log after `timeout`.
     @discardableResult
-    func waitForLog(within timeout: Duration = .seconds(60), _ what: String, _ predicate: (String) -> Bool) async -> Bool {
+    func waitForLog(
+        within timeout: Duration = .seconds(60),
+        _ what: String,
+        _ predicate: (String) -> Bool
+    ) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if predicate(log) { return true }
@@ -103,7 +112,8 @@ final class Child: @unchecked Sendable {
 
     /// The endpoint the coordinator logged after binding a wildcard port.
     func boundEndpoint() async -> String? {
-        guard await waitForLog(within: .seconds(30), "the bound endpoint", { $0.contains("coordinator listening") }) else {
+        guard await waitForLog(within: .seconds(30), "the bound endpoint", { $0.contains("coordinator listening") })
+        else {
             return nil
         }
         for line in log.split(separator: "\n") where line.contains("coordinator listening") {
@@ -160,7 +170,10 @@ struct TraceLine: Decodable {
     var stale: Bool
 
     static func load(_ output: URL, batch: String) throws -> [TraceLine] {
-        let text = try String(contentsOf: output.appendingPathComponent(batch).appendingPathComponent("trace.jsonl"), encoding: .utf8)
+        let text = try String(
+            contentsOf: output.appendingPathComponent(batch).appendingPathComponent("trace.jsonl"),
+            encoding: .utf8
+        )
         return try text.split(separator: "\n").map { try JSONDecoder().decode(TraceLine.self, from: Data($0.utf8)) }
     }
 

@@ -6,7 +6,11 @@ import Testing
 
 @Suite struct ConfigurationTests {
     @Test func defaultsAreThreeAndFive() throws {
-        let s = try ParallelismSettings.resolve(episodesFlag: nil, apiCallsFlag: nil, environment: EnvironmentSettings([:]))
+        let s = try ParallelismSettings.resolve(
+            episodesFlag: nil,
+            apiCallsFlag: nil,
+            environment: EnvironmentSettings([:])
+        )
         #expect(s == ParallelismSettings(maxParallelEpisodes: 3, maxParallelAPICalls: 5))
     }
 
@@ -21,7 +25,10 @@ import Testing
         let env = EnvironmentSettings(["MAX_PARALLEL_EPISODES": value])
         if value.isEmpty {
             // An empty variable counts as unset.
-            #expect((try? ParallelismSettings.resolve(episodesFlag: nil, apiCallsFlag: nil, environment: env))?.maxParallelEpisodes == 3)
+            #expect(
+                (try? ParallelismSettings.resolve(episodesFlag: nil, apiCallsFlag: nil, environment: env))?
+                    .maxParallelEpisodes == 3
+            )
             return
         }
         #expect {
@@ -31,7 +38,11 @@ import Testing
             return message.contains("MAX_PARALLEL_EPISODES") && message.contains("environment")
         }
         #expect(throws: ConfigurationError.self) {
-            try ParallelismSettings.resolve(episodesFlag: value, apiCallsFlag: nil, environment: EnvironmentSettings([:]))
+            try ParallelismSettings.resolve(
+                episodesFlag: value,
+                apiCallsFlag: nil,
+                environment: EnvironmentSettings([:])
+            )
         }
     }
 
@@ -39,7 +50,11 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("reelfarm-env-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let file = dir.appendingPathComponent(".env").path
-        try "# settings\nMAX_PARALLEL_EPISODES=4\nMAX_PARALLEL_API_CALLS=\"9\"\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "# settings\nMAX_PARALLEL_EPISODES=4\nMAX_PARALLEL_API_CALLS=\"9\"\n".write(
+            toFile: file,
+            atomically: true,
+            encoding: .utf8
+        )
         let env = try await EnvironmentSettings.load(envFile: file, environment: ["MAX_PARALLEL_API_CALLS": "2"])
         let s = try ParallelismSettings.resolve(episodesFlag: nil, apiCallsFlag: nil, environment: env)
         #expect(s == ParallelismSettings(maxParallelEpisodes: 4, maxParallelAPICalls: 2))
@@ -61,8 +76,12 @@ import Testing
 
     @Test func logLineCarriesEpisodeIdBeforeTheMessage() {
         let line = ReelfarmLogHandler.format(
-            timestamp: "T", level: .info, label: "worker", message: "hello",
-            metadata: ["episode": "episode_3", "attempt": "1", "a": "x"])
+            timestamp: "T",
+            level: .info,
+            label: "worker",
+            message: "hello",
+            metadata: ["episode": "episode_3", "attempt": "1", "a": "x"]
+        )
         #expect(line == "T INFO   worker [episode_3] hello a=x attempt=1")
     }
 

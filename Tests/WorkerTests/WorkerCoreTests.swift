@@ -9,29 +9,58 @@ import Testing
 
     func core(episodes: Int = 2) -> WorkerCore {
         let hello = Hello(
-            workerId: "w1", instance: "i1", host: "h", pid: 1, capacity: Capacity(episodes: episodes, apiCalls: 5),
-            softwareVersion: "test")
+            workerId: "w1",
+            instance: "i1",
+            host: "h",
+            pid: 1,
+            capacity: Capacity(episodes: episodes, apiCalls: 5),
+            softwareVersion: "test"
+        )
         // No jitter: backoff delays are exact.
         return WorkerCore(settings: .init(hello: hello), now: t0, jitter: { $0 })
     }
 
     func welcome(_ session: String = "s1", heartbeatMs: Int = 1000) -> Envelope {
-        Envelope(session: session, .welcome(Welcome(
-            session: session, heartbeatIntervalMs: heartbeatMs, liveness: 3, maxMessageBytes: 1 << 20,
-            softwareVersion: "test")))
+        Envelope(
+            session: session,
+            .welcome(
+                Welcome(
+                    session: session,
+                    heartbeatIntervalMs: heartbeatMs,
+                    liveness: 3,
+                    maxMessageBytes: 1 << 20,
+                    softwareVersion: "test"
+                )
+            )
+        )
     }
 
     func job(_ n: Int, attempt: Int = 1, session: String = "s1") -> Envelope {
-        Envelope(session: session, .job(Job(
-            batchId: "b", episodeId: "episode_\(n)", attempt: attempt, spec: EpisodeSpec(topic: "t"))))
+        Envelope(
+            session: session,
+            .job(
+                Job(
+                    batchId: "b",
+                    episodeId: "episode_\(n)",
+                    attempt: attempt,
+                    spec: EpisodeSpec(topic: "t")
+                )
+            )
+        )
     }
 
     func sent(_ actions: [WorkerAction]) -> [Message] {
-        actions.compactMap { if case .send(let e) = $0 { return e.message }; return nil }
+        actions.compactMap {
+            if case .send(let e) = $0 { return e.message }
+            return nil
+        }
     }
 
     func started(_ actions: [WorkerAction]) -> [JobRef] {
-        actions.compactMap { if case .start(let j) = $0 { return j.ref }; return nil }
+        actions.compactMap {
+            if case .start(let j) = $0 { return j.ref }
+            return nil
+        }
     }
 
     @Test func helloThenWelcomeConnects() {
@@ -60,7 +89,10 @@ import Testing
         _ = c.onEnvelope(job(1), now: t0)
         #expect(c.counters.duplicateJobs == 1)
         // When one finishes, its RESULT goes out and the queued one starts.
-        let done = c.onFinished(EpisodeResult(episodeId: "episode_1", attempt: 1, status: .succeeded, durationMs: 5), now: t0)
+        let done = c.onFinished(
+            EpisodeResult(episodeId: "episode_1", attempt: 1, status: .succeeded, durationMs: 5),
+            now: t0
+        )
         #expect(sent(done).count == 1)
         #expect(started(done) == [JobRef(episodeId: "episode_3", attempt: 1)])
         #expect(c.running.count == 2)
@@ -84,7 +116,12 @@ import Testing
         // Heartbeats keep going out while the coordinator is silent; at 3 s it is declared gone.
         _ = c.onTick(now: t0 + .seconds(2))
         let lost = c.onTick(now: t0 + .seconds(3))
-        #expect(lost.contains { if case .log(.warning, _, _) = $0 { return true }; return false })
+        #expect(
+            lost.contains {
+                if case .log(.warning, _, _) = $0 { return true }
+                return false
+            }
+        )
         #expect(c.session == nil)
         // Backoff 1 s: nothing before, then a new socket and HELLO listing the running attempt.
         #expect(c.onTick(now: t0 + .milliseconds(3999)).isEmpty)
@@ -153,7 +190,10 @@ import Testing
         let cancel = c.onEnvelope(Envelope(session: "s1", .cancel(Cancel(episodeId: "episode_1", attempt: 1))), now: t0)
         #expect(cancel.contains(.cancel(JobRef(episodeId: "episode_1", attempt: 1))))
         #expect(started(cancel) == [JobRef(episodeId: "episode_2", attempt: 1)])
-        let late = c.onFinished(EpisodeResult(episodeId: "episode_1", attempt: 1, status: .failed, error: "cancelled", durationMs: 1), now: t0)
+        let late = c.onFinished(
+            EpisodeResult(episodeId: "episode_1", attempt: 1, status: .failed, error: "cancelled", durationMs: 1),
+            now: t0
+        )
         #expect(late.isEmpty)
     }
 

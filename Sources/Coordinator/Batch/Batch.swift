@@ -31,10 +31,13 @@ enum DemoTopics {
         "the secret life of lighthouse keepers", "how honeybees vote on a new home", "the first transatlantic cable",
         "why octopuses have three hearts", "the lost library of Alexandria", "a day inside a volcano observatory",
         "the invention of the bicycle", "how ships find their way without GPS", "the great emu war",
-        "the mystery of the Voynich manuscript", "life at the bottom of the Mariana Trench", "the race to the South Pole",
-        "how chocolate conquered the world", "the clockmakers of the Jura mountains", "the night the lights went out in New York",
+        "the mystery of the Voynich manuscript", "life at the bottom of the Mariana Trench",
+        "the race to the South Pole",
+        "how chocolate conquered the world", "the clockmakers of the Jura mountains",
+        "the night the lights went out in New York",
         "the first women in space", "how tea changed the British Empire", "the bridges of Königsberg",
-        "a rainforest that grows in the clouds", "the forgotten art of Morse code", "how the Eiffel Tower almost came down",
+        "a rainforest that grows in the clouds", "the forgotten art of Morse code",
+        "how the Eiffel Tower almost came down",
         "the wolves of Yellowstone", "the history of the humble pencil", "a journey along the Silk Road",
     ]
 

@@ -46,11 +46,15 @@ enum BatchFile {
         } else if let map = root as? [String: Any], let array = map["episodes"] as? [Any] {
             let extra = map.keys.filter { $0 != "episodes" }.sorted()
             guard extra.isEmpty else {
-                throw ConfigurationError("batch file \(name): unknown top-level key(s) \(extra.joined(separator: ", ")); expected only \"episodes\"")
+                throw ConfigurationError(
+                    "batch file \(name): unknown top-level key(s) \(extra.joined(separator: ", ")); expected only \"episodes\""
+                )
             }
             list = array
         } else {
-            throw ConfigurationError("batch file \(name) must be a list of episode specs, or a map with an \"episodes\" list")
+            throw ConfigurationError(
+                "batch file \(name) must be a list of episode specs, or a map with an \"episodes\" list"
+            )
         }
         guard !list.isEmpty else { throw ConfigurationError("batch file \(name) has no episodes") }
         guard list.count <= maxEpisodes else {
@@ -63,7 +67,9 @@ enum BatchFile {
             let spec = try episode(item, position: position, name: name)
             let id = spec.id!
             if let first = seen[id] {
-                throw ConfigurationError("batch file \(name): episode \(position) repeats id \"\(id)\" of episode \(first)")
+                throw ConfigurationError(
+                    "batch file \(name): episode \(position) repeats id \"\(id)\" of episode \(first)"
+                )
             }
             seen[id] = position
             specs.append(spec)
@@ -82,7 +88,9 @@ enum BatchFile {
         }
         let unknown = map.keys.filter { !knownKeys.contains($0) }.sorted()
         guard unknown.isEmpty else {
-            throw ConfigurationError("\(at): unknown key(s) \(unknown.joined(separator: ", ")) (known: \(knownKeys.joined(separator: ", ")))")
+            throw ConfigurationError(
+                "\(at): unknown key(s) \(unknown.joined(separator: ", ")) (known: \(knownKeys.joined(separator: ", ")))"
+            )
         }
         guard let topic = map["topic"] as? String else {
             throw ConfigurationError("\(at): \"topic\" is required and must be text")
@@ -95,7 +103,9 @@ enum BatchFile {
             spec.id = "episode_\(position)"
         }
         if let characters = map["characters"] {
-            guard let list = characters as? [Any], let names = Optional(list.compactMap(scalarText)), names.count == list.count else {
+            guard let list = characters as? [Any], let names = Optional(list.compactMap(scalarText)),
+                names.count == list.count
+            else {
                 throw ConfigurationError("\(at): \"characters\" must be a list of names")
             }
             spec.characters = names

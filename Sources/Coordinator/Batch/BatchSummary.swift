@@ -41,15 +41,23 @@ struct BatchSummary: Codable, Sendable, Equatable {
     init(dispatcher: Dispatcher, startedAt: Date, finishedAt: Date, wallSeconds: Double, workersSeen: Int, slots: Int) {
         let episodes = dispatcher.episodes.map { e in
             Episode(
-                id: e.id, topic: e.spec.topic, status: e.isFinished ? e.status.rawValue : "unfinished",
-                attempts: e.attempts, worker: e.workerId,
-                durationSeconds: e.durationMs.map { Double($0) / 1000 }, apiCalls: e.apiCalls,
-                placeholders: e.placeholders, errors: e.errors)
+                id: e.id,
+                topic: e.spec.topic,
+                status: e.isFinished ? e.status.rawValue : "unfinished",
+                attempts: e.attempts,
+                worker: e.workerId,
+                durationSeconds: e.durationMs.map { Double($0) / 1000 },
+                apiCalls: e.apiCalls,
+                placeholders: e.placeholders,
+                errors: e.errors
+            )
         }
         let succeeded = episodes.count { $0.status == "succeeded" }
         let failed = episodes.count { $0.status == "failed" }
         self.batchId = dispatcher.batchId
-        self.status = succeeded == episodes.count ? "succeeded" : (dispatcher.isComplete ? "completed_with_failures" : "interrupted")
+        self.status =
+            succeeded == episodes.count
+            ? "succeeded" : (dispatcher.isComplete ? "completed_with_failures" : "interrupted")
         let iso = ISO8601DateFormatter()
         iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         self.startedAt = iso.string(from: startedAt)
@@ -58,10 +66,14 @@ struct BatchSummary: Codable, Sendable, Equatable {
         self.workersSeen = workersSeen
         self.slotsAtEnd = slots
         self.totals = Totals(
-            episodes: episodes.count, succeeded: succeeded, failed: failed,
-            unfinished: episodes.count - succeeded - failed, attempts: episodes.reduce(0) { $0 + $1.attempts },
+            episodes: episodes.count,
+            succeeded: succeeded,
+            failed: failed,
+            unfinished: episodes.count - succeeded - failed,
+            attempts: episodes.reduce(0) { $0 + $1.attempts },
             placeholders: episodes.reduce(0) { $0 + $1.placeholders.count },
-            apiCalls: episodes.reduce(0) { $0 + $1.apiCalls })
+            apiCalls: episodes.reduce(0) { $0 + $1.apiCalls }
+        )
         self.counters = dispatcher.counters
         self.episodes = episodes
     }

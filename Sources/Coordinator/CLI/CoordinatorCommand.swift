@@ -24,13 +24,19 @@ struct CoordinatorCommand: AsyncParsableCommand {
         version: ReelfarmVersion.current
     )
 
-    @Option(help: "ZeroMQ endpoint to bind. A wildcard port (tcp://127.0.0.1:*) picks a free one; the real endpoint is logged.")
+    @Option(
+        help:
+            "ZeroMQ endpoint to bind. A wildcard port (tcp://127.0.0.1:*) picks a free one; the real endpoint is logged."
+    )
     var bind: String = "tcp://127.0.0.1:5555"
 
     @Option(help: "Local worker processes to start and supervise (0: only remote workers).")
     var workers: Int = 0
 
-    @Option(name: [.customLong("episodes"), .customLong("batch-count")], help: "Make N episodes with generated topics.")
+    @Option(
+        name: [.customLong("episodes"), .customLong("batch-count")],
+        help: "Make N episodes with generated topics."
+    )
     var episodes: Int?
 
     @Option(help: "A JSON or YAML batch file: a list of episode specs (topic, id, characters, scenes, style).")
@@ -39,31 +45,52 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Folder that gets one sub-folder per batch.")
     var output: String = "output"
 
-    @Option(name: .customLong("batch-id"), help: "Name of the batch and its output folder (default: batch-YYYYMMDD-HHMMSS).")
+    @Option(
+        name: .customLong("batch-id"),
+        help: "Name of the batch and its output folder (default: batch-YYYYMMDD-HHMMSS)."
+    )
     var batchId: String?
 
-    @Option(name: .customLong("max-parallel-episodes"), help: "Episodes each local worker runs at once (env MAX_PARALLEL_EPISODES, default 3).")
+    @Option(
+        name: .customLong("max-parallel-episodes"),
+        help: "Episodes each local worker runs at once (env MAX_PARALLEL_EPISODES, default 3)."
+    )
     var maxParallelEpisodes: String?
 
-    @Option(name: .customLong("max-parallel-api-calls"), help: "API calls each episode makes at once (env MAX_PARALLEL_API_CALLS, default 5).")
+    @Option(
+        name: .customLong("max-parallel-api-calls"),
+        help: "API calls each episode makes at once (env MAX_PARALLEL_API_CALLS, default 5)."
+    )
     var maxParallelAPICalls: String?
 
-    @Option(name: .customLong("max-attempts"), help: "Attempts per episode before it is failed (env MAX_ATTEMPTS, default 3).")
+    @Option(
+        name: .customLong("max-attempts"),
+        help: "Attempts per episode before it is failed (env MAX_ATTEMPTS, default 3)."
+    )
     var maxAttempts: String?
 
-    @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval in milliseconds (env HEARTBEAT_MS, default 1000).")
+    @Option(
+        name: .customLong("heartbeat-ms"),
+        help: "Heartbeat interval in milliseconds (env HEARTBEAT_MS, default 1000)."
+    )
     var heartbeatMs: String?
 
     @Option(help: "Silent heartbeat intervals before a worker is declared dead (env LIVENESS, default 3).")
     var liveness: String?
 
-    @Option(name: .customLong("worker-binary"), help: "Path of the worker executable for --workers (default: next to this one).")
+    @Option(
+        name: .customLong("worker-binary"),
+        help: "Path of the worker executable for --workers (default: next to this one)."
+    )
     var workerBinary: String?
 
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info).")
+    @Option(
+        name: .customLong("log-level"),
+        help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info)."
+    )
     var logLevel: String?
 
     func validate() throws {
@@ -88,17 +115,37 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let logger = Logger(label: "coordinator")
 
         let parallelism = try ParallelismSettings.resolve(
-            episodesFlag: maxParallelEpisodes, apiCallsFlag: maxParallelAPICalls, environment: environment)
+            episodesFlag: maxParallelEpisodes,
+            apiCallsFlag: maxParallelAPICalls,
+            environment: environment
+        )
         var dispatch = DispatchSettings()
         dispatch.maxAttempts = try ParallelismSettings.positiveInt(
-            flag: maxAttempts, flagName: "--max-attempts", environment: environment, key: "MAX_ATTEMPTS", default: 3,
-            range: 1...100)
-        dispatch.heartbeatInterval = .milliseconds(try ParallelismSettings.positiveInt(
-            flag: heartbeatMs, flagName: "--heartbeat-ms", environment: environment, key: "HEARTBEAT_MS",
-            default: 1000, range: 10...60_000))
+            flag: maxAttempts,
+            flagName: "--max-attempts",
+            environment: environment,
+            key: "MAX_ATTEMPTS",
+            default: 3,
+            range: 1...100
+        )
+        dispatch.heartbeatInterval = .milliseconds(
+            try ParallelismSettings.positiveInt(
+                flag: heartbeatMs,
+                flagName: "--heartbeat-ms",
+                environment: environment,
+                key: "HEARTBEAT_MS",
+                default: 1000,
+                range: 10...60_000
+            )
+        )
         dispatch.liveness = try ParallelismSettings.positiveInt(
-            flag: liveness, flagName: "--liveness", environment: environment, key: "LIVENESS", default: 3,
-            range: 1...100)
+            flag: liveness,
+            flagName: "--liveness",
+            environment: environment,
+            key: "LIVENESS",
+            default: 3,
+            range: 1...100
+        )
 
         let id = batchId ?? Batch.makeId()
         do {
@@ -122,16 +169,25 @@ struct CoordinatorCommand: AsyncParsableCommand {
         ]
         let service = CoordinatorService(
             settings: .init(
-                bind: bind, output: URL(fileURLWithPath: output), batch: theBatch, dispatch: dispatch,
-                parallelism: parallelism, localWorkers: workers, workerExecutable: executable,
-                workerArguments: workerArguments),
-            logger: logger)
+                bind: bind,
+                output: URL(fileURLWithPath: output),
+                batch: theBatch,
+                dispatch: dispatch,
+                parallelism: parallelism,
+                localWorkers: workers,
+                workerExecutable: executable,
+                workerArguments: workerArguments
+            ),
+            logger: logger
+        )
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
-                logger: Logger(label: "lifecycle")))
+                logger: Logger(label: "lifecycle")
+            )
+        )
         do {
             try await group.run()
         } catch let error as ZMQError {

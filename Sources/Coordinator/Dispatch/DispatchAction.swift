@@ -14,7 +14,15 @@ enum DispatchNotice: Equatable, Sendable {
     case workerLeft(workerId: String, reason: String, requeued: [JobRef])
     case dispatched(JobRef, workerId: String)
     /// `finished` counts episodes that ended (succeeded or failed) so far, this one included.
-    case episodeSucceeded(episodeId: String, attempt: Int, workerId: String, finished: Int, total: Int, durationMs: Int, placeholders: Int)
+    case episodeSucceeded(
+        episodeId: String,
+        attempt: Int,
+        workerId: String,
+        finished: Int,
+        total: Int,
+        durationMs: Int,
+        placeholders: Int
+    )
     case attemptFailed(JobRef, workerId: String, error: String, willRetry: Bool)
     case episodeFailed(episodeId: String, finished: Int, total: Int, reasons: [String])
     /// Trace events of an attempt as reported in its RESULT, for the batch's `trace.jsonl`.

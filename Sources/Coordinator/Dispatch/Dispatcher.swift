@@ -30,7 +30,12 @@ struct Dispatcher: Sendable {
     private var joinCounter = 0
     private let makeSession: @Sendable () -> String
 
-    init(batchId: String, specs: [EpisodeSpec], settings: DispatchSettings, makeSession: @escaping @Sendable () -> String) {
+    init(
+        batchId: String,
+        specs: [EpisodeSpec],
+        settings: DispatchSettings,
+        makeSession: @escaping @Sendable () -> String
+    ) {
         self.batchId = batchId
         self.settings = settings
         self.makeSession = makeSession
@@ -52,7 +57,11 @@ struct Dispatcher: Sendable {
     // MARK: - Inputs
 
     /// A decoded message arrived from the connection `routingId`.
-    mutating func onMessage(from routingId: [UInt8], _ envelope: Envelope, now: ContinuousClock.Instant) -> [DispatchAction] {
+    mutating func onMessage(
+        from routingId: [UInt8],
+        _ envelope: Envelope,
+        now: ContinuousClock.Instant
+    ) -> [DispatchAction] {
         var actions: [DispatchAction] = []
         if case .hello(let hello) = envelope.message {
             register(hello, routingId: routingId, now: now, into: &actions)
@@ -63,12 +72,25 @@ struct Dispatcher: Sendable {
             var worker = workers[session]
         else {
             counters.unknownSession += 1
-            actions.append(.notice(.rejected(
-                reason: "unknown_session",
-                detail: "\(envelope.message.kind) with session \"\(envelope.session)\" from an unregistered connection")))
-            actions.append(.send(to: routingId, Envelope(
-                session: envelope.session.isEmpty ? "" : envelope.session,
-                .disconnect(Disconnect(reason: .unknownSession, detail: "unknown session; send HELLO on a new socket"))))
+            actions.append(
+                .notice(
+                    .rejected(
+                        reason: "unknown_session",
+                        detail:
+                            "\(envelope.message.kind) with session \"\(envelope.session)\" from an unregistered connection"
+                    )
+                )
+            )
+            actions.append(
+                .send(
+                    to: routingId,
+                    Envelope(
+                        session: envelope.session.isEmpty ? "" : envelope.session,
+                        .disconnect(
+                            Disconnect(reason: .unknownSession, detail: "unknown session; send HELLO on a new socket")
+                        )
+                    )
+                )
             )
             return actions
         }
@@ -88,11 +110,22 @@ struct Dispatcher: Sendable {
         case .result(let result):
             handleResult(result, session: session, now: now, into: &actions)
         case .disconnect(let disconnect):
-            drop(session: session, reason: "worker said goodbye (\(disconnect.reason.rawValue))", now: now, into: &actions)
+            drop(
+                session: session,
+                reason: "worker said goodbye (\(disconnect.reason.rawValue))",
+                now: now,
+                into: &actions
+            )
         case .welcome, .job, .cancel:
             counters.outOfOrder += 1
-            actions.append(.notice(.rejected(
-                reason: "out_of_order", detail: "\(envelope.message.kind) is never sent by a worker")))
+            actions.append(
+                .notice(
+                    .rejected(
+                        reason: "out_of_order",
+                        detail: "\(envelope.message.kind) is never sent by a worker"
+                    )
+                )
+            )
         }
         dispatch(now: now, into: &actions)
         return actions
@@ -102,7 +135,10 @@ struct Dispatcher: Sendable {
     /// since they could otherwise retry forever: one of another major version, and one whose HELLO
     /// (`kindByte` 0x01) is refused (a capacity of 0, a slash in its worker id, …).
     mutating func onDecodeError(
-        from routingId: [UInt8], _ error: DecodeError, kindByte: UInt8?, now: ContinuousClock.Instant
+        from routingId: [UInt8],
+        _ error: DecodeError,
+        kindByte: UInt8?,
+        now: ContinuousClock.Instant
     ) -> [DispatchAction] {
         counters.decodeErrors[error.code.rawValue, default: 0] += 1
         var actions: [DispatchAction] = [.notice(.rejected(reason: error.code.rawValue, detail: error.detail))]
@@ -116,7 +152,9 @@ struct Dispatcher: Sendable {
             detail = nil
         }
         if let detail {
-            actions.append(.send(to: routingId, Envelope(.disconnect(Disconnect(reason: .protocolError, detail: detail)))))
+            actions.append(
+                .send(to: routingId, Envelope(.disconnect(Disconnect(reason: .protocolError, detail: detail))))
+            )
         }
         return actions
     }
@@ -157,32 +195,61 @@ struct Dispatcher: Sendable {
     mutating func shutdown(reason: Disconnect.Reason, detail: String) -> [DispatchAction] {
         dispatching = false
         return workers.values.sorted { $0.joinOrder < $1.joinOrder }.map {
-            .send(to: $0.routingId, Envelope(session: $0.session, .disconnect(Disconnect(reason: reason, detail: detail))))
+            .send(
+                to: $0.routingId,
+                Envelope(session: $0.session, .disconnect(Disconnect(reason: reason, detail: detail)))
+            )
         }
     }
 
     // MARK: - Internals
 
-    private mutating func register(_ hello: Hello, routingId: [UInt8], now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+    private mutating func register(
+        _ hello: Hello,
+        routingId: [UInt8],
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
         if let old = sessionByRoutingId[routingId] {
             drop(session: old, reason: "re-registered with HELLO", now: now, into: &actions)
         }
         let session = makeSession()
         joinCounter += 1
         workers[session] = WorkerRecord(
-            session: session, routingId: routingId, hello: hello, joinOrder: joinCounter, lastHeard: now, lastSent: now)
+            session: session,
+            routingId: routingId,
+            hello: hello,
+            joinOrder: joinCounter,
+            lastHeard: now,
+            lastSent: now
+        )
         sessionByRoutingId[routingId] = session
-        actions.append(.notice(.workerJoined(
-            workerId: hello.workerId, host: hello.host, capacity: hello.capacity, session: session)))
+        actions.append(
+            .notice(
+                .workerJoined(
+                    workerId: hello.workerId,
+                    host: hello.host,
+                    capacity: hello.capacity,
+                    session: session
+                )
+            )
+        )
         let welcome = Welcome(
             session: session,
             heartbeatIntervalMs: settings.heartbeatInterval.wholeMilliseconds,
-            liveness: settings.liveness, maxMessageBytes: WireProtocol.maxMessageBytes,
-            softwareVersion: settings.softwareVersion)
+            liveness: settings.liveness,
+            maxMessageBytes: WireProtocol.maxMessageBytes,
+            softwareVersion: settings.softwareVersion
+        )
         actions.append(.send(to: routingId, Envelope(session: session, .welcome(welcome))))
     }
 
-    private mutating func handleResult(_ result: EpisodeResult, session: String, now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+    private mutating func handleResult(
+        _ result: EpisodeResult,
+        session: String,
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
         guard var worker = workers[session] else { return }
         let ref = result.ref
         guard worker.inflight.contains(ref), let index = indexById[ref.episodeId],
@@ -190,15 +257,33 @@ struct Dispatcher: Sendable {
         else {
             counters.staleResults += 1
             actions.append(.notice(.stale(kind: .result, ref, workerId: worker.hello.workerId)))
-            actions.append(.notice(.trace(
-                workerId: worker.hello.workerId, instance: worker.hello.instance, ref, result.trace, stale: true)))
+            actions.append(
+                .notice(
+                    .trace(
+                        workerId: worker.hello.workerId,
+                        instance: worker.hello.instance,
+                        ref,
+                        result.trace,
+                        stale: true
+                    )
+                )
+            )
             return
         }
         worker.inflight.remove(ref)
         worker.completed += 1
         workers[session] = worker
-        actions.append(.notice(.trace(
-            workerId: worker.hello.workerId, instance: worker.hello.instance, ref, result.trace, stale: false)))
+        actions.append(
+            .notice(
+                .trace(
+                    workerId: worker.hello.workerId,
+                    instance: worker.hello.instance,
+                    ref,
+                    result.trace,
+                    stale: false
+                )
+            )
+        )
 
         var episode = episodes[index]
         episode.session = nil
@@ -209,22 +294,42 @@ struct Dispatcher: Sendable {
             episode.durationMs = result.durationMs
             episode.placeholders = result.placeholders
             finishedCount += 1
-            actions.append(.notice(.episodeSucceeded(
-                episodeId: episode.id, attempt: ref.attempt, workerId: worker.hello.workerId, finished: finishedCount,
-                total: episodes.count, durationMs: result.durationMs, placeholders: result.placeholders.count)))
+            actions.append(
+                .notice(
+                    .episodeSucceeded(
+                        episodeId: episode.id,
+                        attempt: ref.attempt,
+                        workerId: worker.hello.workerId,
+                        finished: finishedCount,
+                        total: episodes.count,
+                        durationMs: result.durationMs,
+                        placeholders: result.placeholders.count
+                    )
+                )
+            )
         case .failed:
             let error = result.error ?? "unknown error"
             episode.errors.append("attempt \(ref.attempt) on \(worker.hello.workerId): \(error)")
             let willRetry = episode.attempts < settings.maxAttempts
-            actions.append(.notice(.attemptFailed(ref, workerId: worker.hello.workerId, error: error, willRetry: willRetry)))
+            actions.append(
+                .notice(.attemptFailed(ref, workerId: worker.hello.workerId, error: error, willRetry: willRetry))
+            )
             if willRetry {
                 episode.status = .pending
                 queue.append(index)
             } else {
                 episode.status = .failed
                 finishedCount += 1
-                actions.append(.notice(.episodeFailed(
-                    episodeId: episode.id, finished: finishedCount, total: episodes.count, reasons: episode.errors)))
+                actions.append(
+                    .notice(
+                        .episodeFailed(
+                            episodeId: episode.id,
+                            finished: finishedCount,
+                            total: episodes.count,
+                            reasons: episode.errors
+                        )
+                    )
+                )
             }
         }
         episodes[index] = episode
@@ -232,7 +337,12 @@ struct Dispatcher: Sendable {
     }
 
     /// Removes a worker and gives its attempts back: requeued at the front, or failed when out of attempts.
-    private mutating func drop(session: String, reason: String, now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+    private mutating func drop(
+        session: String,
+        reason: String,
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
         guard let worker = workers.removeValue(forKey: session) else { return }
         if sessionByRoutingId[worker.routingId] == session {
             sessionByRoutingId.removeValue(forKey: worker.routingId)
@@ -254,8 +364,16 @@ struct Dispatcher: Sendable {
                 episode.status = .failed
                 finishedCount += 1
                 episodes[index] = episode
-                actions.append(.notice(.episodeFailed(
-                    episodeId: episode.id, finished: finishedCount, total: episodes.count, reasons: episode.errors)))
+                actions.append(
+                    .notice(
+                        .episodeFailed(
+                            episodeId: episode.id,
+                            finished: finishedCount,
+                            total: episodes.count,
+                            reasons: episode.errors
+                        )
+                    )
+                )
             }
         }
         actions.append(.notice(.workerLeft(workerId: worker.hello.workerId, reason: reason, requeued: requeued)))
@@ -266,9 +384,10 @@ struct Dispatcher: Sendable {
     private mutating func dispatch(now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
         guard dispatching else { return }
         while !queue.isEmpty {
-            guard let target = workers.values
-                .filter({ $0.credit > 0 })
-                .max(by: { ($0.credit, -$0.joinOrder) < ($1.credit, -$1.joinOrder) })
+            guard
+                let target = workers.values
+                    .filter({ $0.credit > 0 })
+                    .max(by: { ($0.credit, -$0.joinOrder) < ($1.credit, -$1.joinOrder) })
             else { return }
             let index = queue.removeFirst()
             var episode = episodes[index]

@@ -79,17 +79,22 @@ final class CoordinatorService: Service {
         let traceWriter = try TraceWriter(url: batchDir.appendingPathComponent("trace.jsonl"))
         logger.info(
             "coordinator listening",
-            metadata: ["endpoint": "\(endpoint)", "batch": "\(settings.batch.id)", "output": "\(batchDir.path)"])
+            metadata: ["endpoint": "\(endpoint)", "batch": "\(settings.batch.id)", "output": "\(batchDir.path)"]
+        )
         logger.info(
             "Batch processing: \(settings.batch.episodes.count) episodes with max parallelism: \(settings.parallelism.maxParallelEpisodes) per worker",
-            metadata: ["local_workers": "\(settings.localWorkers)", "max_attempts": "\(settings.dispatch.maxAttempts)"])
+            metadata: ["local_workers": "\(settings.localWorkers)", "max_attempts": "\(settings.dispatch.maxAttempts)"]
+        )
         if settings.localWorkers == 0 {
             logger.notice("no local workers; start workers with: worker --connect \(endpoint)")
         }
 
         var dispatcher = Dispatcher(
-            batchId: settings.batch.id, specs: settings.batch.episodes, settings: settings.dispatch,
-            makeSession: { Self.randomSession() })
+            batchId: settings.batch.id,
+            specs: settings.batch.episodes,
+            settings: settings.dispatch,
+            makeSession: { Self.randomSession() }
+        )
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
         var peakWorkers = 0
         var peakSlots = 0
@@ -102,9 +107,13 @@ final class CoordinatorService: Service {
             if settings.localWorkers > 0, let executable = settings.workerExecutable {
                 let pool = LocalWorkerPool(
                     settings: .init(
-                        count: settings.localWorkers, executable: executable, endpoint: endpoint,
-                        arguments: settings.workerArguments),
-                    logger: logger)
+                        count: settings.localWorkers,
+                        executable: executable,
+                        endpoint: endpoint,
+                        arguments: settings.workerArguments
+                    ),
+                    logger: logger
+                )
                 group.addTask { await pool.run() }
             }
 
@@ -133,7 +142,8 @@ final class CoordinatorService: Service {
                             lastHint = now
                             logger.notice(
                                 "waiting for workers",
-                                metadata: ["endpoint": "\(endpoint)", "pending": "\(dispatcher.pendingCount)"])
+                                metadata: ["endpoint": "\(endpoint)", "pending": "\(dispatcher.pendingCount)"]
+                            )
                         }
                     case .shutdown:
                         interrupted = true
@@ -153,7 +163,8 @@ final class CoordinatorService: Service {
             // Say goodbye so that workers stop waiting, then give the socket a moment to flush.
             let goodbye = dispatcher.shutdown(
                 reason: interrupted ? .shutdown : .batchComplete,
-                detail: interrupted ? "coordinator stopped" : "batch \(settings.batch.id) complete")
+                detail: interrupted ? "coordinator stopped" : "batch \(settings.batch.id) complete"
+            )
             perform(goodbye, thread: thread, traceWriter: traceWriter, rejectedLogged: &rejectedLogged)
             try? await Task.sleep(for: .milliseconds(200))
             group.cancelAll()
@@ -165,8 +176,13 @@ final class CoordinatorService: Service {
 
         let wall = clock.now - started
         let summary = BatchSummary(
-            dispatcher: dispatcher, startedAt: startedAt, finishedAt: Date(), wallSeconds: wall.secondsDouble,
-            workersSeen: workersSeen.count, slots: peakSlots)
+            dispatcher: dispatcher,
+            startedAt: startedAt,
+            finishedAt: Date(),
+            wallSeconds: wall.secondsDouble,
+            workersSeen: workersSeen.count,
+            slots: peakSlots
+        )
         var summaryPath: String?
         do {
             try summary.write(to: batchDir)
@@ -176,13 +192,17 @@ final class CoordinatorService: Service {
         }
         let succeeded = dispatcher.succeededCount
         let total = dispatcher.episodes.count
-        let line = "Batch complete: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(peakWorkers) workers, \(peakSlots) slots)"
+        let line =
+            "Batch complete: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(peakWorkers) workers, \(peakSlots) slots)"
         let meta: Logger.Metadata = [
             "batch": "\(settings.batch.id)", "failed": "\(dispatcher.failedCount)",
             "summary": "\(summaryPath ?? "not written")",
         ]
         if interrupted {
-            logger.warning("Batch interrupted: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(peakWorkers) workers, \(peakSlots) slots)", metadata: meta)
+            logger.warning(
+                "Batch interrupted: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(peakWorkers) workers, \(peakSlots) slots)",
+                metadata: meta
+            )
         } else if succeeded == total {
             logger.info("\(line)", metadata: meta)
         } else {
@@ -195,17 +215,24 @@ final class CoordinatorService: Service {
                 metadata: [
                     "rejected": "\(counters.totalRejected)", "stale_results": "\(counters.staleResults)",
                     "workers_lost": "\(counters.workersLost)", "attempts_requeued": "\(counters.attemptsRequeued)",
-                ])
+                ]
+            )
         }
         outcomeBox.withLock {
             $0 = Outcome(
-                succeeded: succeeded, failed: dispatcher.failedCount, total: total, interrupted: interrupted,
-                summaryPath: summaryPath)
+                succeeded: succeeded,
+                failed: dispatcher.failedCount,
+                total: total,
+                interrupted: interrupted,
+                summaryPath: summaryPath
+            )
         }
     }
 
     private func perform(
-        _ actions: [DispatchAction], thread: ZMQSocketThread, traceWriter: TraceWriter,
+        _ actions: [DispatchAction],
+        thread: ZMQSocketThread,
+        traceWriter: TraceWriter,
         rejectedLogged: inout [String: Int]
     ) {
         for action in actions {
@@ -226,45 +253,64 @@ final class CoordinatorService: Service {
                 metadata: [
                     "worker": "\(workerId)", "host": "\(host)", "episodes": "\(capacity.episodes)",
                     "api_calls": "\(capacity.apiCalls)",
-                ])
+                ]
+            )
         case .workerLeft(let workerId, let reason, let requeued):
             logger.warning(
                 "worker left",
                 metadata: [
                     "worker": "\(workerId)", "reason": "\(reason)", "requeued": "\(requeued.count)",
                     "episodes": "\(requeued.map(\.episodeId).joined(separator: ","))",
-                ])
+                ]
+            )
         case .dispatched(let ref, let workerId):
             logger.debug(
-                "dispatched", metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"])
-        case .episodeSucceeded(let id, let attempt, let workerId, let finished, let total, let durationMs, let placeholders):
+                "dispatched",
+                metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"]
+            )
+        case .episodeSucceeded(
+            let id,
+            let attempt,
+            let workerId,
+            let finished,
+            let total,
+            let durationMs,
+            let placeholders
+        ):
             let duration = Duration.formatSeconds(Double(durationMs) / 1000)
             logger.info(
                 "✅ \(id) completed (\(finished)/\(total)) in \(duration)",
                 metadata: [
                     "episode": "\(id)", "worker": "\(workerId)", "attempt": "\(attempt)",
                     "placeholders": "\(placeholders)",
-                ])
+                ]
+            )
         case .attemptFailed(let ref, let workerId, let error, let willRetry):
             logger.warning(
                 "attempt \(ref.attempt) failed\(willRetry ? "; retrying" : "")",
-                metadata: ["episode": "\(ref.episodeId)", "worker": "\(workerId)", "error": "\(error)"])
+                metadata: ["episode": "\(ref.episodeId)", "worker": "\(workerId)", "error": "\(error)"]
+            )
         case .episodeFailed(let id, let finished, let total, let reasons):
             logger.error(
                 "❌ \(id) failed (\(finished)/\(total)) after \(reasons.count) attempts: \(reasons.last ?? "unknown")",
-                metadata: ["episode": "\(id)"])
+                metadata: ["episode": "\(id)"]
+            )
         case .trace(let workerId, let instance, let ref, let events, let stale):
             traceWriter.append(workerId: workerId, instance: instance, ref: ref, events: events, stale: stale)
         case .stale(let kind, let ref, let workerId):
             logger.notice(
                 "stale \(kind) ignored",
-                metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"])
+                metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"]
+            )
         case .rejected(let reason, let detail):
             // Rate-limited: the first 10 of each kind, then every 100th.
             let n = rejectedLogged[reason, default: 0] + 1
             rejectedLogged[reason] = n
             if n <= 10 || n % 100 == 0 {
-                logger.warning("message rejected", metadata: ["reason": "\(reason)", "detail": "\(detail)", "count": "\(n)"])
+                logger.warning(
+                    "message rejected",
+                    metadata: ["reason": "\(reason)", "detail": "\(detail)", "count": "\(n)"]
+                )
             }
         case .batchComplete:
             break

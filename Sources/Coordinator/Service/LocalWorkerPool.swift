@@ -48,17 +48,22 @@ struct LocalWorkerPool: Sendable {
             let started = ContinuousClock.now
             var options = PlatformOptions()
             options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: settings.stopGrace)]
-            let arguments = ["--connect", settings.endpoint, "--worker-id", "\(host)-local-\(slot)"] + settings.arguments
+            let arguments =
+                ["--connect", settings.endpoint, "--worker-id", "\(host)-local-\(slot)"] + settings.arguments
             do {
                 let result = try await Subprocess.run(
-                    .path(FilePath(settings.executable)), arguments: Arguments(arguments),
-                    platformOptions: options, input: .none, output: .currentStandardOutput,
+                    .path(FilePath(settings.executable)),
+                    arguments: Arguments(arguments),
+                    platformOptions: options,
+                    input: .none,
+                    output: .currentStandardOutput,
                     error: .currentStandardError
                 ) { execution in
                     let pid = execution.processIdentifier.value
                     logger.info(
                         "local worker started",
-                        metadata: ["slot": "\(slot)", "pid": "\(pid)", "restarts": "\(restarts)"])
+                        metadata: ["slot": "\(slot)", "pid": "\(pid)", "restarts": "\(restarts)"]
+                    )
                 }
                 if Task.isCancelled { return }
                 let ran = ContinuousClock.now - started
@@ -69,14 +74,16 @@ struct LocalWorkerPool: Sendable {
                     metadata: [
                         "slot": "\(slot)", "status": "\(result.terminationStatus)",
                         "ran.s": "\(ran.shortDescription)", "restart.in": "\(backoff.shortDescription)",
-                    ])
+                    ]
+                )
             } catch is CancellationError {
                 return
             } catch {
                 if Task.isCancelled { return }
                 logger.error(
                     "cannot start local worker",
-                    metadata: ["slot": "\(slot)", "executable": "\(settings.executable)", "error": "\(error)"])
+                    metadata: ["slot": "\(slot)", "executable": "\(settings.executable)", "error": "\(error)"]
+                )
             }
             do {
                 try await Task.sleep(for: backoff)
@@ -89,7 +96,10 @@ struct LocalWorkerPool: Sendable {
 
     /// Finds the `worker` executable: an explicit path, `REELFARM_WORKER_BIN`, the coordinator's own
     /// folder, then `PATH`.
-    static func locateWorker(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> String {
+    static func locateWorker(
+        explicit: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> String {
         let fm = FileManager.default
         if let explicit {
             guard fm.isExecutableFile(atPath: explicit) else {
@@ -112,6 +122,7 @@ struct LocalWorkerPool: Sendable {
             if fm.isExecutableFile(atPath: candidate) { return candidate }
         }
         throw ConfigurationError(
-            "cannot find the worker executable next to the coordinator or on PATH; give --worker-binary PATH")
+            "cannot find the worker executable next to the coordinator or on PATH; give --worker-binary PATH"
+        )
     }
 }

@@ -37,8 +37,15 @@ final class TraceWriter {
         var chunk = Data()
         for e in events {
             let line = Line(
-                worker: workerId, instance: instance, episode: ref.episodeId, attempt: ref.attempt, seq: e.seq,
-                event: e.event.rawValue, name: e.name, stale: stale)
+                worker: workerId,
+                instance: instance,
+                episode: ref.episodeId,
+                attempt: ref.attempt,
+                seq: e.seq,
+                event: e.event.rawValue,
+                name: e.name,
+                stale: stale
+            )
             if let data = try? encoder.encode(line) {
                 chunk.append(data)
                 chunk.append(0x0A)

@@ -19,8 +19,14 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
     }
 
     public init(
-        episodeId: String, attempt: Int, status: Status, error: String? = nil, durationMs: Int,
-        placeholders: [Placeholder] = [], apiCalls: Int = 0, trace: [TraceEvent] = []
+        episodeId: String,
+        attempt: Int,
+        status: Status,
+        error: String? = nil,
+        durationMs: Int,
+        placeholders: [Placeholder] = [],
+        apiCalls: Int = 0,
+        trace: [TraceEvent] = []
     ) {
         self.episodeId = episodeId
         self.attempt = attempt

@@ -18,8 +18,14 @@ public struct Hello: Codable, Sendable, Equatable {
     public var running: [JobRef]
 
     public init(
-        workerId: String, instance: String, host: String, pid: Int, capacity: Capacity,
-        softwareVersion: String, protocolMinor: Int = WireProtocol.minorVersion, running: [JobRef] = []
+        workerId: String,
+        instance: String,
+        host: String,
+        pid: Int,
+        capacity: Capacity,
+        softwareVersion: String,
+        protocolMinor: Int = WireProtocol.minorVersion,
+        running: [JobRef] = []
     ) {
         self.workerId = workerId
         self.instance = instance

@@ -30,7 +30,8 @@ public struct EpisodeSpec: Codable, Sendable, Equatable {
     /// Free-form visual/tone style, e.g. "noir" or "pastel documentary".
     public var style: String?
 
-    public init(topic: String, id: String? = nil, characters: [String]? = nil, scenes: Int? = nil, style: String? = nil) {
+    public init(topic: String, id: String? = nil, characters: [String]? = nil, scenes: Int? = nil, style: String? = nil)
+    {
         self.topic = topic
         self.id = id
         self.characters = characters

@@ -15,7 +15,11 @@ public struct Welcome: Codable, Sendable, Equatable {
     public var protocolMinor: Int
 
     public init(
-        session: String, heartbeatIntervalMs: Int, liveness: Int, maxMessageBytes: Int, softwareVersion: String,
+        session: String,
+        heartbeatIntervalMs: Int,
+        liveness: Int,
+        maxMessageBytes: Int,
+        softwareVersion: String,
         protocolMinor: Int = WireProtocol.minorVersion
     ) {
         self.session = session

@@ -1,5 +1,5 @@
-import Foundation
 import Configuration
+import Foundation
 import SystemPackage
 
 /// The process environment merged with an optional `.env` file; the real environment wins.
@@ -16,7 +16,8 @@ public struct EnvironmentSettings: Sendable {
     /// Reads the process environment and, when it exists, the `.env` file at `envFile`.
     /// - Throws: ``ConfigurationError`` when the file exists but cannot be parsed.
     public static func load(
-        envFile: String = ".env", environment: [String: String] = ProcessInfo.processInfo.environment
+        envFile: String = ".env",
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws(ConfigurationError) -> EnvironmentSettings {
         let exists = FileManager.default.fileExists(atPath: envFile)
         var fileProvider: EnvironmentVariablesProvider?
@@ -29,17 +30,24 @@ public struct EnvironmentSettings: Sendable {
         }
         return EnvironmentSettings(
             process: EnvironmentVariablesProvider(environmentVariables: environment),
-            file: fileProvider, envFilePath: exists ? envFile : nil)
+            file: fileProvider,
+            envFilePath: exists ? envFile : nil
+        )
     }
 
     /// An environment from literal values, for tests.
     public init(_ values: [String: String]) {
         self.init(
-            process: EnvironmentVariablesProvider(environmentVariables: values), file: nil, envFilePath: nil)
+            process: EnvironmentVariablesProvider(environmentVariables: values),
+            file: nil,
+            envFilePath: nil
+        )
     }
 
     private init(
-        process: EnvironmentVariablesProvider, file: EnvironmentVariablesProvider?, envFilePath: String?
+        process: EnvironmentVariablesProvider,
+        file: EnvironmentVariablesProvider?,
+        envFilePath: String?
     ) {
         self.process = process
         self.file = file

@@ -1,4 +1,5 @@
 import Foundation
+
 /// How much one worker runs at once. Carried over from the single-machine predecessor
 /// (`MAX_PARALLEL_EPISODES`, `MAX_PARALLEL_API_CALLS`); 1 means strictly sequential.
 public struct ParallelismSettings: Sendable, Equatable {
@@ -25,21 +26,35 @@ public struct ParallelismSettings: Sendable, Equatable {
     ///   - apiCallsFlag: the raw `--max-parallel-api-calls` value, if given.
     ///   - environment: the merged environment (see ``EnvironmentSettings``).
     public static func resolve(
-        episodesFlag: String?, apiCallsFlag: String?, environment: EnvironmentSettings
+        episodesFlag: String?,
+        apiCallsFlag: String?,
+        environment: EnvironmentSettings
     ) throws(ConfigurationError) -> ParallelismSettings {
         ParallelismSettings(
             maxParallelEpisodes: try positiveInt(
-                flag: episodesFlag, flagName: "--max-parallel-episodes",
-                environment: environment, key: "MAX_PARALLEL_EPISODES", default: Self.default.maxParallelEpisodes),
+                flag: episodesFlag,
+                flagName: "--max-parallel-episodes",
+                environment: environment,
+                key: "MAX_PARALLEL_EPISODES",
+                default: Self.default.maxParallelEpisodes
+            ),
             maxParallelAPICalls: try positiveInt(
-                flag: apiCallsFlag, flagName: "--max-parallel-api-calls",
-                environment: environment, key: "MAX_PARALLEL_API_CALLS", default: Self.default.maxParallelAPICalls)
+                flag: apiCallsFlag,
+                flagName: "--max-parallel-api-calls",
+                environment: environment,
+                key: "MAX_PARALLEL_API_CALLS",
+                default: Self.default.maxParallelAPICalls
+            )
         )
     }
 
     /// One positive whole-number setting from a flag, the environment or a default.
     public static func positiveInt(
-        flag: String?, flagName: String, environment: EnvironmentSettings, key: String, default: Int,
+        flag: String?,
+        flagName: String,
+        environment: EnvironmentSettings,
+        key: String,
+        default: Int,
         range: ClosedRange<Int> = 1...maximum
     ) throws(ConfigurationError) -> Int {
         if let flag {
@@ -54,7 +69,9 @@ public struct ParallelismSettings: Sendable, Equatable {
     static func parse(_ raw: String, range: ClosedRange<Int>, source: String) throws(ConfigurationError) -> Int {
         let trimmed = raw.trimmingCharacters(in: .whitespaces)
         guard let value = Int(trimmed) else {
-            throw ConfigurationError("\(source) must be a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(raw)\"")
+            throw ConfigurationError(
+                "\(source) must be a whole number from \(range.lowerBound) to \(range.upperBound), got \"\(raw)\""
+            )
         }
         guard range.contains(value) else {
             throw ConfigurationError("\(source) must be from \(range.lowerBound) to \(range.upperBound), got \(value)")

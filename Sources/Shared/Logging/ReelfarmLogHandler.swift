@@ -32,8 +32,12 @@ public struct ReelfarmLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
         let line = Self.format(
-            timestamp: Self.timestamp(), level: event.level, label: label, message: event.message.description,
-            metadata: merged)
+            timestamp: Self.timestamp(),
+            level: event.level,
+            label: label,
+            message: event.message.description,
+            metadata: merged
+        )
         var bytes = Array(line.utf8)
         bytes.append(0x0A)
         bytes.withUnsafeBytes { buffer in
@@ -48,9 +52,14 @@ public struct ReelfarmLogHandler: LogHandler {
 
     /// Formats one line; exposed for tests.
     public static func format(
-        timestamp: String, level: Logger.Level, label: String, message: String, metadata: Logger.Metadata
+        timestamp: String,
+        level: Logger.Level,
+        label: String,
+        message: String,
+        metadata: Logger.Metadata
     ) -> String {
-        var line = "\(timestamp) \(level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0))\(label)"
+        var line =
+            "\(timestamp) \(level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0))\(label)"
         if let episode = metadata["episode"] { line += " [\(episode)]" }
         line += " " + message
         for key in metadata.keys.sorted() where key != "episode" {
@@ -66,8 +75,15 @@ public struct ReelfarmLogHandler: LogHandler {
         var tm = tm()
         gmtime_r(&time, &tm)
         return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-            tm.tm_min, tm.tm_sec, Int(ts.tv_nsec / 1_000_000))
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec,
+            Int(ts.tv_nsec / 1_000_000)
+        )
     }
 }
 
@@ -79,7 +95,8 @@ public enum LoggingSetup {
     public static func level(_ name: String) throws(ConfigurationError) -> Logger.Level {
         guard let level = Logger.Level(rawValue: name.lowercased()) else {
             throw ConfigurationError(
-                "log level must be one of trace, debug, info, notice, warning, error, critical; got \"\(name)\"")
+                "log level must be one of trace, debug, info, notice, warning, error, critical; got \"\(name)\""
+            )
         }
         return level
     }

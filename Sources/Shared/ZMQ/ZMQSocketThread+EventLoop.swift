@@ -4,8 +4,11 @@ extension ZMQSocketThread {
     ///
     /// Both tasks end when `group` is cancelled; the socket feed also ends when the thread stops.
     public func feed<Input: Sendable>(
-        _ continuation: AsyncStream<Input>.Continuation, in group: inout TaskGroup<Void>,
-        wrap: @escaping @Sendable (Event) -> Input, tick: Input, every interval: Duration
+        _ continuation: AsyncStream<Input>.Continuation,
+        in group: inout TaskGroup<Void>,
+        wrap: @escaping @Sendable (Event) -> Input,
+        tick: Input,
+        every interval: Duration
     ) {
         let events = self.events
         group.addTask {

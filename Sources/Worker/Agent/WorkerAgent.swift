@@ -53,7 +53,8 @@ final class WorkerAgent: Service {
             metadata: [
                 "endpoint": "\(endpoint)", "worker": "\(settings.hello.workerId)",
                 "episodes": "\(settings.hello.capacity.episodes)", "api_calls": "\(settings.hello.capacity.apiCalls)",
-            ])
+            ]
+        )
 
         var core = WorkerCore(settings: .init(hello: settings.hello), now: clock.now)
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
@@ -71,7 +72,10 @@ final class WorkerAgent: Service {
                         do throws(DecodeError) {
                             actions = core.onEnvelope(try Codec.decode(frames), now: now)
                         } catch {
-                            logger.warning("message rejected", metadata: ["reason": "\(error.code.rawValue)", "detail": "\(error.detail)"])
+                            logger.warning(
+                                "message rejected",
+                                metadata: ["reason": "\(error.code.rawValue)", "detail": "\(error.detail)"]
+                            )
                             actions = []
                         }
                     case .socket(.sendFailed(_, let error)):
@@ -86,7 +90,12 @@ final class WorkerAgent: Service {
                         actions = core.onProgress(progress, now: now)
                     case .shutdown:
                         logger.notice("shutting down", metadata: ["running": "\(core.running.count)"])
-                        await perform(core.shutdown(now: now, detail: "worker stopped"), thread: thread, tasks: &tasks, continuation: continuation)
+                        await perform(
+                            core.shutdown(now: now, detail: "worker stopped"),
+                            thread: thread,
+                            tasks: &tasks,
+                            continuation: continuation
+                        )
                         return
                     }
                     await perform(actions, thread: thread, tasks: &tasks, continuation: continuation)
@@ -107,7 +116,9 @@ final class WorkerAgent: Service {
     }
 
     private func perform(
-        _ actions: [WorkerAction], thread: ZMQSocketThread, tasks: inout [JobRef: Task<Void, Never>],
+        _ actions: [WorkerAction],
+        thread: ZMQSocketThread,
+        tasks: inout [JobRef: Task<Void, Never>],
         continuation: AsyncStream<Input>.Continuation
     ) async {
         for action in actions {

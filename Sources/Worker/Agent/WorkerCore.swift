@@ -56,7 +56,11 @@ struct WorkerCore: Sendable {
     /// Jitter applied to each backoff (±25% by default); injected so tests are exact.
     private let jitter: @Sendable (Duration) -> Duration
 
-    init(settings: Settings, now: ContinuousClock.Instant, jitter: @escaping @Sendable (Duration) -> Duration = Self.randomJitter) {
+    init(
+        settings: Settings,
+        now: ContinuousClock.Instant,
+        jitter: @escaping @Sendable (Duration) -> Duration = Self.randomJitter
+    ) {
         self.settings = settings
         self.state = .greeting(since: now)
         self.heartbeatInterval = settings.heartbeatInterval
@@ -92,10 +96,16 @@ struct WorkerCore: Sendable {
             liveness = welcome.liveness
             backoff = settings.initialBackoff
             helloRetryAt = nil
-            actions.append(.log(.info, "connected to coordinator", [
-                "session": welcome.session, "heartbeat_ms": "\(welcome.heartbeatIntervalMs)",
-                "coordinator_version": welcome.softwareVersion,
-            ]))
+            actions.append(
+                .log(
+                    .info,
+                    "connected to coordinator",
+                    [
+                        "session": welcome.session, "heartbeat_ms": "\(welcome.heartbeatIntervalMs)",
+                        "coordinator_version": welcome.softwareVersion,
+                    ]
+                )
+            )
             let held = heldResults
             heldResults = []
             for result in held {
@@ -108,7 +118,11 @@ struct WorkerCore: Sendable {
             (.greeting, .disconnect(let d)) where envelope.session.isEmpty:
             // A DISCONNECT echoes the session it refuses; one naming an older session of ours is
             // a late answer to a stale message and must not end the current registration.
-            actions += lose(reason: "coordinator said \(d.reason.rawValue): \(d.detail)", now: now, immediate: d.reason == .unknownSession)
+            actions += lose(
+                reason: "coordinator said \(d.reason.rawValue): \(d.detail)",
+                now: now,
+                immediate: d.reason == .unknownSession
+            )
         default:
             counters.outOfOrder += 1
             actions.append(.log(.debug, "message ignored", ["kind": "\(envelope.message.kind)", "state": "\(state)"]))
@@ -161,7 +175,11 @@ struct WorkerCore: Sendable {
             }
         case .connected:
             if now - lastHeard >= deadline {
-                return lose(reason: "coordinator silent for \((now - lastHeard).shortDescription)", now: now, immediate: false)
+                return lose(
+                    reason: "coordinator silent for \((now - lastHeard).shortDescription)",
+                    now: now,
+                    immediate: false
+                )
             }
             if now - lastSent >= heartbeatInterval {
                 return [send(.heartbeat(Heartbeat(running: runningRefs)), now: now)]
@@ -199,7 +217,9 @@ struct WorkerCore: Sendable {
             let ref = job.ref
             if running[ref] != nil || queued.contains(where: { $0.ref == ref }) {
                 counters.duplicateJobs += 1
-                return [.log(.warning, "duplicate JOB ignored", ["episode": ref.episodeId, "attempt": "\(ref.attempt)"])]
+                return [
+                    .log(.warning, "duplicate JOB ignored", ["episode": ref.episodeId, "attempt": "\(ref.attempt)"])
+                ]
             }
             if running.count < capacity {
                 running[ref] = job
@@ -207,9 +227,15 @@ struct WorkerCore: Sendable {
             }
             counters.overCapacityJobs += 1
             queued.append(job)
-            return [.log(.warning, "JOB beyond announced capacity queued locally", [
-                "episode": ref.episodeId, "capacity": "\(capacity)", "queued": "\(queued.count)",
-            ])]
+            return [
+                .log(
+                    .warning,
+                    "JOB beyond announced capacity queued locally",
+                    [
+                        "episode": ref.episodeId, "capacity": "\(capacity)", "queued": "\(queued.count)",
+                    ]
+                )
+            ]
         case .cancel(let cancel):
             let ref = JobRef(episodeId: cancel.episodeId, attempt: cancel.attempt)
             if running.removeValue(forKey: ref) != nil {
@@ -220,7 +246,11 @@ struct WorkerCore: Sendable {
         case .heartbeat:
             return []
         case .disconnect(let d):
-            return lose(reason: "coordinator said \(d.reason.rawValue): \(d.detail)", now: now, immediate: d.reason == .unknownSession)
+            return lose(
+                reason: "coordinator said \(d.reason.rawValue): \(d.detail)",
+                now: now,
+                immediate: d.reason == .unknownSession
+            )
         case .hello, .welcome, .progress, .result:
             counters.outOfOrder += 1
             return [.log(.debug, "unexpected message ignored", ["kind": "\(message.kind)"])]
@@ -233,9 +263,15 @@ struct WorkerCore: Sendable {
         if !immediate { backoff = min(backoff * 2, settings.maxBackoff) }
         state = .backingOff(until: now + delay)
         helloRetryAt = nil
-        return [.log(.warning, "lost coordinator; reconnecting", [
-            "reason": reason, "retry_in": delay.shortDescription, "running": "\(running.count)",
-        ])]
+        return [
+            .log(
+                .warning,
+                "lost coordinator; reconnecting",
+                [
+                    "reason": reason, "retry_in": delay.shortDescription, "running": "\(running.count)",
+                ]
+            )
+        ]
     }
 
     private mutating func startQueued() -> [WorkerAction] {

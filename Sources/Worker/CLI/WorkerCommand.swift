@@ -28,34 +28,61 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("worker-id"), help: "Name shown in logs and summary.json (default: HOSTNAME-PID).")
     var workerId: String?
 
-    @Option(name: .customLong("max-parallel-episodes"), help: "Episodes run at once (env MAX_PARALLEL_EPISODES, default 3).")
+    @Option(
+        name: .customLong("max-parallel-episodes"),
+        help: "Episodes run at once (env MAX_PARALLEL_EPISODES, default 3)."
+    )
     var maxParallelEpisodes: String?
 
-    @Option(name: .customLong("max-parallel-api-calls"), help: "API calls one episode makes at once (env MAX_PARALLEL_API_CALLS, default 5).")
+    @Option(
+        name: .customLong("max-parallel-api-calls"),
+        help: "API calls one episode makes at once (env MAX_PARALLEL_API_CALLS, default 5)."
+    )
     var maxParallelAPICalls: String?
 
-    @Option(name: .customLong("max-parallel-renders"), help: "Renders this worker runs at once (env MAX_PARALLEL_RENDERS, default 1).")
+    @Option(
+        name: .customLong("max-parallel-renders"),
+        help: "Renders this worker runs at once (env MAX_PARALLEL_RENDERS, default 1)."
+    )
     var maxParallelRenders: String?
 
-    @Option(name: .customLong("max-worker-api-calls"), help: "Optional cap on API calls across all episodes of this worker (env MAX_WORKER_API_CALLS; default none).")
+    @Option(
+        name: .customLong("max-worker-api-calls"),
+        help: "Optional cap on API calls across all episodes of this worker (env MAX_WORKER_API_CALLS; default none)."
+    )
     var maxWorkerAPICalls: String?
 
-    @Option(name: .customLong("sim-latency"), help: "Simulated latencies in ms, e.g. llm=400,tts=300,image=800,render=200 (env REELFARM_SIM_LATENCY).")
+    @Option(
+        name: .customLong("sim-latency"),
+        help: "Simulated latencies in ms, e.g. llm=400,tts=300,image=800,render=200 (env REELFARM_SIM_LATENCY)."
+    )
     var simLatency: String?
 
-    @Option(name: .customLong("sim-failure-rate"), help: "Simulated failure rates 0…1, e.g. image=0.1 (env REELFARM_SIM_FAILURE_RATE).")
+    @Option(
+        name: .customLong("sim-failure-rate"),
+        help: "Simulated failure rates 0…1, e.g. image=0.1 (env REELFARM_SIM_FAILURE_RATE)."
+    )
     var simFailureRate: String?
 
-    @Option(name: .customLong("sim-fail"), help: "Calls that always fail, e.g. llm:episode_3,episode_7;image:episode_1 (env REELFARM_SIM_FAIL).")
+    @Option(
+        name: .customLong("sim-fail"),
+        help: "Calls that always fail, e.g. llm:episode_3,episode_7;image:episode_1 (env REELFARM_SIM_FAIL)."
+    )
     var simFail: String?
 
-    @Option(name: .customLong("sim-seed"), help: "Seed of the simulation's pseudo-random choices (env REELFARM_SIM_SEED, default 1).")
+    @Option(
+        name: .customLong("sim-seed"),
+        help: "Seed of the simulation's pseudo-random choices (env REELFARM_SIM_SEED, default 1)."
+    )
     var simSeed: String?
 
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info).")
+    @Option(
+        name: .customLong("log-level"),
+        help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info)."
+    )
     var logLevel: String?
 
     func run() async throws {
@@ -68,15 +95,26 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ConfigurationError("give --connect ENDPOINT (e.g. tcp://127.0.0.1:5555) or set REELFARM_CONNECT")
         }
         let parallelism = try ParallelismSettings.resolve(
-            episodesFlag: maxParallelEpisodes, apiCallsFlag: maxParallelAPICalls, environment: environment)
+            episodesFlag: maxParallelEpisodes,
+            apiCallsFlag: maxParallelAPICalls,
+            environment: environment
+        )
         let renders = try ParallelismSettings.positiveInt(
-            flag: maxParallelRenders, flagName: "--max-parallel-renders", environment: environment,
-            key: "MAX_PARALLEL_RENDERS", default: WorkerLimits.defaultRenders)
+            flag: maxParallelRenders,
+            flagName: "--max-parallel-renders",
+            environment: environment,
+            key: "MAX_PARALLEL_RENDERS",
+            default: WorkerLimits.defaultRenders
+        )
         let workerCap: Int? =
             (maxWorkerAPICalls != nil || environment.value("MAX_WORKER_API_CALLS") != nil)
             ? try ParallelismSettings.positiveInt(
-                flag: maxWorkerAPICalls, flagName: "--max-worker-api-calls", environment: environment,
-                key: "MAX_WORKER_API_CALLS", default: 0)
+                flag: maxWorkerAPICalls,
+                flagName: "--max-worker-api-calls",
+                environment: environment,
+                key: "MAX_WORKER_API_CALLS",
+                default: 0
+            )
             : nil
         let simulation: SimulationSettings
         do {
@@ -84,7 +122,8 @@ struct WorkerCommand: AsyncParsableCommand {
                 latency: simLatency ?? environment.value("REELFARM_SIM_LATENCY")?.value,
                 failureRate: simFailureRate ?? environment.value("REELFARM_SIM_FAILURE_RATE")?.value,
                 fail: simFail ?? environment.value("REELFARM_SIM_FAIL")?.value,
-                seed: simSeed ?? environment.value("REELFARM_SIM_SEED")?.value)
+                seed: simSeed ?? environment.value("REELFARM_SIM_SEED")?.value
+            )
         } catch {
             throw ConfigurationError("\(error)")
         }
@@ -99,19 +138,32 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         logger = Logger(label: id)
         let hello = Hello(
-            workerId: id, instance: UUID().uuidString.lowercased(), host: host, pid: pid,
+            workerId: id,
+            instance: UUID().uuidString.lowercased(),
+            host: host,
+            pid: pid,
             capacity: Capacity(episodes: parallelism.maxParallelEpisodes, apiCalls: parallelism.maxParallelAPICalls),
-            softwareVersion: ReelfarmVersion.current)
+            softwareVersion: ReelfarmVersion.current
+        )
         let limits = WorkerLimits(
-            apiCallsPerEpisode: parallelism.maxParallelAPICalls, renders: renders, workerAPICalls: workerCap)
+            apiCallsPerEpisode: parallelism.maxParallelAPICalls,
+            renders: renders,
+            workerAPICalls: workerCap
+        )
         let pipeline = EpisodePipeline(
-            providers: ProviderSet.simulated(simulation), limits: limits, trace: TraceRecorder(), logger: logger)
+            providers: ProviderSet.simulated(simulation),
+            limits: limits,
+            trace: TraceRecorder(),
+            logger: logger
+        )
         let agent = WorkerAgent(settings: .init(endpoint: endpoint, hello: hello), pipeline: pipeline, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: agent, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: Logger(label: "lifecycle")))
+                logger: Logger(label: "lifecycle")
+            )
+        )
         do {
             try await group.run()
         } catch let error as ZMQError {
