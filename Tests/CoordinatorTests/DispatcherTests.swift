@@ -78,6 +78,8 @@ import Testing
         #expect(jobs(actions).allSatisfy { $0.attempt == 1 })
         #expect(d.runningCount == 3)
         #expect(d.pendingCount == 7)
+        _ = join(&d, [2], "w2", episodes: 4, at: t0)
+        #expect(d.peakWorkers == 2 && d.peakSlots == 7 && d.instancesSeen == ["inst-w1", "inst-w2"])
     }
 
     @Test func neverMoreInFlightThanCredit() {

@@ -32,15 +32,21 @@ import Glibc
         let out = dir.appendingPathComponent("output")
         let endpoint = "tcp://127.0.0.1:\(try Self.freePort())"
         let worker = try Child(
-            name: "worker", executable: Harness.workerPath,
-            arguments: ["--connect", endpoint, "--worker-id", "standalone"], environment: Harness.fastSimulation,
-            cwd: dir)
+            name: "worker",
+            executable: Harness.workerPath,
+            arguments: ["--connect", endpoint, "--worker-id", "standalone"],
+            environment: Harness.fastSimulation,
+            cwd: dir
+        )
         defer { worker.signal(SIGKILL) }
         for batch in ["first", "second"] {
             let coordinator = try Child(
-                name: "coordinator-\(batch)", executable: Harness.coordinatorPath,
+                name: "coordinator-\(batch)",
+                executable: Harness.coordinatorPath,
                 arguments: ["--episodes", "4", "--bind", endpoint, "--output", out.path, "--batch-id", batch],
-                environment: Harness.fastSimulation, cwd: dir)
+                environment: Harness.fastSimulation,
+                cwd: dir
+            )
             #expect(await coordinator.wait(timeout: .seconds(90)) == 0, "log:\n\(coordinator.log.suffix(3000))")
             let summary = try Summary.load(out, batch: batch)
             #expect(summary.totals.succeeded == 4)
@@ -56,12 +62,15 @@ import Glibc
         let dir = try Harness.tempDir("interrupt")
         let out = dir.appendingPathComponent("output")
         let coordinator = try Child(
-            name: "coordinator", executable: Harness.coordinatorPath,
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
             arguments: [
                 "--workers", "2", "--episodes", "40", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
                 "--batch-id", "interrupted",
             ],
-            environment: ["REELFARM_SIM_LATENCY": "llm=200,tts=100,image=300,render=50"], cwd: dir)
+            environment: ["REELFARM_SIM_LATENCY": "llm=200,tts=100,image=300,render=50"],
+            cwd: dir
+        )
         await coordinator.waitForLog("an episode to complete") { $0.contains("completed (1/40)") }
         coordinator.signal(SIGINT)
         #expect(await coordinator.wait(timeout: .seconds(60)) == 1)

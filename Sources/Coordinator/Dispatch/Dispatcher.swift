@@ -23,6 +23,11 @@ struct Dispatcher: Sendable {
     private(set) var isComplete = false
     /// Whether new attempts may be dispatched; false once the coordinator is shutting down.
     private(set) var dispatching = true
+    /// The most workers, and the most episode slots, connected at once (for the batch line and summary).
+    private(set) var peakWorkers = 0
+    private(set) var peakSlots = 0
+    /// Worker processes (`Hello.instance`) that registered during the batch.
+    private(set) var instancesSeen: Set<String> = []
 
     private var queue: Deque<Int>
     private var sessionByRoutingId: [[UInt8]: String] = [:]
@@ -224,6 +229,9 @@ struct Dispatcher: Sendable {
             lastSent: now
         )
         sessionByRoutingId[routingId] = session
+        peakWorkers = max(peakWorkers, workers.count)
+        peakSlots = max(peakSlots, totalSlots)
+        instancesSeen.insert(hello.instance)
         actions.append(
             .notice(
                 .workerJoined(

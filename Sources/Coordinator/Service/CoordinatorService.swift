@@ -96,9 +96,6 @@ final class CoordinatorService: Service {
             makeSession: { Self.randomSession() }
         )
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
-        var peakWorkers = 0
-        var peakSlots = 0
-        var workersSeen = Set<String>()
         var rejectedLogged: [String: Int] = [:]
         var interrupted = false
 
@@ -151,9 +148,6 @@ final class CoordinatorService: Service {
                         actions = []
                     }
                     perform(actions, thread: thread, traceWriter: traceWriter, rejectedLogged: &rejectedLogged)
-                    peakWorkers = max(peakWorkers, dispatcher.workers.count)
-                    peakSlots = max(peakSlots, dispatcher.totalSlots)
-                    for w in dispatcher.workers.values { workersSeen.insert(w.hello.instance) }
                     if dispatcher.isComplete || interrupted { break }
                 }
             } onGracefulShutdown: {
@@ -180,8 +174,8 @@ final class CoordinatorService: Service {
             startedAt: startedAt,
             finishedAt: Date(),
             wallSeconds: wall.secondsDouble,
-            workersSeen: workersSeen.count,
-            slots: peakSlots
+            workersSeen: dispatcher.instancesSeen.count,
+            slots: dispatcher.peakSlots
         )
         var summaryPath: String?
         do {
@@ -193,14 +187,14 @@ final class CoordinatorService: Service {
         let succeeded = dispatcher.succeededCount
         let total = dispatcher.episodes.count
         let line =
-            "Batch complete: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(peakWorkers) workers, \(peakSlots) slots)"
+            "Batch complete: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(dispatcher.peakWorkers) workers, \(dispatcher.peakSlots) slots)"
         let meta: Logger.Metadata = [
             "batch": "\(settings.batch.id)", "failed": "\(dispatcher.failedCount)",
             "summary": "\(summaryPath ?? "not written")",
         ]
         if interrupted {
             logger.warning(
-                "Batch interrupted: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(peakWorkers) workers, \(peakSlots) slots)",
+                "Batch interrupted: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(dispatcher.peakWorkers) workers, \(dispatcher.peakSlots) slots)",
                 metadata: meta
             )
         } else if succeeded == total {
