@@ -88,7 +88,7 @@ let package = Package(
         // Start the real `coordinator` and `worker` binaries on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Protocol", "Coordinator", "Worker"],
+            dependencies: ["Protocol", "Shared", "Coordinator", "Worker"],
             swiftSettings: strictSettings
         ),
     ],

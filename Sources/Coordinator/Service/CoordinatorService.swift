@@ -96,7 +96,7 @@ final class CoordinatorService: Service {
             makeSession: { Self.randomSession() }
         )
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
-        var rejectedLogged: [String: Int] = [:]
+        var rejections = RejectionLog()
         var interrupted = false
 
         await withTaskGroup(of: Void.self) { group in
@@ -147,7 +147,7 @@ final class CoordinatorService: Service {
                         logger.notice("shutdown requested; stopping dispatch")
                         actions = []
                     }
-                    perform(actions, thread: thread, traceWriter: traceWriter, rejectedLogged: &rejectedLogged)
+                    perform(actions, thread: thread, traceWriter: traceWriter, rejections: &rejections)
                     if dispatcher.isComplete || interrupted { break }
                 }
             } onGracefulShutdown: {
@@ -159,7 +159,7 @@ final class CoordinatorService: Service {
                 reason: interrupted ? .shutdown : .batchComplete,
                 detail: interrupted ? "coordinator stopped" : "batch \(settings.batch.id) complete"
             )
-            perform(goodbye, thread: thread, traceWriter: traceWriter, rejectedLogged: &rejectedLogged)
+            perform(goodbye, thread: thread, traceWriter: traceWriter, rejections: &rejections)
             try? await Task.sleep(for: .milliseconds(200))
             group.cancelAll()
             continuation.finish()
@@ -227,19 +227,19 @@ final class CoordinatorService: Service {
         _ actions: [DispatchAction],
         thread: ZMQSocketThread,
         traceWriter: TraceWriter,
-        rejectedLogged: inout [String: Int]
+        rejections: inout RejectionLog
     ) {
         for action in actions {
             switch action {
             case .send(let routingId, let envelope):
                 thread.send([routingId] + Codec.encode(envelope))
             case .notice(let notice):
-                log(notice, traceWriter: traceWriter, rejectedLogged: &rejectedLogged)
+                log(notice, traceWriter: traceWriter, rejections: &rejections)
             }
         }
     }
 
-    private func log(_ notice: DispatchNotice, traceWriter: TraceWriter, rejectedLogged: inout [String: Int]) {
+    private func log(_ notice: DispatchNotice, traceWriter: TraceWriter, rejections: inout RejectionLog) {
         switch notice {
         case .workerJoined(let workerId, let host, let capacity, _):
             logger.info(
@@ -297,13 +297,11 @@ final class CoordinatorService: Service {
                 metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"]
             )
         case .rejected(let reason, let detail):
-            // Rate-limited: the first 10 of each kind, then every 100th.
-            let n = rejectedLogged[reason, default: 0] + 1
-            rejectedLogged[reason] = n
-            if n <= 10 || n % 100 == 0 {
+            let (count, shouldLog) = rejections.record(reason)
+            if shouldLog {
                 logger.warning(
                     "message rejected",
-                    metadata: ["reason": "\(reason)", "detail": "\(detail)", "count": "\(n)"]
+                    metadata: ["reason": "\(reason)", "detail": "\(detail)", "count": "\(count)"]
                 )
             }
         case .batchComplete:

@@ -59,6 +59,7 @@ final class WorkerAgent: Service {
         var core = WorkerCore(settings: .init(hello: settings.hello), now: clock.now)
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
         var tasks: [JobRef: Task<Void, Never>] = [:]
+        var rejections = RejectionLog()
 
         await withTaskGroup(of: Void.self) { group in
             thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
@@ -72,10 +73,16 @@ final class WorkerAgent: Service {
                         do throws(DecodeError) {
                             actions = core.onEnvelope(try Codec.decode(frames), now: now)
                         } catch {
-                            logger.warning(
-                                "message rejected",
-                                metadata: ["reason": "\(error.code.rawValue)", "detail": "\(error.detail)"]
-                            )
+                            let (count, shouldLog) = rejections.record(error.code.rawValue)
+                            if shouldLog {
+                                logger.warning(
+                                    "message rejected",
+                                    metadata: [
+                                        "reason": "\(error.code.rawValue)", "detail": "\(error.detail)",
+                                        "count": "\(count)",
+                                    ]
+                                )
+                            }
                             actions = []
                         }
                     case .socket(.sendFailed(_, let error)):
@@ -112,7 +119,14 @@ final class WorkerAgent: Service {
         }
         await thread.close()
         context.shutdown()
-        logger.info("worker stopped", metadata: ["reconnects": "\(core.counters.reconnects)"])
+        let c = core.counters
+        logger.info(
+            "worker stopped",
+            metadata: [
+                "reconnects": "\(c.reconnects)", "rejected": "\(rejections.total)", "out_of_order": "\(c.outOfOrder)",
+                "duplicate_jobs": "\(c.duplicateJobs)", "over_capacity_jobs": "\(c.overCapacityJobs)",
+            ]
+        )
     }
 
     private func perform(
