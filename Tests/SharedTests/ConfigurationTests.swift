@@ -82,7 +82,7 @@ import Testing
             message: "hello",
             metadata: ["episode": "episode_3", "attempt": "1", "a": "x"]
         )
-        #expect(line == "T INFO   worker [episode_3] hello a=x attempt=1")
+        #expect(line == "T INFO     worker [episode_3] hello a=x attempt=1")
     }
 
     @Test func logLevelsParse() throws {

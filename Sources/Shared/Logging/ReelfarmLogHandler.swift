@@ -59,7 +59,7 @@ public struct ReelfarmLogHandler: LogHandler {
         metadata: Logger.Metadata
     ) -> String {
         var line =
-            "\(timestamp) \(level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0))\(label)"
+            "\(timestamp) \(level.rawValue.uppercased().padding(toLength: 9, withPad: " ", startingAt: 0))\(label)"
         if let episode = metadata["episode"] { line += " [\(episode)]" }
         line += " " + message
         for key in metadata.keys.sorted() where key != "episode" {
