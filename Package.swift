@@ -12,16 +12,20 @@ let package = Package(
     products: [
         .executable(name: "coordinator", targets: ["Coordinator"]),
         .executable(name: "worker", targets: ["Worker"]),
+        .executable(name: "mock-provider", targets: ["MockProvider"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.8.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         // libzmq, through Debian's libzmq3-dev (zmq.h is on the default include path).
@@ -70,7 +74,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // A stand-in for the OpenAI-compatible, Hugging Face and ElevenLabs APIs, with their limits and
+        // 429s, for tests and benchmarks.
+        .executableTarget(
+            name: "MockProvider",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"], swiftSettings: strictSettings),
@@ -83,6 +102,15 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: ["Worker", "Protocol", "Shared"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "MockProviderTests",
+            dependencies: [
+                "MockProvider",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strictSettings
         ),
         // Start the real `coordinator` and `worker` binaries on loopback.

@@ -12,7 +12,7 @@ swift build -c release --product coordinator >/dev/null
 swift build -c release --product worker >/dev/null
 bin=.build/release
 out=$(mktemp -d)
-export REELFARM_SIM_LATENCY="llm=400,image=800,tts=300,render=200"
+export REELFARM_PROVIDERS=simulated REELFARM_SIM_LATENCY="llm=400,image=800,tts=300,render=200"
 
 run() {  # name workers episodes-per-worker calls-per-episode
   local name=$1 workers=$2 eps=$3 calls=$4

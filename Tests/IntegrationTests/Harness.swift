@@ -58,10 +58,14 @@ final class Child: @unchecked Sendable {
         // Settings of the developer's shell must not leak into tests.
         for key in [
             "MAX_PARALLEL_EPISODES", "MAX_PARALLEL_API_CALLS", "REELFARM_SIM_LATENCY", "REELFARM_SIM_FAIL",
-            "REELFARM_SIM_FAILURE_RATE", "REELFARM_SIM_SEED", "LOG_LEVEL", "REELFARM_CONNECT",
+            "REELFARM_SIM_FAILURE_RATE", "REELFARM_SIM_SEED", "LOG_LEVEL", "REELFARM_CONNECT", "REELFARM_CONFIG",
+            "OPENAI_BASE_URL", "OPENAI_API_KEY", "HF_TOKEN", "ELEVENLABS_API_KEY", "REELFARM_RENDER_PRESET",
         ] {
             env.removeValue(forKey: key)
         }
+        // The simulated providers unless a test asks for others: most tests check the distributed
+        // machinery, not video files.
+        env["REELFARM_PROVIDERS"] = "simulated"
         env.merge(environment) { _, new in new }
         process.environment = env
         process.currentDirectoryURL = cwd

@@ -219,3 +219,6 @@ final class TestClock: Clock, Sendable {
         for continuation in due { continuation.resume() }
     }
 }
+
+/// `Progress` of the wire protocol, for test files that import Foundation (which has its own `Progress`).
+typealias EpisodeProgress = Progress

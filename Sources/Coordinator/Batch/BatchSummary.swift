@@ -14,6 +14,9 @@ struct BatchSummary: Codable, Sendable, Equatable {
         var apiCalls: Int
         var placeholders: [Placeholder]
         var errors: [String]
+        /// The episode's video relative to the batch folder, when it is in this coordinator's output
+        /// folder (local workers, or a shared filesystem).
+        var video: String?
     }
 
     struct Totals: Codable, Sendable, Equatable {
@@ -38,9 +41,21 @@ struct BatchSummary: Codable, Sendable, Equatable {
     var counters: DispatchCounters
     var episodes: [Episode]
 
-    init(dispatcher: Dispatcher, startedAt: Date, finishedAt: Date, wallSeconds: Double, workersSeen: Int, slots: Int) {
+    init(
+        dispatcher: Dispatcher,
+        batchDir: URL,
+        startedAt: Date,
+        finishedAt: Date,
+        wallSeconds: Double,
+        workersSeen: Int,
+        slots: Int
+    ) {
         let episodes = dispatcher.episodes.map { e in
-            Episode(
+            let video = "\(e.id)/episode.mp4"
+            let hasVideo =
+                e.status == .succeeded
+                && FileManager.default.fileExists(atPath: batchDir.appendingPathComponent(video).path)
+            return Episode(
                 id: e.id,
                 topic: e.spec.topic,
                 status: e.isFinished ? e.status.rawValue : "unfinished",
@@ -49,7 +64,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
                 durationSeconds: e.durationMs.map { Double($0) / 1000 },
                 apiCalls: e.apiCalls,
                 placeholders: e.placeholders,
-                errors: e.errors
+                errors: e.errors,
+                video: hasVideo ? video : nil
             )
         }
         let succeeded = episodes.count { $0.status == "succeeded" }

@@ -84,6 +84,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     )
     var workerBinary: String?
 
+    @Option(
+        help:
+            "A JSON or YAML settings file (providers, models, render preset) passed to the local workers (env REELFARM_CONFIG)."
+    )
+    var config: String?
+
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
@@ -162,15 +168,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         let executable = workers > 0 ? try LocalWorkerPool.locateWorker(explicit: workerBinary) : nil
 
-        let workerArguments = [
+        // Local workers write episodes straight into this coordinator's output folder.
+        let outputURL = URL(fileURLWithPath: output).standardizedFileURL
+        var workerArguments = [
             "--max-parallel-episodes", "\(parallelism.maxParallelEpisodes)",
             "--max-parallel-api-calls", "\(parallelism.maxParallelAPICalls)",
             "--log-level", level.rawValue,
+            "--output", outputURL.path,
         ]
+        if let configPath = config ?? environment.value("REELFARM_CONFIG")?.value {
+            guard FileManager.default.fileExists(atPath: configPath) else {
+                throw ConfigurationError("config file \(configPath) does not exist")
+            }
+            workerArguments += ["--config", URL(fileURLWithPath: configPath).standardizedFileURL.path]
+        }
         let service = CoordinatorService(
             settings: .init(
                 bind: bind,
-                output: URL(fileURLWithPath: output),
+                output: outputURL,
                 batch: theBatch,
                 dispatch: dispatch,
                 parallelism: parallelism,

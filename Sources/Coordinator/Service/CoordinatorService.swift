@@ -171,6 +171,7 @@ final class CoordinatorService: Service {
         let wall = clock.now - started
         let summary = BatchSummary(
             dispatcher: dispatcher,
+            batchDir: batchDir,
             startedAt: startedAt,
             finishedAt: Date(),
             wallSeconds: wall.secondsDouble,

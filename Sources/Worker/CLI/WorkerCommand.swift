@@ -53,6 +53,25 @@ struct WorkerCommand: AsyncParsableCommand {
     var maxWorkerAPICalls: String?
 
     @Option(
+        help: ArgumentHelp(
+            "Providers: offline (default), simulated, openai, or per stage: script=openai,voice=elevenlabs,image=huggingface,render=ffmpeg (env REELFARM_PROVIDERS)."
+        )
+    )
+    var providers: String?
+
+    @Option(
+        name: .customLong("render-preset"),
+        help: "landscape (1280x720, default) or vertical (1080x1920) (env REELFARM_RENDER_PRESET)."
+    )
+    var renderPreset: String?
+
+    @Option(help: "Folder that gets OUTPUT/<batch>/<episode>/episode.mp4, script.json and manifest.json.")
+    var output: String = "output"
+
+    @Option(help: "A JSON or YAML settings file: providers, models, base URLs, render preset (env REELFARM_CONFIG).")
+    var config: String?
+
+    @Option(
         name: .customLong("sim-latency"),
         help: "Simulated latencies in ms, e.g. llm=400,tts=300,image=800,render=200 (env REELFARM_SIM_LATENCY)."
     )
@@ -87,6 +106,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = try await EnvironmentSettings.load(envFile: envFile)
+        let configPath = config ?? environment.value("REELFARM_CONFIG")?.value
+        let file: ConfigFile? = if let configPath { try await ConfigFile.load(configPath) } else { nil }
+        let sources = SettingsSources(environment: environment, file: file)
         let level = try LoggingSetup.level(logLevel ?? environment.value("LOG_LEVEL")?.value ?? "info")
         LoggingSetup.bootstrap(level: level)
         var logger = Logger(label: "worker")
@@ -150,11 +172,32 @@ struct WorkerCommand: AsyncParsableCommand {
             renders: renders,
             workerAPICalls: workerCap
         )
+        let providerConfig = try ProviderConfiguration.resolve(
+            providersFlag: providers,
+            presetFlag: renderPreset,
+            sources: sources
+        )
+        if providerConfig.writesFiles {
+            do {
+                try ProviderSet.checkOfflineTools()
+            } catch {
+                throw ConfigurationError("\(error)")
+            }
+        }
+        let outputRoot = URL(fileURLWithPath: output).standardizedFileURL
+        logger.info(
+            "providers",
+            metadata: [
+                "providers": "\(providerConfig.summary)",
+                "output": "\(providerConfig.writesFiles ? outputRoot.path : "none (simulated)")",
+            ]
+        )
         let pipeline = EpisodePipeline(
-            providers: ProviderSet.simulated(simulation),
+            providers: providerConfig.makeProviderSet(simulation: simulation),
             limits: limits,
             trace: TraceRecorder(),
-            logger: logger
+            logger: logger,
+            outputRoot: providerConfig.writesFiles ? outputRoot : nil
         )
         let agent = WorkerAgent(settings: .init(endpoint: endpoint, hello: hello), pipeline: pipeline, logger: logger)
         let group = ServiceGroup(

@@ -2,6 +2,8 @@ import Logging
 import Protocol
 import Shared
 
+import struct Foundation.URL
+
 /// Runs one attempt of one episode through its stages:
 ///
 /// 1. **script**: one LLM call writes the ``Script``. A failure fails the attempt ("script: <reason>").
@@ -9,6 +11,16 @@ import Shared
 ///    call per scene, one image call per B-roll shot. A failed call becomes a ``Placeholder`` and the
 ///    episode goes on.
 /// 3. **render**, under the worker's render semaphore. A failure fails the attempt ("render: <reason>").
+///
+/// A failed voice or image call becomes the ``ProviderSet/fallback``'s stand-in (a file when the
+/// pipeline keeps files), recorded in the result's `placeholders`.
+///
+/// **Files.** With an ``outputRoot``, every attempt gets its own workspace
+/// `<output>/<batch>/.work/<episode>-attempt-<n>/`, created before the first call and passed to every
+/// provider in ``CallContext/workspace``. After a successful render the pipeline writes `script.json`
+/// and `manifest.json` there and publishes the folder by renaming it to `<output>/<batch>/<episode>/`
+/// (replacing an older attempt's). A failed or cancelled attempt's workspace is deleted. File errors fail
+/// the attempt ("output: <reason>"). Without an output root (the simulation) no files are kept.
 ///
 /// Every external call (script, voices, images) holds a permit of the attempt's own limiter
 /// (`limits.apiCallsPerEpisode`) and, if set, of the worker-wide `limits.workerAPICalls`. Trace events
@@ -18,12 +30,25 @@ struct EpisodePipeline: Sendable {
     var limits: WorkerLimits
     var trace: TraceRecorder
     var logger: Logger
+    /// Where finished episodes go (`<outputRoot>/<batch>/<episode>/`); `nil` keeps no files.
+    var outputRoot: URL?
+    /// Finds ffprobe for the manifest's durations.
+    var tools: ToolLocator
 
-    init(providers: ProviderSet, limits: WorkerLimits, trace: TraceRecorder, logger: Logger) {
+    init(
+        providers: ProviderSet,
+        limits: WorkerLimits,
+        trace: TraceRecorder,
+        logger: Logger,
+        outputRoot: URL? = nil,
+        tools: ToolLocator = .environment
+    ) {
         self.providers = providers
         self.limits = limits
         self.trace = trace
         self.logger = logger
+        self.outputRoot = outputRoot
+        self.tools = tools
     }
 
     /// Runs one attempt of one episode. Never throws: any failure becomes a failed ``EpisodeResult``.
@@ -42,7 +67,9 @@ struct EpisodePipeline: Sendable {
             record: AttemptRecord(recorder: trace),
             limiter: AsyncSemaphore(permits: limits.apiCallsPerEpisode),
             logger: logger,
-            progress: progress
+            progress: progress,
+            outputRoot: outputRoot,
+            tools: tools
         )
         return await attempt.run()
     }
@@ -72,6 +99,10 @@ private struct Attempt: Sendable {
     let limiter: AsyncSemaphore
     let logger: Logger
     let progress: @Sendable (Progress) -> Void
+    let outputRoot: URL?
+    let tools: ToolLocator
+    /// The attempt's folder, once created (only with an output root).
+    var workspace: AttemptWorkspace?
 
     func run() async -> EpisodeResult {
         let started = ContinuousClock.now
@@ -79,13 +110,18 @@ private struct Attempt: Sendable {
         logger.debug("Episode attempt started", metadata: ["topic": "\(job.spec.topic)"])
 
         var failure: AttemptFailure?
+        var workspace: AttemptWorkspace?
         do throws(AttemptFailure) {
-            let script = try await writeScript()
-            let assets = try await makeAssets(for: script)
-            try await render(script, assets)
+            workspace = try openWorkspace()
+            var attempt = self
+            attempt.workspace = workspace
+            let script = try await attempt.writeScript()
+            let assets = try await attempt.makeAssets(for: script)
+            try await attempt.render(script, assets)
         } catch {
             failure = error
         }
+        if failure != nil { workspace?.discard() }
 
         record.record(.episodeEnd, "episode")
         let elapsed = ContinuousClock.now - started
@@ -164,30 +200,34 @@ private struct Attempt: Sendable {
             )
         }
         let providers = self.providers
+        let characters = script.characters
 
         async let voices = batch(
             .voices,
             .tts,
             noun: .voiceClips,
             items: voiceItems,
+            characters: characters,
             perform: { line, context in try await providers.voice.voice(for: line, context: context) },
-            placeholder: { VoiceClip.placeholder(for: $0) }
+            placeholder: { line, context in await providers.fallback.voice(for: line, context: context) }
         )
         async let scenes = batch(
             .scenes,
             .image,
             noun: .sceneVisuals,
             items: sceneItems,
+            characters: characters,
             perform: { request, context in try await providers.image.image(for: request, context: context) },
-            placeholder: { Image.placeholder(for: $0) }
+            placeholder: { request, context in await providers.fallback.image(for: request, context: context) }
         )
         async let broll = batch(
             .broll,
             .image,
             noun: .brollShots,
             items: brollItems,
+            characters: characters,
             perform: { request, context in try await providers.image.image(for: request, context: context) },
-            placeholder: { Image.placeholder(for: $0) }
+            placeholder: { request, context in await providers.fallback.image(for: request, context: context) }
         )
         let assets = await EpisodeAssets(voices: voices, scenes: scenes, broll: broll)
         try checkCancellation()
@@ -200,11 +240,12 @@ private struct Attempt: Sendable {
         if limits.renders.availablePermits == 0 {
             logger.info("Waiting for a render slot...")
         }
-        let context = context(for: "render")
+        let context = context(for: "render", characters: script.characters)
         let renderer = providers.render
         let elapsed: Duration
+        let rendered: RenderedEpisode
         do {
-            elapsed = try await limits.renders.withPermit {
+            (rendered, elapsed) = try await limits.renders.withPermit {
                 record.record(.renderStart, "render")
                 defer { record.record(.renderEnd, "render") }
                 let placeholders = assets.placeholderCount
@@ -212,8 +253,8 @@ private struct Attempt: Sendable {
                     placeholders == 0 ? "Rendering..." : "Rendering with \(counted(placeholders, "placeholder"))..."
                 )
                 let started = ContinuousClock.now
-                _ = try await renderer.render(script, assets: assets, context: context)
-                return ContinuousClock.now - started
+                let rendered = try await renderer.render(script, assets: assets, context: context)
+                return (rendered, ContinuousClock.now - started)
             }
         } catch {
             if Task.isCancelled { throw .cancelled }
@@ -222,8 +263,58 @@ private struct Attempt: Sendable {
             logger.warning("❌ render failed: \(reason)")
             throw .failed("render: \(reason)")
         }
+        if let workspace {
+            try await publish(script, assets, rendered, to: workspace)
+        }
         send(.render, .finished)
         logger.info("✅ render completed in \(elapsed.secondsText)")
+    }
+
+    // MARK: - Files
+
+    /// Creates the attempt's workspace when the pipeline keeps files.
+    private func openWorkspace() throws(AttemptFailure) -> AttemptWorkspace? {
+        guard let outputRoot else { return nil }
+        do {
+            return try AttemptWorkspace.create(
+                output: outputRoot,
+                batchId: job.batchId,
+                episodeId: job.episodeId,
+                attempt: job.attempt
+            )
+        } catch {
+            let reason = FailureReason.describe(error)
+            logger.error("Cannot create the attempt's folder: \(reason)")
+            throw .failed("output: \(reason)")
+        }
+    }
+
+    /// Writes `script.json` and `manifest.json`, then renames the workspace to the episode's folder.
+    private func publish(
+        _ script: Script,
+        _ assets: EpisodeAssets,
+        _ rendered: RenderedEpisode,
+        to workspace: AttemptWorkspace
+    ) async throws(AttemptFailure) {
+        do {
+            _ = try await EpisodeFiles.write(
+                script: script,
+                assets: assets,
+                rendered: rendered,
+                job: (job.batchId, job.episodeId, job.attempt),
+                workspace: workspace.directory,
+                probe: try? MediaProbe(tools: tools)
+            )
+            try checkCancellation()
+            try workspace.publish()
+        } catch {
+            if Task.isCancelled { throw .cancelled }
+            let reason = FailureReason.describe(error)
+            send(.render, .failed)
+            logger.warning("❌ saving the episode failed: \(reason)")
+            throw .failed("output: \(reason)")
+        }
+        logger.info("Episode saved", metadata: ["path": "\(workspace.destination.path)"])
     }
 
     // MARK: - API batches
@@ -254,8 +345,9 @@ private struct Attempt: Sendable {
         _ kind: ProviderKind,
         noun: Noun,
         items: [BatchItem<Input>],
+        characters: [String],
         perform: @escaping @Sendable (Input, CallContext) async throws -> Output,
-        placeholder: @escaping @Sendable (Input) -> Output
+        placeholder: @escaping @Sendable (Input, CallContext) async -> Output
     ) async -> [Output] {
         let total = items.count
         send(stage, .started, succeeded: 0, total: total)
@@ -271,44 +363,57 @@ private struct Attempt: Sendable {
         var completed = 0
         var succeeded = 0
         var cancelled = false
-        await withTaskGroup(of: (Int, Result<(Output, Duration), any Error>).self) { group in
+        await withTaskGroup(of: BatchOutcome<Output>.self) { group in
             for (index, item) in items.enumerated() {
                 group.addTask {
                     do {
-                        let outcome = try await self.call(kind, item: item.name) { context in
+                        let outcome = try await self.call(kind, item: item.name, characters: characters) { context in
                             try await perform(item.input, context)
                         }
-                        return (index, .success(outcome))
+                        return BatchOutcome(index: index, result: .success(outcome))
                     } catch {
-                        return (index, .failure(error))
+                        // The stand-in is made here, beside the other calls, unless the attempt is over.
+                        if Task.isCancelled { return BatchOutcome(index: index, result: .failure(error)) }
+                        let context = self.context(for: item.name, characters: characters)
+                        let stand = await placeholder(item.input, context)
+                        return BatchOutcome(index: index, result: .failure(error), placeholder: stand)
                     }
                 }
             }
-            for await (index, outcome) in group {
+            for await outcome in group {
                 completed += 1
+                let index = outcome.index
                 let name = items[index].name
-                switch outcome {
+                switch outcome.result {
                 case .success(let (output, elapsed)):
                     succeeded += 1
                     outputs[index] = output
                     logger.info("✅ \(name) completed (\(completed)/\(total)) in \(elapsed.secondsText)")
                 case .failure(let error):
-                    outputs[index] = placeholder(items[index].input)
-                    if cancelled || Task.isCancelled {
+                    guard let stand = outcome.placeholder, !cancelled, !Task.isCancelled else {
                         cancelled = true
                         continue
                     }
+                    outputs[index] = stand
                     let reason = FailureReason.describe(error)
                     record.addPlaceholder(Placeholder(stage: stage, item: name, reason: reason), position: index)
                     logger.warning("❌ \(name) failed (\(completed)/\(total)): \(reason); using a placeholder")
                 }
             }
         }
-        if cancelled { return outputs.compactMap { $0 } }
+        if cancelled { return [] }
         let elapsed = ContinuousClock.now - started
         logger.info("API batch complete: \(succeeded)/\(total) successful in \(elapsed.secondsText)")
         send(stage, .finished, succeeded: succeeded, total: total)
-        return outputs.enumerated().map { index, output in output ?? placeholder(items[index].input) }
+        return outputs.compactMap { $0 }
+    }
+
+    /// How one call of a batch ended: its output, or its error and the stand-in made for it (`nil` when
+    /// the attempt was cancelled).
+    private struct BatchOutcome<Output: Sendable>: Sendable {
+        var index: Int
+        var result: Result<(Output, Duration), any Error>
+        var placeholder: Output?
     }
 
     // MARK: - Calls
@@ -319,10 +424,11 @@ private struct Attempt: Sendable {
     private func call<T: Sendable>(
         _ kind: ProviderKind,
         item: String,
+        characters: [String] = [],
         _ body: (CallContext) async throws -> T
     ) async throws -> (T, Duration) {
         let name = "\(kind.rawValue):\(item)"
-        let context = context(for: item)
+        let context = context(for: item, characters: characters)
         return try await limiter.withPermit {
             try await withWorkerPermit {
                 record.callStarted(name)
@@ -341,7 +447,7 @@ private struct Attempt: Sendable {
 
     // MARK: - Helpers
 
-    private func context(for item: String) -> CallContext {
+    private func context(for item: String, characters: [String] = []) -> CallContext {
         var logger = self.logger
         logger[metadataKey: "item"] = "\(item)"
         return CallContext(
@@ -349,7 +455,10 @@ private struct Attempt: Sendable {
             episodeId: job.episodeId,
             attempt: job.attempt,
             item: item,
-            logger: logger
+            logger: logger,
+            workspace: workspace?.directory,
+            topic: job.spec.topic,
+            characters: characters
         )
     }
 

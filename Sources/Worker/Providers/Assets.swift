@@ -47,6 +47,37 @@ struct Script: Sendable, Equatable, Codable {
 
     /// Every character line, in script order.
     var lines: [Line] { scenes.flatMap(\.lines) }
+
+    /// The script with each scene's narration spoken: a first line by `narrator` (added to the front of
+    /// ``characters``), lines renumbered. Scenes whose narration is empty or already their first line
+    /// are left as they are, so applying it twice changes nothing. The offline script writer writes
+    /// scripts this way; use it on other writers' scripts so narration gets a voice and a caption.
+    func withNarrationAsLines(narrator: String = "Narrator") -> Script {
+        var script = self
+        var number = 0
+        var added = false
+        for index in script.scenes.indices {
+            let scene = script.scenes[index]
+            let hasNarration = scene.narration.contains { !$0.isWhitespace }
+            var lines = scene.lines
+            let spoken = lines.first.map { $0.character == narrator && $0.text == scene.narration } ?? false
+            if hasNarration, !spoken {
+                lines.insert(Line(number: 0, character: narrator, text: scene.narration), at: 0)
+                added = true
+            }
+            for line in lines.indices {
+                number += 1
+                lines[line].number = number
+            }
+            script.scenes[index].lines = lines
+        }
+        if added || script.lines.contains(where: { $0.character == narrator }),
+            !script.characters.contains(narrator)
+        {
+            script.characters.insert(narrator, at: 0)
+        }
+        return script
+    }
 }
 
 /// A spoken character line.
@@ -58,17 +89,21 @@ struct VoiceClip: Sendable, Equatable {
     /// How long the clip plays (or, for a placeholder, how long the line would take to say).
     var duration: Duration
     var isPlaceholder: Bool
+    /// Who made it, for the manifest: `openai`, `elevenlabs`, `espeak-ng`, `silence`, `simulated`, …
+    var provider: String
 
-    init(item: String, path: String? = nil, duration: Duration, isPlaceholder: Bool = false) {
+    init(item: String, path: String? = nil, duration: Duration, isPlaceholder: Bool = false, provider: String = "") {
         self.item = item
         self.path = path
         self.duration = duration
         self.isPlaceholder = isPlaceholder
+        self.provider = provider
     }
 
-    /// Stands in for a line whose TTS call failed: silence as long as the line would take to say.
+    /// Stands in for a line whose TTS call failed: silence as long as the line would take to say (no file;
+    /// a renderer plays silence).
     static func placeholder(for line: Script.Line) -> VoiceClip {
-        VoiceClip(item: line.item, duration: estimatedSpeakingTime(line.text), isPlaceholder: true)
+        VoiceClip(item: line.item, duration: estimatedSpeakingTime(line.text), isPlaceholder: true, provider: "silence")
     }
 
     /// About 2.5 words a second, at least one second.
@@ -97,6 +132,12 @@ struct ImageRequest: Sendable, Equatable {
         self.prompt = prompt
         self.style = style
     }
+
+    /// The scene or shot number from the item name (`scene_2` → 2), 1 if it has none.
+    var number: Int {
+        let digits = item.reversed().prefix(while: \.isNumber)
+        return Int(String(digits.reversed())) ?? 1
+    }
 }
 
 /// A generated still: a scene visual or a B-roll shot.
@@ -107,17 +148,25 @@ struct Image: Sendable, Equatable {
     /// How long it stays on screen.
     var duration: Duration
     var isPlaceholder: Bool
+    /// Who made it, for the manifest: `openai`, `huggingface`, `offline`, `placeholder`, `simulated`, …
+    var provider: String
 
-    init(item: String, path: String? = nil, duration: Duration, isPlaceholder: Bool = false) {
+    init(item: String, path: String? = nil, duration: Duration, isPlaceholder: Bool = false, provider: String = "") {
         self.item = item
         self.path = path
         self.duration = duration
         self.isPlaceholder = isPlaceholder
+        self.provider = provider
     }
 
-    /// Stands in for an image whose call failed (a renderer shows a plain card instead).
+    /// Stands in for an image whose call failed (no file; a renderer shows a plain card instead).
     static func placeholder(for request: ImageRequest) -> Image {
-        Image(item: request.item, duration: defaultDuration(request.purpose), isPlaceholder: true)
+        Image(
+            item: request.item,
+            duration: defaultDuration(request.purpose),
+            isPlaceholder: true,
+            provider: "placeholder"
+        )
     }
 
     static func defaultDuration(_ purpose: ImageRequest.Purpose) -> Duration {
@@ -152,9 +201,27 @@ struct RenderedEpisode: Sendable, Equatable {
     /// The video file, once a real renderer writes one; `nil` for the simulation.
     var path: String?
     var duration: Duration
+    /// Who rendered it, for the manifest: `ffmpeg`, `simulated`, …
+    var provider: String
+    /// The render preset (e.g. `landscape`), if the renderer has presets.
+    var preset: String?
+    /// Frame size in pixels, when known.
+    var width: Int?
+    var height: Int?
 
-    init(path: String? = nil, duration: Duration) {
+    init(
+        path: String? = nil,
+        duration: Duration,
+        provider: String = "",
+        preset: String? = nil,
+        width: Int? = nil,
+        height: Int? = nil
+    ) {
         self.path = path
         self.duration = duration
+        self.provider = provider
+        self.preset = preset
+        self.width = width
+        self.height = height
     }
 }

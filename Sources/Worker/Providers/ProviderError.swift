@@ -8,6 +8,8 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
     struct Kind: Hashable, Sendable, CustomStringConvertible {
         private enum Code: String {
             case rateLimited = "rate_limited"
+            case concurrencyLimited = "concurrency_limited"
+            case quotaExceeded = "quota_exceeded"
             case overloaded
             case clientError = "client_error"
             case serverError = "server_error"
@@ -24,6 +26,12 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
 
         /// HTTP 429 or the service's own "slow down".
         static let rateLimited = Kind(.rateLimited)
+        /// Too many requests in flight for the plan (ElevenLabs `too_many_concurrent_requests`): lower the
+        /// in-flight count and retry when a slot frees.
+        static let concurrencyLimited = Kind(.concurrencyLimited)
+        /// Billing or quota exhausted (OpenAI `insufficient_quota`, spend limits): retrying will not help
+        /// until someone pays; stop calling the provider.
+        static let quotaExceeded = Kind(.quotaExceeded)
         /// HTTP 503/529: the service is out of capacity.
         static let overloaded = Kind(.overloaded)
         /// HTTP 4xx other than 429: the request is wrong (bad key, refused content); retrying will not help.
@@ -44,8 +52,8 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
         /// Whether trying the same call again later may succeed.
         var isTransient: Bool {
             switch code {
-            case .rateLimited, .overloaded, .serverError, .timeout, .network: true
-            case .clientError, .invalidResponse, .toolFailed, .simulated: false
+            case .rateLimited, .concurrencyLimited, .overloaded, .serverError, .timeout, .network: true
+            case .clientError, .quotaExceeded, .invalidResponse, .toolFailed, .simulated: false
             }
         }
 
@@ -56,11 +64,27 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
     var message: String
     /// How long the service asked us to wait before trying again (e.g. HTTP `Retry-After`), if it said.
     var retryAfter: Duration?
+    /// For a failed HTTP call: how it was classified, with the status, the service's code and every
+    /// rate-limit hint (remaining, reset, `estimated_time`), for whoever adapts the request rate.
+    var classification: HTTPFailure?
 
-    init(_ kind: Kind, _ message: String, retryAfter: Duration? = nil) {
+    init(_ kind: Kind, _ message: String, retryAfter: Duration? = nil, classification: HTTPFailure? = nil) {
         self.kind = kind
         self.message = message
         self.retryAfter = retryAfter
+        self.classification = classification
+    }
+
+    /// The error a call ends with after `failure`: its kind, a short message naming the service
+    /// (`openai speech: rate limited (HTTP 429 rate_limit_exceeded): Rate limit reached…`), the
+    /// server's wait hint and the classification.
+    init(_ failure: HTTPFailure, service: String) {
+        self.init(
+            failure.kind.providerErrorKind,
+            "\(service): \(failure)",
+            retryAfter: failure.serverDelay,
+            classification: failure
+        )
     }
 
     var description: String { message }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Protocol
 
@@ -29,13 +30,42 @@ struct CallContext: Sendable {
     var item: String
     /// The episode's logger, with metadata `episode`, `attempt` and `item` set.
     var logger: Logger
+    /// The folder for this attempt's files, created before the first call. Providers write their output
+    /// there, named after `item` (`line_3.wav`, `scene_2.png`, `episode.mp4`). `nil` when the pipeline
+    /// keeps no files (the simulation).
+    var workspace: URL?
+    /// The episode's topic (from its spec), e.g. for an image provider's palette.
+    var topic: String
+    /// The script's characters in script order, once the script is written (empty for the script call).
+    /// A voice provider gives each position its own voice.
+    var characters: [String]
 
-    init(batchId: String, episodeId: String, attempt: Int, item: String, logger: Logger) {
+    init(
+        batchId: String,
+        episodeId: String,
+        attempt: Int,
+        item: String,
+        logger: Logger,
+        workspace: URL? = nil,
+        topic: String = "",
+        characters: [String] = []
+    ) {
         self.batchId = batchId
         self.episodeId = episodeId
         self.attempt = attempt
         self.item = item
         self.logger = logger
+        self.workspace = workspace
+        self.topic = topic
+        self.characters = characters
+    }
+
+    /// ``workspace``, or a ``ProviderError`` (`toolFailed`) for providers that must write a file.
+    func requireWorkspace(for what: String) throws(ProviderError) -> URL {
+        guard let workspace else {
+            throw ProviderError(.toolFailed, "no workspace folder to write the \(what) into")
+        }
+        return workspace
     }
 }
 
@@ -64,17 +94,53 @@ protocol RenderProvider: Sendable {
     func render(_ script: Script, assets: EpisodeAssets, context: CallContext) async throws -> RenderedEpisode
 }
 
+/// Makes the stand-in for a voice clip or image whose call finally failed, so the episode can still be
+/// rendered. It cannot fail: when it cannot make a file either, it returns a file-less placeholder
+/// (`path == nil`), which a renderer shows as a plain card or silence.
+///
+/// Every result has `isPlaceholder == true` and names what made it in `provider` (`espeak-ng`,
+/// `silence`, `placeholder`).
+protocol FallbackProvider: Sendable {
+    /// The stand-in for a line whose TTS call failed: the line said some other way, or silence as long
+    /// as the line would take to say.
+    func voice(for line: Script.Line, context: CallContext) async -> VoiceClip
+    /// The stand-in for an image whose call failed: a plain card naming the item.
+    func image(for request: ImageRequest, context: CallContext) async -> Image
+}
+
+/// Placeholders without files: what the simulation (and any pipeline without a workspace) uses.
+struct FilelessFallbackProvider: FallbackProvider {
+    init() {}
+
+    func voice(for line: Script.Line, context: CallContext) async -> VoiceClip {
+        VoiceClip.placeholder(for: line)
+    }
+
+    func image(for request: ImageRequest, context: CallContext) async -> Image {
+        Image.placeholder(for: request)
+    }
+}
+
 /// One provider of each kind: what an ``EpisodePipeline`` calls.
 struct ProviderSet: Sendable {
     var script: any ScriptProvider
     var voice: any VoiceProvider
     var image: any ImageProvider
     var render: any RenderProvider
+    /// Stand-ins for failed voice and image calls. The default makes file-less placeholders.
+    var fallback: any FallbackProvider
 
-    init(script: any ScriptProvider, voice: any VoiceProvider, image: any ImageProvider, render: any RenderProvider) {
+    init(
+        script: any ScriptProvider,
+        voice: any VoiceProvider,
+        image: any ImageProvider,
+        render: any RenderProvider,
+        fallback: any FallbackProvider = FilelessFallbackProvider()
+    ) {
         self.script = script
         self.voice = voice
         self.image = image
         self.render = render
+        self.fallback = fallback
     }
 }

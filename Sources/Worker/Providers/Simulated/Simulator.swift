@@ -72,7 +72,7 @@ struct SimulatedVoiceProvider: VoiceProvider {
 
     func voice(for line: Script.Line, context: CallContext) async throws -> VoiceClip {
         try await simulator.perform(.tts, context: context)
-        return VoiceClip(item: line.item, duration: VoiceClip.estimatedSpeakingTime(line.text))
+        return VoiceClip(item: line.item, duration: VoiceClip.estimatedSpeakingTime(line.text), provider: "simulated")
     }
 }
 
@@ -81,7 +81,7 @@ struct SimulatedImageProvider: ImageProvider {
 
     func image(for request: ImageRequest, context: CallContext) async throws -> Image {
         try await simulator.perform(.image, context: context)
-        return Image(item: request.item, duration: Image.defaultDuration(request.purpose))
+        return Image(item: request.item, duration: Image.defaultDuration(request.purpose), provider: "simulated")
     }
 }
 
@@ -92,7 +92,7 @@ struct SimulatedRenderProvider: RenderProvider {
         try await simulator.perform(.render, context: context)
         let visuals = (assets.scenes + assets.broll).reduce(Duration.zero) { $0 + $1.duration }
         let speech = assets.voices.reduce(Duration.zero) { $0 + $1.duration }
-        return RenderedEpisode(duration: max(visuals, speech))
+        return RenderedEpisode(duration: max(visuals, speech), provider: "simulated")
     }
 }
 

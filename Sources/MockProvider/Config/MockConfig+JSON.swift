@@ -1,0 +1,289 @@
+import Foundation
+
+/// A configuration file or `/admin/config` body that could not be used.
+struct ConfigError: Error, Equatable, CustomStringConvertible {
+    /// Where and what, e.g. `openai.request_limit: expected a positive integer or null`.
+    var message: String
+
+    var description: String { message }
+}
+
+/// Any JSON value, so the configuration can be read key by key with exact error messages.
+enum JSONValue: Decodable, Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+}
+
+extension MockConfig {
+    /// Reads configuration JSON (see ``MockConfig``) on top of `base`: the fields present replace those of `base`.
+    static func decode(
+        _ data: some DataProtocol,
+        over base: MockConfig = MockConfig()
+    ) throws(ConfigError) -> MockConfig {
+        let root: JSONValue
+        do {
+            root = try JSONDecoder().decode(JSONValue.self, from: Data(data))
+        } catch {
+            throw ConfigError(message: "not valid JSON")
+        }
+        var config = base
+        var reader = try ObjectReader(root, path: "")
+        config.seed =
+            try reader.optional("seed") { value, path throws(ConfigError) in
+                guard case .integer(let number) = value, number >= 0 else {
+                    throw ConfigError(message: "\(path): expected a non-negative integer")
+                }
+                return UInt64(number)
+            } ?? config.seed
+        config.maxBodyBytes = try reader.optional("max_body_bytes", positiveInt) ?? config.maxBodyBytes
+        config.imageMaxSide = try reader.optional("image_max_side", positiveInt) ?? config.imageMaxSide
+        for provider in Provider.allCases {
+            if let value = reader.take(provider.rawValue) {
+                config[provider] = try ProviderConfig.decode(value, over: config[provider], path: provider.rawValue)
+            }
+        }
+        try reader.finish()
+        return config
+    }
+
+    /// The configuration as JSON in the same schema, keys sorted.
+    func jsonData() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        // Encoding these plain value types cannot fail.
+        return try! encoder.encode(self)
+    }
+}
+
+extension ProviderConfig {
+    fileprivate static func decode(
+        _ value: JSONValue,
+        over base: ProviderConfig,
+        path: String
+    ) throws(ConfigError)
+        -> ProviderConfig
+    {
+        var config = base
+        var reader = try ObjectReader(value, path: path)
+        if let limit = reader.take("request_limit") {
+            config.requestLimit = limit == .null ? nil : try positiveInt(limit, "\(path).request_limit")
+        }
+        if let limit = reader.take("max_concurrent") {
+            config.maxConcurrent = limit == .null ? nil : try positiveInt(limit, "\(path).max_concurrent")
+        }
+        config.windowMs = try reader.optional("window_ms", positiveInt) ?? config.windowMs
+        config.tokenLimit = try reader.optional("token_limit", positiveInt) ?? config.tokenLimit
+        config.latencyMs = try reader.optional("latency_ms", nonNegativeInt) ?? config.latencyMs
+        config.jitterPercent =
+            try reader.optional("jitter_percent", number(in: 0...100)) ?? config.jitterPercent
+        config.retryAfterMs = try reader.optional("retry_after_ms", nonNegativeInt) ?? config.retryAfterMs
+        config.timeoutDelayMs =
+            try reader.optional("timeout_delay_ms", nonNegativeInt) ?? config.timeoutDelayMs
+        config.coldStartRequests =
+            try reader.optional("cold_start_requests", nonNegativeInt) ?? config.coldStartRequests
+        config.estimatedTimeS =
+            try reader.optional("estimated_time_s", number(in: 0...86_400)) ?? config.estimatedTimeS
+        if let rates = reader.take("failure_rates") {
+            config.failureRates = try decodeRates(rates, path: "\(path).failure_rates")
+        }
+        if let forced = reader.take("force_failures") {
+            config.forceFailures = try decodeForced(forced, path: "\(path).force_failures")
+        }
+        try reader.finish()
+        return config
+    }
+
+    private static func decodeRates(_ value: JSONValue, path: String) throws(ConfigError) -> [FailureKind: Double] {
+        guard case .object(let fields) = value else { throw ConfigError(message: "\(path): expected an object") }
+        var rates: [FailureKind: Double] = [:]
+        for (key, rate) in fields {
+            guard let kind = FailureKind(rawValue: key) else {
+                throw ConfigError(message: "\(path).\(key): unknown failure kind")
+            }
+            rates[kind] = try number(rate, "\(path).\(key)", in: 0...1)
+        }
+        guard rates.values.reduce(0, +) <= 1 + 1e-9 else {
+            throw ConfigError(message: "\(path): the probabilities add up to more than 1")
+        }
+        return rates
+    }
+
+    private static func decodeForced(_ value: JSONValue, path: String) throws(ConfigError) -> [ForcedFailure] {
+        guard case .array(let items) = value else { throw ConfigError(message: "\(path): expected an array") }
+        var forced: [ForcedFailure] = []
+        for (index, item) in items.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            var reader = try ObjectReader(item, path: itemPath)
+            guard case .string(let kindName) = reader.take("kind") ?? .null, let kind = FailureKind(rawValue: kindName)
+            else { throw ConfigError(message: "\(itemPath).kind: expected a failure kind") }
+            let count = try reader.optional("count", nonNegativeInt) ?? 1
+            let endpoint = try reader.optional("endpoint") { value, path throws(ConfigError) in
+                guard case .string(let name) = value, let endpoint = Endpoint(rawValue: name) else {
+                    throw ConfigError(message: "\(path): expected an endpoint name")
+                }
+                return endpoint
+            }
+            let retryAfterMs = try reader.optional("retry_after_ms", nonNegativeInt)
+            try reader.finish()
+            forced.append(ForcedFailure(kind: kind, count: count, endpoint: endpoint, retryAfterMs: retryAfterMs))
+        }
+        return forced
+    }
+}
+
+/// Takes the fields of one JSON object one by one, then reports any left over as unknown.
+private struct ObjectReader {
+    private var fields: [String: JSONValue]
+    private let path: String
+
+    init(_ value: JSONValue, path: String) throws(ConfigError) {
+        guard case .object(let fields) = value else {
+            throw ConfigError(message: "\(path.isEmpty ? "configuration" : path): expected an object")
+        }
+        self.fields = fields
+        self.path = path
+    }
+
+    mutating func take(_ key: String) -> JSONValue? {
+        fields.removeValue(forKey: key)
+    }
+
+    /// The converted value of `key`, or `nil` when it is absent.
+    mutating func optional<T>(
+        _ key: String,
+        _ convert: (JSONValue, String) throws(ConfigError) -> T
+    ) throws(ConfigError) -> T? {
+        guard let value = take(key) else { return nil }
+        return try convert(value, path.isEmpty ? key : "\(path).\(key)")
+    }
+
+    func finish() throws(ConfigError) {
+        if let key = fields.keys.sorted().first {
+            throw ConfigError(message: "\(path.isEmpty ? key : "\(path).\(key)"): unknown key")
+        }
+    }
+}
+
+private func positiveInt(_ value: JSONValue, _ path: String) throws(ConfigError) -> Int {
+    guard case .integer(let number) = value, number > 0, number <= Int32.max else {
+        throw ConfigError(message: "\(path): expected a positive integer")
+    }
+    return Int(number)
+}
+
+private func nonNegativeInt(_ value: JSONValue, _ path: String) throws(ConfigError) -> Int {
+    guard case .integer(let number) = value, number >= 0, number <= Int32.max else {
+        throw ConfigError(message: "\(path): expected a non-negative integer")
+    }
+    return Int(number)
+}
+
+private func number(in range: ClosedRange<Double>) -> (JSONValue, String) throws(ConfigError) -> Double {
+    { value, path throws(ConfigError) in try number(value, path, in: range) }
+}
+
+private func number(_ value: JSONValue, _ path: String, in range: ClosedRange<Double>) throws(ConfigError) -> Double {
+    let number: Double
+    switch value {
+    case .integer(let integer): number = Double(integer)
+    case .number(let double): number = double
+    default: throw ConfigError(message: "\(path): expected a number")
+    }
+    guard range.contains(number) else {
+        throw ConfigError(message: "\(path): expected a number in \(range.lowerBound)...\(range.upperBound)")
+    }
+    return number
+}
+
+// MARK: - Encoding, in the same schema
+
+extension MockConfig: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case seed
+        case maxBodyBytes = "max_body_bytes"
+        case imageMaxSide = "image_max_side"
+        case openai, huggingface, elevenlabs
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(seed, forKey: .seed)
+        try container.encode(maxBodyBytes, forKey: .maxBodyBytes)
+        try container.encode(imageMaxSide, forKey: .imageMaxSide)
+        try container.encode(openai, forKey: .openai)
+        try container.encode(huggingface, forKey: .huggingface)
+        try container.encode(elevenlabs, forKey: .elevenlabs)
+    }
+}
+
+extension ProviderConfig: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case requestLimit = "request_limit"
+        case windowMs = "window_ms"
+        case maxConcurrent = "max_concurrent"
+        case tokenLimit = "token_limit"
+        case latencyMs = "latency_ms"
+        case jitterPercent = "jitter_percent"
+        case retryAfterMs = "retry_after_ms"
+        case timeoutDelayMs = "timeout_delay_ms"
+        case failureRates = "failure_rates"
+        case forceFailures = "force_failures"
+        case coldStartRequests = "cold_start_requests"
+        case estimatedTimeS = "estimated_time_s"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(requestLimit, forKey: .requestLimit)
+        try container.encode(windowMs, forKey: .windowMs)
+        try container.encode(maxConcurrent, forKey: .maxConcurrent)
+        try container.encode(tokenLimit, forKey: .tokenLimit)
+        try container.encode(latencyMs, forKey: .latencyMs)
+        try container.encode(jitterPercent, forKey: .jitterPercent)
+        try container.encode(retryAfterMs, forKey: .retryAfterMs)
+        try container.encode(timeoutDelayMs, forKey: .timeoutDelayMs)
+        try container.encode(failureRates, forKey: .failureRates)
+        try container.encode(forceFailures, forKey: .forceFailures)
+        try container.encode(coldStartRequests, forKey: .coldStartRequests)
+        try container.encode(estimatedTimeS, forKey: .estimatedTimeS)
+    }
+}
+
+extension ForcedFailure: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case kind, count, endpoint
+        case retryAfterMs = "retry_after_ms"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(count, forKey: .count)
+        try container.encodeIfPresent(endpoint, forKey: .endpoint)
+        try container.encodeIfPresent(retryAfterMs, forKey: .retryAfterMs)
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+
+/// Everything the mock server can be told: limits, latency and failures per provider.
+///
+/// The same JSON is read from `--config FILE` and from `POST /admin/config`. Every field is optional; a missing
+/// field keeps its default (or, for `POST /admin/config?merge=true`, its current value). Unknown keys are an error,
+/// so a typo does not silently do nothing.
+///
+/// ```json
+/// {
+///   "seed": 0,                     // drives injected failures and latency jitter
+///   "max_body_bytes": 1048576,     // larger request bodies get 413
+///   "image_max_side": 256,         // generated PNGs keep the requested aspect ratio, longer side capped to this
+///   "openai": {                    // also "huggingface" and "elevenlabs", same fields
+///     "request_limit": 500,        // accepted requests per sliding window, across all clients; null = no limit
+///     "window_ms": 60000,          // the sliding window
+///     "max_concurrent": null,      // requests in flight at once; null = no limit
+///     "token_limit": 200000,       // reported in x-ratelimit-*-tokens (chat only), not enforced
+///     "latency_ms": 0,             // added to every accepted request...
+///     "jitter_percent": 0,         // ...± this percentage of it
+///     "retry_after_ms": 1000,      // retry-after of injected or forced rate_limit 429s
+///     "timeout_delay_ms": 60000,   // how long a "timeout" failure waits before answering
+///     "failure_rates": { "billing": 0.0, "rate_limit": 0.0, "server_error": 0.0,
+///                        "overload": 0.0, "malformed": 0.0, "timeout": 0.0 },   // probabilities, sum <= 1
+///     "force_failures": [          // the next matching requests fail, entries used up in order
+///       { "kind": "rate_limit", "count": 2, "endpoint": "chat_completions", "retry_after_ms": 1000 }
+///     ],
+///     "cold_start_requests": 0,    // per model, the first K requests get 503 "is currently loading"
+///     "estimated_time_s": 20.0     // the estimated_time of those 503s
+///   }
+/// }
+/// ```
+///
+/// Defaults: OpenAI allows 500 requests per minute; Hugging Face has no limits; ElevenLabs allows 5 concurrent
+/// requests (its Creator plan) and no request limit. Failure kinds are those of ``FailureKind``; endpoint names are
+/// those of ``Endpoint``.
+struct MockConfig: Equatable, Sendable {
+    /// Seeds injected failures and latency jitter. The default is 0.
+    var seed: UInt64 = 0
+    /// The largest request body accepted, in bytes; larger ones get 413. The default is 1 MiB.
+    var maxBodyBytes = 1_048_576
+    /// Generated images keep the requested aspect ratio with the longer side at most this many pixels. The default is
+    /// 256, which keeps responses small and fast.
+    var imageMaxSide = 256
+    var openai = ProviderConfig.defaults(for: .openai)
+    var huggingface = ProviderConfig.defaults(for: .huggingface)
+    var elevenlabs = ProviderConfig.defaults(for: .elevenlabs)
+
+    subscript(provider: Provider) -> ProviderConfig {
+        get {
+            switch provider {
+            case .openai: openai
+            case .huggingface: huggingface
+            case .elevenlabs: elevenlabs
+            }
+        }
+        set {
+            switch provider {
+            case .openai: openai = newValue
+            case .huggingface: huggingface = newValue
+            case .elevenlabs: elevenlabs = newValue
+            }
+        }
+    }
+}
+
+/// Limits, latency and failures of one provider.
+struct ProviderConfig: Equatable, Sendable {
+    /// Accepted requests allowed in any sliding window of `windowMs`, across all clients; `nil` means no limit.
+    var requestLimit: Int?
+    /// The sliding window, in milliseconds. Also the window of `max_accepted_in_window` in `/stats`. The default is
+    /// 60 000.
+    var windowMs = 60_000
+    /// Requests allowed in flight at once; `nil` means no limit.
+    var maxConcurrent: Int?
+    /// Tokens per window, only reported in the `x-ratelimit-*-tokens` headers of chat replies. The default is 200 000.
+    var tokenLimit = 200_000
+    /// Latency added to each accepted request, in milliseconds. The default is 0.
+    var latencyMs = 0
+    /// The latency varies uniformly by ± this percentage (0–100). The default is 0.
+    var jitterPercent = 0.0
+    /// `retry-after` of injected and forced `rate_limit` failures, in milliseconds. The default is 1 000.
+    var retryAfterMs = 1_000
+    /// How long a `timeout` failure waits before it answers, in milliseconds. The default is 60 000.
+    var timeoutDelayMs = 60_000
+    /// The probability of each injected failure kind per request; the sum must be at most 1. The default is none.
+    var failureRates: [FailureKind: Double] = [:]
+    /// Failures forced on the next matching requests, used up in order. The default is none.
+    var forceFailures: [ForcedFailure] = []
+    /// Per model, the first `coldStartRequests` requests get 503 "currently loading" (Hugging Face). The default is 0.
+    var coldStartRequests = 0
+    /// The `estimated_time` of cold-start 503s, in seconds. The default is 20.
+    var estimatedTimeS = 20.0
+
+    static func defaults(for provider: Provider) -> ProviderConfig {
+        var config = ProviderConfig()
+        switch provider {
+        case .openai: config.requestLimit = 500
+        case .huggingface: break
+        case .elevenlabs: config.maxConcurrent = 5
+        }
+        return config
+    }
+
+    var window: Duration { .milliseconds(windowMs) }
+}
+
+/// `count` requests (of `endpoint`, or of any endpoint of the provider when `nil`) fail with `kind`.
+struct ForcedFailure: Equatable, Sendable {
+    var kind: FailureKind
+    var count: Int
+    var endpoint: Endpoint?
+    /// Overrides the provider's `retryAfterMs` for `rate_limit`.
+    var retryAfterMs: Int?
+}

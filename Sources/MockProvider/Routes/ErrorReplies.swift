@@ -1,0 +1,222 @@
+import Hummingbird
+
+/// The error replies of each provider, in their real shapes (see shared/reference/providers.md §1–§3).
+enum ErrorReplies {
+    // MARK: OpenAI: {"error":{"message","type","param","code"}}
+
+    struct OpenAIError: Encodable {
+        struct Detail: Encodable {
+            var message: String
+            var type: String
+            var param: String?
+            var code: String?
+
+            func encode(to encoder: any Encoder) throws {
+                // `param` and `code` are written as null rather than left out, as OpenAI does.
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(message, forKey: .message)
+                try container.encode(type, forKey: .type)
+                try container.encode(param, forKey: .param)
+                try container.encode(code, forKey: .code)
+            }
+
+            private enum CodingKeys: String, CodingKey {
+                case message, type, param, code
+            }
+        }
+
+        var error: Detail
+    }
+
+    static func openAI(
+        _ status: HTTPResponse.Status,
+        message: String,
+        type: String,
+        param: String? = nil,
+        code: String?
+    ) -> Response {
+        .json(status, OpenAIError(error: .init(message: message, type: type, param: param, code: code)))
+    }
+
+    static func openAIInvalidRequest(_ error: BodyError) -> Response {
+        let code: String? = if case .tooLarge = error { "request_too_large" } else { nil }
+        return openAI(error.status, message: error.message, type: "invalid_request_error", code: code)
+    }
+
+    static func openAI(_ rejection: Rejection) -> Response {
+        switch rejection.kind {
+        case .rateLimit:
+            var message =
+                "Rate limit reached for requests in organization org-mock on requests per "
+                + "\(windowLabel(rejection.window))."
+            if let limit = rejection.limit {
+                message += " Limit: \(limit)/\(windowLabel(rejection.window))."
+            }
+            message += " Please try again in \((rejection.retryAfter ?? .zero).goStyle)."
+            var response = openAI(.tooManyRequests, message: message, type: "requests", code: "rate_limit_exceeded")
+            response.setRetryAfter(rejection.retryAfter ?? .seconds(1))
+            return response
+        case .concurrency:
+            let limit = rejection.limit.map(String.init) ?? "too many"
+            return openAI(
+                .tooManyRequests,
+                message: "Too many concurrent requests: \(limit) are already in flight. Retry when one finishes.",
+                type: "requests",
+                code: "rate_limit_exceeded"
+            )
+        case .billing:
+            return openAI(
+                .tooManyRequests,
+                message: "You exceeded your current quota, please check your plan and billing details. "
+                    + "For more information on this error, read the docs: "
+                    + "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                type: "insufficient_quota",
+                code: "insufficient_quota"
+            )
+        case .overload:
+            return openAI(
+                .serviceUnavailable,
+                message: "The engine is currently overloaded, please try again later.",
+                type: "server_error",
+                code: nil
+            )
+        case .modelLoading:
+            return openAI(
+                .serviceUnavailable,
+                message: "The model is currently loading, please try again later.",
+                type: "server_error",
+                code: nil
+            )
+        case .serverError, .malformed, .timeout:
+            return openAI(
+                .internalServerError,
+                message: "The server had an error while processing your request. Sorry about that!",
+                type: "server_error",
+                code: nil
+            )
+        }
+    }
+
+    // MARK: Hugging Face: {"error": "..."} (plus "estimated_time" while loading)
+
+    struct HuggingFaceError: Encodable {
+        var error: String
+        var estimatedTime: Double?
+
+        private enum CodingKeys: String, CodingKey {
+            case error
+            case estimatedTime = "estimated_time"
+        }
+    }
+
+    static func huggingFaceInvalidRequest(_ error: BodyError) -> Response {
+        .json(error.status, HuggingFaceError(error: error.message))
+    }
+
+    static func huggingFace(_ rejection: Rejection) -> Response {
+        switch rejection.kind {
+        case .modelLoading:
+            return .json(
+                .serviceUnavailable,
+                HuggingFaceError(
+                    error: "Model \(rejection.model ?? "unknown") is currently loading",
+                    estimatedTime: rejection.estimatedTime ?? 20
+                )
+            )
+        case .rateLimit:
+            var response = Response.json(
+                .tooManyRequests,
+                HuggingFaceError(error: "Rate limit reached. You reached the request limit, please retry later.")
+            )
+            response.setRetryAfter(rejection.retryAfter ?? .seconds(1))
+            return response
+        case .concurrency:
+            let limit = rejection.limit.map(String.init) ?? "too many"
+            return .json(
+                .tooManyRequests,
+                HuggingFaceError(error: "Too many concurrent requests: \(limit) are already in flight.")
+            )
+        case .billing:
+            return .json(
+                HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required"),
+                HuggingFaceError(
+                    error: "You have exceeded your monthly included credits for Inference Providers. "
+                        + "Subscribe to PRO to get 20x more monthly included credits."
+                )
+            )
+        case .overload:
+            return .json(.serviceUnavailable, HuggingFaceError(error: "Service Unavailable: the model is overloaded."))
+        case .serverError, .malformed, .timeout:
+            return .json(.internalServerError, HuggingFaceError(error: "Internal Server Error"))
+        }
+    }
+
+    // MARK: ElevenLabs: {"detail":{"status","message"}}
+
+    struct ElevenLabsError: Encodable {
+        struct Detail: Encodable {
+            var status: String
+            var message: String
+        }
+
+        var detail: Detail
+
+        init(status: String, message: String) {
+            detail = Detail(status: status, message: message)
+        }
+    }
+
+    static func elevenLabsInvalidRequest(_ error: BodyError) -> Response {
+        let status = if case .tooLarge = error { "request_too_large" } else { "invalid_request" }
+        return .json(error.status, ElevenLabsError(status: status, message: error.message))
+    }
+
+    static func elevenLabs(_ rejection: Rejection) -> Response {
+        switch rejection.kind {
+        case .concurrency:
+            let limit = rejection.limit.map(String.init) ?? "a limited number of"
+            return .json(
+                .tooManyRequests,
+                ElevenLabsError(
+                    status: "too_many_concurrent_requests",
+                    message: "Too many concurrent requests. Your current subscription is associated with a maximum "
+                        + "of \(limit) concurrent requests. Retry when a request finishes."
+                )
+            )
+        case .overload:
+            return .json(
+                .tooManyRequests,
+                ElevenLabsError(
+                    status: "system_busy",
+                    message: "Our services are experiencing high levels of traffic and your request could not be "
+                        + "processed. Please try again shortly."
+                )
+            )
+        case .rateLimit:
+            var response = Response.json(
+                .tooManyRequests,
+                ElevenLabsError(status: "rate_limit_exceeded", message: "Too many requests. Please retry later.")
+            )
+            response.setRetryAfter(rejection.retryAfter ?? .seconds(1))
+            return response
+        case .billing:
+            return .json(
+                .unauthorized,
+                ElevenLabsError(
+                    status: "quota_exceeded",
+                    message: "This request exceeds your quota. You have 0 credits remaining."
+                )
+            )
+        case .modelLoading:
+            return .json(
+                .serviceUnavailable,
+                ElevenLabsError(status: "model_loading", message: "The model is loading, please retry shortly.")
+            )
+        case .serverError, .malformed, .timeout:
+            return .json(
+                .internalServerError,
+                ElevenLabsError(status: "internal_server_error", message: "An internal error occurred.")
+            )
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The folders of one attempt's files.
+///
+/// Providers write into ``directory`` (`<output>/<batch>/.work/<episode>-attempt-<n>/`); a successful
+/// attempt is published by renaming it to ``destination`` (`<output>/<batch>/<episode>/`), so readers
+/// never see a half-written episode; a failed or cancelled one is deleted.
+struct AttemptWorkspace: Sendable {
+    /// The hidden folder beside the episodes that holds attempts in progress.
+    static let workFolderName = ".work"
+
+    /// `<output>/<batch>/.work/<episode>-attempt-<n>/`.
+    let directory: URL
+    /// `<output>/<batch>/<episode>/`.
+    let destination: URL
+    /// `<output>/<batch>/.work/`.
+    let workFolder: URL
+
+    /// Creates the attempt's (empty) folder, replacing a stale one left by a crash.
+    ///
+    /// - Throws: ``SafePath/UnsafeComponent`` for an id that cannot be a folder name, or the file
+    ///   system's error.
+    static func create(output: URL, batchId: String, episodeId: String, attempt: Int) throws -> AttemptWorkspace {
+        let batch = output.appendingPathComponent(try SafePath.component(batchId), isDirectory: true)
+        let episode = try SafePath.component(episodeId)
+        let workFolder = batch.appendingPathComponent(workFolderName, isDirectory: true)
+        let workspace = AttemptWorkspace(
+            directory: workFolder.appendingPathComponent(
+                try SafePath.component("\(episode)-attempt-\(attempt)"),
+                isDirectory: true
+            ),
+            destination: batch.appendingPathComponent(episode, isDirectory: true),
+            workFolder: workFolder
+        )
+        let files = FileManager.default
+        if files.fileExists(atPath: workspace.directory.path) {
+            try files.removeItem(at: workspace.directory)
+        }
+        // Another attempt may remove the empty `.work` folder between our two steps: try again.
+        var attempts = 0
+        while true {
+            do {
+                try files.createDirectory(at: workFolder, withIntermediateDirectories: true)
+                try files.createDirectory(at: workspace.directory, withIntermediateDirectories: false)
+                return workspace
+            } catch {
+                attempts += 1
+                if attempts >= 3 { throw error }
+            }
+        }
+    }
+
+    /// Renames the workspace to ``destination``. An older episode folder there (an earlier attempt's) is
+    /// moved aside first and deleted once the new one is in place.
+    func publish() throws {
+        let files = FileManager.default
+        var replaced: URL?
+        if files.fileExists(atPath: destination.path) {
+            let aside = workFolder.appendingPathComponent(
+                "\(destination.lastPathComponent)-replaced-\(UUID().uuidString.lowercased())",
+                isDirectory: true
+            )
+            try files.moveItem(at: destination, to: aside)
+            replaced = aside
+        }
+        do {
+            try files.moveItem(at: directory, to: destination)
+        } catch {
+            if let replaced { try? files.moveItem(at: replaced, to: destination) }
+            throw error
+        }
+        if let replaced { try? files.removeItem(at: replaced) }
+        removeWorkFolderIfEmpty()
+    }
+
+    /// Deletes the workspace and everything in it.
+    func discard() {
+        try? FileManager.default.removeItem(at: directory)
+        removeWorkFolderIfEmpty()
+    }
+
+    /// `rmdir`, which only ever removes an empty folder, so attempts still in progress are never touched.
+    private func removeWorkFolderIfEmpty() {
+        _ = workFolder.withUnsafeFileSystemRepresentation { path in path.map { rmdir($0) } }
+    }
+}

@@ -1,0 +1,199 @@
+import Crypto
+import Foundation
+
+/// `manifest.json`: what an episode folder holds, written next to the files before the folder is
+/// published. Keys are snake_case, as everywhere in Reelfarm's JSON (see ``EpisodeFiles``).
+struct EpisodeManifest: Codable, Sendable, Equatable {
+    var batchId: String
+    var episodeId: String
+    var attempt: Int
+    var title: String
+    /// ISO 8601, UTC.
+    var createdAt: String
+    var render: Render
+    /// Every voice clip, scene image and B-roll image, in script order, then the video.
+    var assets: [Asset]
+
+    struct Render: Codable, Sendable, Equatable {
+        var provider: String
+        var preset: String?
+        var width: Int?
+        var height: Int?
+        var durationSeconds: Double?
+    }
+
+    struct Asset: Codable, Sendable, Equatable {
+        enum Kind: String, Codable, Sendable {
+            case voice, scene, broll, video
+        }
+
+        /// `line_3`, `scene_2`, `broll_1` or `episode`.
+        var item: String
+        var kind: Kind
+        /// The file name within the episode folder; `nil` for a file-less placeholder.
+        var file: String?
+        /// Who made it: `espeak-ng`, `offline`, `ffmpeg`, `placeholder`, `silence`, `openai`, …
+        var provider: String
+        var placeholder: Bool
+        /// Probed length of audio and video; `nil` for images.
+        var durationSeconds: Double?
+        var sizeBytes: Int?
+        /// Hex SHA-256 of the file.
+        var sha256: String?
+    }
+}
+
+/// Writing an attempt's files: `script.json`, `manifest.json`, file digests.
+enum EpisodeFiles {
+    static let scriptName = "script.json"
+    static let manifestName = "manifest.json"
+
+    /// Pretty, sorted, snake_case JSON.
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return encoder
+    }
+
+    /// Reads what ``encoder()`` wrote.
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+
+    /// The hex SHA-256 of a file, read in 64 KiB chunks.
+    static func sha256(of file: URL) throws -> String {
+        let handle = try FileHandle(forReadingFrom: file)
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let chunk = try handle.read(upToCount: 1 << 16), !chunk.isEmpty {
+            hasher.update(data: chunk)
+        }
+        return hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    /// Writes `script.json` and `manifest.json` into the workspace. Asset files outside the workspace are
+    /// copied in first, so the published folder is complete.
+    static func write(
+        script: Script,
+        assets: EpisodeAssets,
+        rendered: RenderedEpisode,
+        job: (batchId: String, episodeId: String, attempt: Int),
+        workspace: URL,
+        probe: MediaProbe?,
+        now: Date = Date()
+    ) async throws -> EpisodeManifest {
+        var entries: [EpisodeManifest.Asset] = []
+        for clip in assets.voices {
+            entries.append(
+                try await entry(
+                    clip.item,
+                    .voice,
+                    path: clip.path,
+                    provider: clip.provider,
+                    placeholder: clip.isPlaceholder,
+                    workspace: workspace,
+                    probe: probe
+                )
+            )
+        }
+        for (kind, images) in [(EpisodeManifest.Asset.Kind.scene, assets.scenes), (.broll, assets.broll)] {
+            for image in images {
+                entries.append(
+                    try await entry(
+                        image.item,
+                        kind,
+                        path: image.path,
+                        provider: image.provider,
+                        placeholder: image.isPlaceholder,
+                        workspace: workspace,
+                        probe: probe
+                    )
+                )
+            }
+        }
+        let video = try await entry(
+            "episode",
+            .video,
+            path: rendered.path,
+            provider: rendered.provider,
+            placeholder: false,
+            workspace: workspace,
+            probe: probe
+        )
+        entries.append(video)
+
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let manifest = EpisodeManifest(
+            batchId: job.batchId,
+            episodeId: job.episodeId,
+            attempt: job.attempt,
+            title: script.title,
+            createdAt: formatter.string(from: now),
+            render: EpisodeManifest.Render(
+                provider: rendered.provider,
+                preset: rendered.preset,
+                width: rendered.width,
+                height: rendered.height,
+                durationSeconds: video.durationSeconds ?? rendered.duration / .seconds(1)
+            ),
+            assets: entries
+        )
+        let encoder = encoder()
+        try encoder.encode(script).write(to: workspace.appendingPathComponent(scriptName), options: .atomic)
+        try encoder.encode(manifest).write(to: workspace.appendingPathComponent(manifestName), options: .atomic)
+        return manifest
+    }
+
+    private static func entry(
+        _ item: String,
+        _ kind: EpisodeManifest.Asset.Kind,
+        path: String?,
+        provider: String,
+        placeholder: Bool,
+        workspace: URL,
+        probe: MediaProbe?
+    ) async throws -> EpisodeManifest.Asset {
+        var asset = EpisodeManifest.Asset(item: item, kind: kind, provider: provider, placeholder: placeholder)
+        guard let path else { return asset }
+        try Task.checkCancellation()
+        var file = FFmpegRenderer.resolve(path, in: workspace).standardizedFileURL
+        let folder = workspace.standardizedFileURL.path
+        if file.deletingLastPathComponent().path != folder {
+            // Not in the workspace (a provider that writes elsewhere): copy it in under the item's name.
+            let copy = workspace.appendingPathComponent(
+                file.pathExtension.isEmpty ? item : "\(item).\(file.pathExtension)"
+            )
+            try? FileManager.default.removeItem(at: copy)
+            try FileManager.default.copyItem(at: file, to: copy)
+            file = copy
+        }
+        asset.file = file.lastPathComponent
+        asset.sizeBytes = (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.intValue
+        asset.sha256 = try sha256(of: file)
+        if kind == .voice || kind == .video {
+            var duration = kind == .voice ? WAVFile.duration(of: file) : nil
+            if duration == nil, let probe { duration = try? await probe.duration(file) }
+            asset.durationSeconds = duration.map { ($0 / .seconds(1) * 1_000).rounded() / 1_000 }
+        }
+        return asset
+    }
+}
+
+extension EpisodeManifest.Asset {
+    init(item: String, kind: Kind, provider: String, placeholder: Bool) {
+        self.init(
+            item: item,
+            kind: kind,
+            file: nil,
+            provider: provider,
+            placeholder: placeholder,
+            durationSeconds: nil,
+            sizeBytes: nil,
+            sha256: nil
+        )
+    }
+}
