@@ -116,7 +116,10 @@ let package = Package(
         // Start the real `coordinator` and `worker` binaries on loopback.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Protocol", "Shared", "Coordinator", "Worker"],
+            dependencies: [
+                "Protocol", "Shared", "Coordinator", "Worker",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: strictSettings
         ),
     ],
