@@ -44,19 +44,13 @@ struct HuggingFaceImageProvider: ImageProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
-        let response = try await caller.perform(outgoing, service: Self.service, context: context)
-        let (data, format) = try await ImageReply.bytes(
-            from: response,
+        return try await ImageReply.fetch(
+            outgoing,
+            for: request,
             service: Self.service,
+            provider: Self.provider,
             caller: caller,
             context: context
-        )
-        let path = try MediaFiles.write(data, item: request.item, fileExtension: format.fileExtension, context: context)
-        return Image(
-            item: request.item,
-            path: path,
-            duration: Image.defaultDuration(request.purpose),
-            provider: Self.provider
         )
     }
 

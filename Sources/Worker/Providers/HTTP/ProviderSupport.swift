@@ -85,6 +85,27 @@ enum ProviderHeaders {
 
 /// Getting image bytes out of the answer shapes image APIs use.
 enum ImageReply {
+    /// Sends an image-generation request, takes the image out of the reply (whatever its shape) and
+    /// writes it into the attempt's workspace as `<item>.png|.jpg`.
+    static func fetch(
+        _ outgoing: ProviderRequest,
+        for request: ImageRequest,
+        service: String,
+        provider: String,
+        caller: HTTPCaller,
+        context: CallContext
+    ) async throws -> Image {
+        let response = try await caller.perform(outgoing, service: service, context: context)
+        let (data, format) = try await bytes(from: response, service: service, caller: caller, context: context)
+        let path = try MediaFiles.write(data, item: request.item, fileExtension: format.fileExtension, context: context)
+        return Image(
+            item: request.item,
+            path: path,
+            duration: Image.defaultDuration(request.purpose),
+            provider: provider
+        )
+    }
+
     /// An image from an answer that is either the image itself (by magic bytes or an `image/*`
     /// Content-Type) or JSON `{"data":[{"b64_json"}]}`, `{"data":[{"url"}]}` or `{"output":[url]}`. A URL
     /// is fetched with a plain GET (no credentials).
