@@ -14,6 +14,15 @@ import Testing
         #expect(OfflineScriptWriter.script(for: spec) == OfflineScriptWriter.script(for: spec))
     }
 
+    @Test(arguments: ["The secret life of lighthouse keepers", "How honeybees vote on a new home"])
+    func aCapitalisedTopicReadsNaturallyInsideASentence(topic: String) {
+        let script = OfflineScriptWriter.script(for: EpisodeSpec(topic: topic, scenes: 6))
+        let texts = script.scenes.flatMap { [$0.description, $0.narration] + $0.lines.map(\.text) }
+        let lowered = topic.prefix(1).lowercased() + topic.dropFirst()
+        #expect(!texts.contains { $0.contains(" " + topic) }, "no capital mid-sentence")
+        #expect(texts.contains { $0.contains(lowered) || $0.hasPrefix(topic) })
+    }
+
     @Test func topicsGetDifferentArcsTitlesAndCasts() {
         let scripts = topics.map { OfflineScriptWriter.script(for: EpisodeSpec(topic: $0)) }
         let arcs = Set(topics.map { OfflineScriptWriter.arcName(for: EpisodeSpec(topic: $0)) })

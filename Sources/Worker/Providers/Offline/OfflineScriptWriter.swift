@@ -142,10 +142,18 @@ private struct Words {
     func fill(_ template: String) -> String {
         template
             .replacing("{Topic}", with: subject.prefix(1).uppercased() + subject.dropFirst())
-            .replacing("{topic}", with: subject)
+            .replacing("{topic}", with: midSentence)
             .replacing("{a}", with: first)
             .replacing("{b}", with: second)
             .replacing("{n}", with: String(number))
+    }
+
+    /// The topic as it reads inside a sentence: a leading article or question word written with a
+    /// capital ("The secret life…", "How bees vote") is lowered; names and acronyms are left alone.
+    var midSentence: String {
+        let starters: Set<Substring> = ["The", "A", "An", "How", "Why", "What", "When", "Where", "Who"]
+        guard let firstWord = subject.split(separator: " ").first, starters.contains(firstWord) else { return subject }
+        return subject.prefix(1).lowercased() + subject.dropFirst()
     }
 }
 
