@@ -23,6 +23,8 @@ import Testing
         let context = try ZMQContext()
         let attacker = try await ZMQSocketThread(name: "attacker", context: context) { ctx in
             let socket = try ZMQSocket(context: ctx, type: .dealer, linger: .zero)
+            // Room for the whole flood: at the default high-water mark (1000) libzmq would refuse part of it.
+            try socket.setSendHighWaterMark(100_000)
             try socket.connect(endpoint)
             return socket
         }
@@ -38,8 +40,8 @@ import Testing
             Codec.encode(Envelope(session: "nosuchsession", .heartbeat(Heartbeat()))),  // unknown session
             [proto, [0x06], [0x00, 0x01], Array("{}".utf8)],  // bad session bytes
         ]
-        for message in bad { attacker.send(message) }
-        // A flood of random junk.
+        // A flood of random junk first, then the messages that get answers: one connection keeps its order,
+        // so once the answers are in, the coordinator has been through the whole flood.
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
             let frames = (0..<Int.random(in: 1...6, using: &rng)).map { _ in
@@ -47,6 +49,7 @@ import Testing
             }
             attacker.send(frames)
         }
+        for message in bad { attacker.send(message) }
 
         // The attacker is told why twice (version, HELLO) and once about its unknown session.
         var replies: [Disconnect] = []
@@ -55,13 +58,16 @@ import Testing
             try await Task.sleep(for: .seconds(20))
             await attacker.close()
         }
+        var refusedSends = 0
         for await event in attacker.events {
             if case .message(let frames) = event, case .disconnect(let d) = (try? Codec.decode(frames))?.message {
                 replies.append(d)
             }
+            if case .sendFailed = event { refusedSends += 1 }
             if replies.count >= 3 { break }
         }
         watchdog.cancel()
+        #expect(refusedSends == 0)
         #expect(replies.filter { $0.reason == .protocolError }.count == 2)
         #expect(replies.contains { $0.reason == .protocolError && $0.detail.contains("capacity.episodes") })
         #expect(replies.contains { $0.reason == .unknownSession })
