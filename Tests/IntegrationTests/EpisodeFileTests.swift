@@ -109,7 +109,7 @@ import Glibc
         #expect(!voices.isEmpty)
         let speech = voices.compactMap(\.durationSeconds).reduce(0, +)
         #expect(abs(probe.duration - speech) <= 0.5, "video \(probe.duration)s vs voices \(speech)s")
-        // Every asset file is there with the recorded checksum's size of evidence: a non-empty file.
+        // Every asset the manifest names is a non-empty file with a SHA-256 recorded.
         for asset in manifest.assets {
             guard let file = asset.file else { continue }
             let attributes = try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(file).path)

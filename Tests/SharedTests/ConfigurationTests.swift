@@ -92,7 +92,7 @@ import Testing
 
     @Test func durationsFormatLikeThePredecessor() {
         #expect(Duration.milliseconds(12_400).shortDescription == "12.4s")
-        #expect(Duration.formatSeconds(18.23, decimals: 2) == "18.23s")
+        #expect(Duration.milliseconds(18_230).secondsText == "18.23s")
         #expect(Duration.seconds(3).wholeMilliseconds == 3000)
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import Protocol
+import Shared
 import Testing
 
 @testable import Worker

@@ -1,5 +1,6 @@
 import Foundation
 import Protocol
+import Shared
 import Testing
 
 @testable import Worker

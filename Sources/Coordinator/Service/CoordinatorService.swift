@@ -272,7 +272,7 @@ final class CoordinatorService: Service {
             let durationMs,
             let placeholders
         ):
-            let duration = Duration.formatSeconds(Double(durationMs) / 1000)
+            let duration = Duration.milliseconds(durationMs).shortDescription
             logger.info(
                 "✅ \(id) completed (\(finished)/\(total)) in \(duration)",
                 metadata: [

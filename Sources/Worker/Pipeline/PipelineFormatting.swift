@@ -1,17 +1,5 @@
 import Protocol
 
-extension Duration {
-    /// Seconds with two decimals, as in the pipeline's log lines: `12.34s`.
-    var secondsText: String {
-        let (seconds, attoseconds) = components
-        let centis = seconds * 100 + (attoseconds + 5_000_000_000_000_000) / 10_000_000_000_000_000
-        let sign = centis < 0 ? "-" : ""
-        let magnitude = centis.magnitude
-        let fraction = magnitude % 100
-        return "\(sign)\(magnitude / 100).\(fraction < 10 ? "0" : "")\(fraction)s"
-    }
-}
-
 extension String {
     /// The string cut to at most `maxBytes` UTF-8 bytes on a character boundary, with "…" when cut.
     func truncated(toUTF8Bytes maxBytes: Int) -> String {

@@ -5,6 +5,7 @@ import Subprocess
 import System
 #else
 import SystemPackage
+import Shared
 #endif
 
 /// A local command-line tool (ffmpeg, ffprobe, espeak-ng, fc-match), found on the search path.
