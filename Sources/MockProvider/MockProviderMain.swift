@@ -57,6 +57,12 @@ struct MockProviderMain: AsyncParsableCommand {
     @Option(help: "ElevenLabs: requests in flight at once (0 = no limit).")
     var elevenlabsConcurrency: Int?
 
+    @Option(help: "Character lines in every chat script, dealt to the scenes round-robin (default: 1-2 per scene).")
+    var scriptLines: Int?
+
+    @Option(help: "B-roll shots in every chat script (default: half the scene count, rounded up).")
+    var scriptBroll: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -74,6 +80,12 @@ struct MockProviderMain: AsyncParsableCommand {
         if let windowMs, windowMs == 0 { throw ValidationError("--window-ms must be positive.") }
         if let jitterPercent, !(0...100).contains(jitterPercent) {
             throw ValidationError("--jitter-percent must be between 0 and 100.")
+        }
+        if let scriptLines, !(1...MockConfig.maxScriptItems).contains(scriptLines) {
+            throw ValidationError("--script-lines must be between 1 and \(MockConfig.maxScriptItems).")
+        }
+        if let scriptBroll, !(0...MockConfig.maxScriptItems).contains(scriptBroll) {
+            throw ValidationError("--script-broll must be between 0 and \(MockConfig.maxScriptItems).")
         }
     }
 
@@ -111,6 +123,8 @@ struct MockProviderMain: AsyncParsableCommand {
             }
         }
         if let seed { config.seed = seed }
+        if let scriptLines { config.scriptLines = scriptLines }
+        if let scriptBroll { config.scriptBroll = scriptBroll }
         for provider in Provider.allCases {
             if let latencyMs { config[provider].latencyMs = latencyMs }
             if let jitterPercent { config[provider].jitterPercent = jitterPercent }

@@ -11,7 +11,41 @@ import Testing
         #expect(config.huggingface.requestLimit == nil)
         #expect(config.elevenlabs.maxConcurrent == 5)
         #expect(config.maxBodyBytes == 1_048_576)
+        #expect(config.scriptLines == nil)
+        #expect(config.scriptBroll == nil)
         #expect(try MockConfig.decode(Data("{}".utf8)) == config)
+    }
+
+    @Test func scriptShapeDecodesEncodesAndResets() throws {
+        let fixed = try config(#"{"script_lines": 2, "script_broll": 0}"#)
+        #expect(fixed.scriptLines == 2)
+        #expect(fixed.scriptBroll == 0)
+        #expect(try MockConfig.decode(fixed.jsonData()) == fixed)
+        let encoded = try JSONDecoder().decode(JSONValue.self, from: fixed.jsonData())
+        #expect(encoded["script_lines"] == .integer(2))
+        #expect(encoded["script_broll"] == .integer(0))
+        // The defaults are written as null, and null brings them back.
+        let defaults = try JSONDecoder().decode(JSONValue.self, from: MockConfig().jsonData())
+        #expect(defaults["script_lines"] == .null)
+        #expect(defaults["script_broll"] == .null)
+        let reset = try MockConfig.decode(Data(#"{"script_lines": null, "script_broll": null}"#.utf8), over: fixed)
+        #expect(reset.scriptLines == nil)
+        #expect(reset.scriptBroll == nil)
+        let largest = try config(#"{"script_lines": 1000, "script_broll": 1000}"#)
+        #expect(largest.scriptLines == MockConfig.maxScriptItems)
+        #expect(largest.scriptBroll == MockConfig.maxScriptItems)
+    }
+
+    @Test func narrationCanBeTurnedOff() throws {
+        #expect(MockConfig().scriptNarration)
+        let quiet = try config(#"{"script_narration": false}"#)
+        #expect(!quiet.scriptNarration)
+        #expect(try MockConfig.decode(quiet.jsonData()) == quiet)
+        #expect(throws: ConfigError.self) { try config(#"{"script_narration": "no"}"#) }
+        let script = ScriptGenerator.script(for: "Scenes: 4", lines: 2, broll: 2, narration: false)
+        #expect(script.scenes.allSatisfy { $0.narration.isEmpty })
+        #expect(script.scenes.map(\.lines.count) == [1, 1, 0, 0])
+        #expect(ScriptGenerator.script(for: "Scenes: 4").scenes.allSatisfy { !$0.narration.isEmpty })
     }
 
     @Test func fullSchemaDecodes() throws {
@@ -74,6 +108,14 @@ import Testing
         #expect(merged.openai.latencyMs == 5)
     }
 
+    @Test func mergeKeepsTheScriptShape() throws {
+        let base = try config(#"{"script_lines": 2, "script_broll": 2}"#)
+        let merged = try MockConfig.decode(Data(#"{"seed": 1, "script_broll": 5}"#.utf8), over: base)
+        #expect(merged.scriptLines == 2)
+        #expect(merged.scriptBroll == 5)
+        #expect(merged.seed == 1)
+    }
+
     @Test(arguments: [
         ("[1]", "configuration: expected an object"),
         ("{\"sed\": 1}", "sed: unknown key"),
@@ -95,6 +137,16 @@ import Testing
             "openai.force_failures[0].endpoint: expected an endpoint name"
         ),
         ("{\"seed\": -1}", "seed: expected a non-negative integer"),
+        ("{\"script_lines\": 0}", "script_lines: expected a positive integer"),
+        ("{\"script_lines\": -2}", "script_lines: expected a positive integer"),
+        ("{\"script_lines\": 1.5}", "script_lines: expected a positive integer"),
+        ("{\"script_lines\": \"2\"}", "script_lines: expected a positive integer"),
+        ("{\"script_lines\": 1001}", "script_lines: expected at most 1000"),
+        ("{\"script_broll\": -1}", "script_broll: expected a non-negative integer"),
+        ("{\"script_broll\": true}", "script_broll: expected a non-negative integer"),
+        ("{\"script_broll\": 1001}", "script_broll: expected at most 1000"),
+        ("{\"script_line\": 2}", "script_line: unknown key"),
+        ("{\"openai\": {\"script_lines\": 2}}", "openai.script_lines: unknown key"),
         ("not json", "not valid JSON"),
     ])
     func invalidConfigsAreRejectedWithThePath(json: String, message: String) {

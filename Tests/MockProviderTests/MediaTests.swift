@@ -98,4 +98,67 @@ import Testing
         let titles = Set((0..<20).map { ScriptGenerator.script(for: "prompt \($0)").title })
         #expect(titles.count > 1)
     }
+
+    @Test func defaultScriptIsUnchanged() {
+        // Pinned before `script_lines` and `script_broll` existed: without them a prompt still gives this script.
+        let prompt = "Write an episode about lighthouses.\nScenes: 3"
+        let expected = [
+            #"{"broll":[{"description":"B-roll 1: slow pan across a train platform."},"#,
+            #"{"description":"B-roll 2: slow pan across a kitchen at night."}],"characters":["Ines","Ada"],"#,
+            #""scenes":[{"description":"Scene 1: a rooftop at dawn, tense lighting.","lines":["#,
+            #"{"character":"Ines","text":"Trust me, this time it works."},"#,
+            #"{"character":"Ada","text":"Trust me, this time it works."}],"#,
+            #""narration":"In a rooftop at dawn, the mood turns tense."},"#,
+            #"{"description":"Scene 2: a kitchen at night, calm lighting.","lines":["#,
+            #"{"character":"Ines","text":"Trust me, this time it works."}],"#,
+            #""narration":"In a kitchen at night, the mood turns calm."},"#,
+            #"{"description":"Scene 3: an empty library, calm lighting.","lines":["#,
+            #"{"character":"Ada","text":"We should have seen this coming."},"#,
+            #"{"character":"Ada","text":"Look closer, it's right there."}],"#,
+            #""narration":"In an empty library, the mood turns calm."}],"title":"The Midnight Garden"}"#,
+        ]
+        #expect(ScriptGenerator.json(for: prompt) == expected.joined())
+        #expect(ScriptGenerator.script(for: prompt, lines: nil, broll: nil) == ScriptGenerator.script(for: prompt))
+    }
+
+    @Test func fixedLinesAndBrollAreExact() throws {
+        let prompt = "Write an episode about harbors.\nScenes: 4"
+        let script = ScriptGenerator.script(for: prompt, lines: 2, broll: 2)
+        #expect(script.scenes.count == 4)
+        #expect(script.scenes.map(\.lines.count) == [1, 1, 0, 0])
+        #expect(script.broll.count == 2)
+        #expect((2...3).contains(script.characters.count))
+        for line in script.scenes.flatMap(\.lines) {
+            #expect(script.characters.contains(line.character) && !line.text.isEmpty)
+        }
+        for scene in script.scenes {
+            #expect(!scene.description.isEmpty && !scene.narration.isEmpty)
+        }
+        let json = ScriptGenerator.json(for: prompt, lines: 2, broll: 2)
+        #expect(try JSONDecoder().decode(EpisodeScript.self, from: Data(json.utf8)) == script)
+        // The same prompt and the same settings give the same script; other settings another one.
+        #expect(ScriptGenerator.json(for: prompt, lines: 2, broll: 2) == json)
+        #expect(ScriptGenerator.json(for: prompt, lines: 3, broll: 2) != json)
+    }
+
+    @Test(arguments: [
+        (4, 2, [1, 1, 0, 0]), (4, 4, [1, 1, 1, 1]), (4, 6, [2, 2, 1, 1]), (4, 9, [3, 2, 2, 2]), (1, 3, [3]),
+        (3, 7, [3, 2, 2]), (5, 1, [1, 0, 0, 0, 0]),
+    ])
+    func linesAreDealtRoundRobinFromTheFirstScene(scenes: Int, lines: Int, perScene: [Int]) {
+        let script = ScriptGenerator.script(for: "Topic: tides\nScenes: \(scenes)", lines: lines)
+        #expect(script.scenes.map(\.lines.count) == perScene)
+        #expect((1...scenes).map { ScriptGenerator.linesOfScene($0, of: scenes, total: lines) } == perScene)
+        // B-roll keeps its default.
+        #expect(script.broll.count == (scenes + 1) / 2)
+    }
+
+    @Test(arguments: [0, 1, 7])
+    func brollCountIsExact(broll: Int) {
+        let script = ScriptGenerator.script(for: "Topic: kites\nScenes: 2", broll: broll)
+        #expect(script.broll.count == broll)
+        #expect(script.broll.enumerated().allSatisfy { $1.description.hasPrefix("B-roll \($0 + 1): ") })
+        // Lines keep their default.
+        #expect(script.scenes.allSatisfy { (1...2).contains($0.lines.count) })
+    }
 }

@@ -41,6 +41,27 @@ private let chatBody = #"""
         }
     }
 
+    @Test func chatScriptHasTheConfiguredLinesAndBroll() async throws {
+        try await withMockApp(try config(#"{"script_lines": 2, "script_broll": 2}"#)) { client, _ in
+            let prompt = "Write an episode about bees.\nScenes: 4"
+            let body = chatBody.replacingOccurrences(of: "Scenes: 5", with: "Scenes: 4")
+            let response = try await client.post("/v1/chat/completions", json: body)
+            #expect(response.status == .ok)
+            let content = try #require(response.json?["choices"]?[0]?["message"]?["content"]?.string)
+            let script = try JSONDecoder().decode(EpisodeScript.self, from: Data(content.utf8))
+            #expect(script.scenes.count == 4)
+            #expect(script.scenes.map(\.lines.count) == [1, 1, 0, 0])
+            #expect(script.broll.count == 2)
+            #expect(script == ScriptGenerator.script(for: prompt, lines: 2, broll: 2))
+            // Plain mode is not a script and ignores the shape.
+            let plain = try await client.post(
+                "/v1/chat/completions",
+                json: #"{"messages": [{"role": "user", "content": "Hello there"}]}"#
+            )
+            #expect(plain.json?["choices"]?[0]?["message"]?["content"]?.string?.contains("Hello there") == true)
+        }
+    }
+
     @Test func chatAcceptsContentPartsAndPlainMode() async throws {
         try await withMockApp { client, _ in
             let response = try await client.post(

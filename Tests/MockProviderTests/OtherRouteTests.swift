@@ -220,6 +220,66 @@ import Testing
             #expect(engine.config.openai.latencyMs == 1)
         }
     }
+
+    @Test func adminConfigSetsTheScriptShape() async throws {
+        try await withMockApp(try config(#"{"script_lines": 3}"#)) { client, engine in
+            // The lines per scene and the B-roll count of the script the chat endpoint writes now.
+            func shape() async throws -> ([Int], Int) {
+                let response = try await client.post("/v1/chat/completions", json: scriptChatJSON)
+                let content = try #require(response.json?["choices"]?[0]?["message"]?["content"]?.string)
+                let script = try JSONDecoder().decode(EpisodeScript.self, from: Data(content.utf8))
+                return (script.scenes.map(\.lines.count), script.broll.count)
+            }
+            #expect(try await shape() == ([1, 1, 1, 0], 2))
+
+            // Over the startup configuration: its script_lines stays.
+            let posted = try await client.post("/admin/config", json: #"{"script_broll": 0}"#)
+            #expect(posted.status == .ok)
+            #expect(posted.json?["script_lines"]?.int == 3)
+            #expect(posted.json?["script_broll"]?.int == 0)
+            #expect(try await shape() == ([1, 1, 1, 0], 0))
+
+            // merge=true keeps the current script_broll.
+            let merged = try await client.post("/admin/config?merge=true", json: #"{"script_lines": 2}"#)
+            #expect(merged.status == .ok)
+            #expect(engine.config.scriptLines == 2)
+            #expect(engine.config.scriptBroll == 0)
+            #expect(try await shape() == ([1, 1, 0, 0], 0))
+            let current = try await client.execute(uri: "/admin/config", method: .get)
+            #expect(current.json?["script_lines"]?.int == 2)
+            #expect(current.json?["script_broll"]?.int == 0)
+
+            // Bad values are refused with the field's name and change nothing.
+            let invalid = try await client.post("/admin/config?merge=true", json: #"{"script_lines": 0}"#)
+            #expect(invalid.status == .badRequest)
+            #expect(invalid.json?["error"]?["message"] == .string("script_lines: expected a positive integer"))
+            let unknown = try await client.post("/admin/config?merge=true", json: #"{"script_brol": 1}"#)
+            #expect(unknown.json?["error"]?["message"] == .string("script_brol: unknown key"))
+            #expect(engine.config.scriptLines == 2)
+
+            // null brings back the random lines and ceil(N/2) B-roll shots.
+            let cleared = try await client.post(
+                "/admin/config?merge=true",
+                json: #"{"script_lines": null, "script_broll": null}"#
+            )
+            #expect(cleared.json?["script_lines"] == .null)
+            #expect(cleared.json?["script_broll"] == .null)
+            let (lines, broll) = try await shape()
+            #expect(lines.allSatisfy { (1...2).contains($0) })
+            #expect(lines.count == 4)
+            #expect(broll == 2)
+
+            // Without merge, an empty body restores the startup configuration.
+            _ = try await client.post("/admin/config", json: "{}")
+            #expect(engine.config.scriptLines == 3)
+            #expect(engine.config.scriptBroll == nil)
+        }
+    }
 }
 
 private let chatJSON = #"{"messages": [{"role": "user", "content": "hi"}]}"#
+
+private let scriptChatJSON = #"""
+    {"response_format": {"type": "json_object"},
+     "messages": [{"role": "user", "content": "Write an episode about owls.\nScenes: 4"}]}
+    """#

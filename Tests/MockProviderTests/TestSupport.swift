@@ -24,14 +24,16 @@ func config(_ json: String) throws -> MockConfig {
     try MockConfig.decode(Data(json.utf8))
 }
 
-/// Runs `body` against an in-process app whose engine uses `clock` (real time when `nil`).
+/// Runs `body` against an in-process app whose engine uses `clock` (real time when `nil`) and keeps the last
+/// `requestLogCapacity` requests in `/stats/requests`.
 func withMockApp<Value>(
     _ config: MockConfig = MockConfig(),
     clock: ManualClock? = nil,
+    requestLogCapacity: Int = RequestLog.defaultCapacity,
     setup: TestingSetup = .router,
     _ body: @Sendable (any TestClientProtocol, MockEngine) async throws -> Value
 ) async throws -> Value {
-    let engine = MockEngine(config: config, now: clock?.function)
+    let engine = MockEngine(config: config, now: clock?.function, requestLogCapacity: requestLogCapacity)
     let app = MockProviderApp.application(config: config, engine: engine)
     return try await app.test(setup) { client in try await body(client, engine) }
 }
@@ -47,6 +49,14 @@ extension TestClientProtocol {
     func stats() async throws -> StatsSnapshot {
         let response = try await execute(uri: "/stats", method: .get)
         return try JSONDecoder().decode(StatsSnapshot.self, from: Data(response.body.readableBytesView))
+    }
+
+    /// `GET /stats/requests`, with `?since_ms=` when `sinceMs` is given.
+    func requestLog(sinceMs: Double? = nil) async throws -> RequestLogSnapshot {
+        let uri = sinceMs.map { "/stats/requests?since_ms=\($0)" } ?? "/stats/requests"
+        let response = try await execute(uri: uri, method: .get)
+        #expect(response.status == .ok)
+        return try JSONDecoder().decode(RequestLogSnapshot.self, from: Data(response.body.readableBytesView))
     }
 }
 

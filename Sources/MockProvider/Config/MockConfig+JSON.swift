@@ -61,6 +61,20 @@ extension MockConfig {
             } ?? config.seed
         config.maxBodyBytes = try reader.optional("max_body_bytes", positiveInt) ?? config.maxBodyBytes
         config.imageMaxSide = try reader.optional("image_max_side", positiveInt) ?? config.imageMaxSide
+        if let lines = reader.take("script_lines") {
+            config.scriptLines =
+                lines == .null ? nil : try atMost(maxScriptItems, positiveInt(lines, "script_lines"), "script_lines")
+        }
+        if let broll = reader.take("script_broll") {
+            config.scriptBroll =
+                broll == .null ? nil : try atMost(maxScriptItems, nonNegativeInt(broll, "script_broll"), "script_broll")
+        }
+        if let narration = reader.take("script_narration") {
+            guard case .bool(let on) = narration else {
+                throw ConfigError(message: "script_narration: expected true or false")
+            }
+            config.scriptNarration = on
+        }
         for provider in Provider.allCases {
             if let value = reader.take(provider.rawValue) {
                 config[provider] = try ProviderConfig.decode(value, over: config[provider], path: provider.rawValue)
@@ -202,6 +216,12 @@ private func nonNegativeInt(_ value: JSONValue, _ path: String) throws(ConfigErr
     return Int(number)
 }
 
+/// `value` when it is at most `maximum`.
+private func atMost(_ maximum: Int, _ value: Int, _ path: String) throws(ConfigError) -> Int {
+    guard value <= maximum else { throw ConfigError(message: "\(path): expected at most \(maximum)") }
+    return value
+}
+
 private func number(in range: ClosedRange<Double>) -> (JSONValue, String) throws(ConfigError) -> Double {
     { value, path throws(ConfigError) in try number(value, path, in: range) }
 }
@@ -226,6 +246,9 @@ extension MockConfig: Encodable {
         case seed
         case maxBodyBytes = "max_body_bytes"
         case imageMaxSide = "image_max_side"
+        case scriptLines = "script_lines"
+        case scriptBroll = "script_broll"
+        case scriptNarration = "script_narration"
         case openai, huggingface, elevenlabs
     }
 
@@ -234,6 +257,9 @@ extension MockConfig: Encodable {
         try container.encode(seed, forKey: .seed)
         try container.encode(maxBodyBytes, forKey: .maxBodyBytes)
         try container.encode(imageMaxSide, forKey: .imageMaxSide)
+        try container.encode(scriptLines, forKey: .scriptLines)
+        try container.encode(scriptBroll, forKey: .scriptBroll)
+        try container.encode(scriptNarration, forKey: .scriptNarration)
         try container.encode(openai, forKey: .openai)
         try container.encode(huggingface, forKey: .huggingface)
         try container.encode(elevenlabs, forKey: .elevenlabs)

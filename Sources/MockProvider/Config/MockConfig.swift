@@ -11,6 +11,9 @@ import Foundation
 ///   "seed": 0,                     // drives injected failures and latency jitter
 ///   "max_body_bytes": 1048576,     // larger request bodies get 413
 ///   "image_max_side": 256,         // generated PNGs keep the requested aspect ratio, longer side capped to this
+///   "script_lines": null,          // character lines per chat script, spread over the scenes; null = 1–2 per scene
+///   "script_broll": null,          // B-roll shots per chat script; null = ceil(scenes / 2)
+///   "script_narration": true,      // false: scenes have an empty narration (no Narrator lines)
 ///   "openai": {                    // also "huggingface" and "elevenlabs", same fields
 ///     "request_limit": 500,        // accepted requests per sliding window, across all clients; null = no limit
 ///     "window_ms": 60000,          // the sliding window
@@ -42,9 +45,21 @@ struct MockConfig: Equatable, Sendable {
     /// Generated images keep the requested aspect ratio with the longer side at most this many pixels. The default is
     /// 256, which keeps responses small and fast.
     var imageMaxSide = 256
+    /// The character lines of every script the chat endpoint writes, dealt to the scenes round-robin from the first
+    /// (so scenes past the count get none); `nil`, the default, gives each scene 1–2 lines drawn from the prompt.
+    var scriptLines: Int?
+    /// The B-roll shots of every script the chat endpoint writes; `nil`, the default, means half the scene count,
+    /// rounded up.
+    var scriptBroll: Int?
+    /// Whether scenes carry a narration (which a Reelfarm worker voices as a "Narrator" line). The default
+    /// is true; a benchmark that needs an exact number of speech calls turns it off.
+    var scriptNarration = true
     var openai = ProviderConfig.defaults(for: .openai)
     var huggingface = ProviderConfig.defaults(for: .huggingface)
     var elevenlabs = ProviderConfig.defaults(for: .elevenlabs)
+
+    /// The largest `scriptLines` and `scriptBroll`, so a typo cannot make every chat reply huge.
+    static let maxScriptItems = 1_000
 
     subscript(provider: Provider) -> ProviderConfig {
         get {

@@ -7,6 +7,8 @@ struct RingBuffer<Element> {
     var isEmpty: Bool { count == 0 }
     var first: Element? { isEmpty ? nil : storage[head] }
     var last: Element? { isEmpty ? nil : storage[(head + count - 1) % storage.count] }
+    /// Every element, oldest first.
+    var elements: [Element] { (0..<count).map { storage[(head + $0) % storage.count]! } }
 
     mutating func append(_ element: Element) {
         if count == storage.count {

@@ -1,25 +1,33 @@
 import Synchronization
 
-/// The server's shared state: the configuration and one ``ProviderState`` per provider, behind one lock.
+/// The server's shared state: the configuration, one ``ProviderState`` per provider and the ``RequestLog``, behind
+/// one lock.
 ///
 /// Every method holds the lock only for a few arithmetic steps, never across an `await`, so a few hundred concurrent
-/// requests do not contend. The clock is injected: the default measures from the engine's creation.
+/// requests do not contend. The clock is injected: the default measures from the engine's creation. Decisions read
+/// it under the lock, so the limiters and the request log see times in the order the decisions were made.
 final class MockEngine: Sendable {
     private struct State {
         var config: MockConfig
         var providers: [Provider: ProviderState]
+        var requests: RequestLog
     }
 
     private let state: Mutex<State>
     private let now: @Sendable () -> Duration
 
-    init(config: MockConfig = MockConfig(), now: (@Sendable () -> Duration)? = nil) {
+    /// - Parameter requestLogCapacity: how many requests `/stats/requests` keeps (tests make it small).
+    init(
+        config: MockConfig = MockConfig(),
+        now: (@Sendable () -> Duration)? = nil,
+        requestLogCapacity: Int = RequestLog.defaultCapacity
+    ) {
         let providers = Dictionary(
             uniqueKeysWithValues: Provider.allCases.map {
                 ($0, ProviderState(provider: $0, config: config[$0], seed: config.seed))
             }
         )
-        state = Mutex(State(config: config, providers: providers))
+        state = Mutex(State(config: config, providers: providers, requests: RequestLog(capacity: requestLogCapacity)))
         if let now {
             self.now = now
         } else {
@@ -43,9 +51,14 @@ final class MockEngine: Sendable {
         }
     }
 
+    /// Decides a request and logs the decision.
     func admit(_ request: AdmissionRequest) -> Admission {
-        let now = now()
-        return state.withLock { $0.providers[request.endpoint.provider]!.admit(request, now: now) }
+        state.withLock { state in
+            let now = now()
+            let admission = state.providers[request.endpoint.provider]!.admit(request, now: now)
+            state.requests.append(RequestLogEntry(time: now, endpoint: request.endpoint, admission: admission.outcome))
+            return admission
+        }
     }
 
     /// Call once for every `.accepted` admission, when its reply is ready.
@@ -55,9 +68,10 @@ final class MockEngine: Sendable {
 
     /// Counts a request refused before admission and returns the limit state to report with the refusal.
     func recordBadRequest(_ endpoint: Endpoint) -> LimitState {
-        let now = now()
-        return state.withLock { state in
+        state.withLock { state in
+            let now = now()
             state.providers[endpoint.provider]!.recordBadRequest(endpoint)
+            state.requests.append(RequestLogEntry(time: now, endpoint: endpoint, outcome: .badRequest))
             return state.providers[endpoint.provider]!.limitState(now: now)
         }
     }
@@ -81,11 +95,18 @@ final class MockEngine: Sendable {
         }
     }
 
+    /// The body of `GET /stats/requests`: the logged requests with `t_ms` after `sinceMs` (all when `nil`).
+    func requestLog(sinceMs: Double? = nil) -> RequestLogSnapshot {
+        state.withLock { $0.requests.snapshot(sinceMs: sinceMs) }
+    }
+
+    /// Zeroes the counters (except requests in flight) and empties the request log.
     func resetStats() {
         state.withLock { state in
             for provider in Provider.allCases {
                 state.providers[provider]!.resetStats()
             }
+            state.requests.reset()
         }
     }
 }

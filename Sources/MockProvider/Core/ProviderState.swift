@@ -38,6 +38,12 @@ struct Rejection: Equatable, Sendable {
     /// For `model_loading`: the model and its `estimated_time`.
     var model: String?
     var estimatedTime: Double?
+
+    /// The wait the reply announces in `retry-after` and `retry-after-ms`: `retryAfter` (1 s if unset) for
+    /// `rate_limit`, `nil` for the kinds whose reply carries no retry hint.
+    var announcedRetryAfter: Duration? {
+        kind == .rateLimit ? retryAfter ?? .seconds(1) : nil
+    }
 }
 
 /// The numbers behind `x-ratelimit-*` (OpenAI) and `*-concurrent-requests` (ElevenLabs) headers.

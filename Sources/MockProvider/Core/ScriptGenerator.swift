@@ -59,7 +59,19 @@ enum ScriptGenerator {
         return defaultSceneCount
     }
 
-    static func script(for prompt: String) -> EpisodeScript {
+    /// The script for `prompt`.
+    ///
+    /// - Parameters:
+    ///   - lines: The character lines of the whole script, dealt to the scenes round-robin from the first: with 4
+    ///     scenes and 6 lines, scenes 1 and 2 get 2 lines and scenes 3 and 4 get 1; with 4 scenes and 2 lines, scenes
+    ///     3 and 4 get none. `nil` gives each scene 1 or 2 lines, drawn like everything else.
+    ///   - broll: The number of B-roll shots; `nil` means half the scene count, rounded up.
+    static func script(
+        for prompt: String,
+        lines totalLines: Int? = nil,
+        broll: Int? = nil,
+        narration: Bool = true
+    ) -> EpisodeScript {
         var random = SplitMix64(seed: StableHash.fnv1a(prompt))
         func pick<T>(_ items: [T]) -> T { items[Int(random.next() % UInt64(items.count))] }
 
@@ -76,27 +88,38 @@ enum ScriptGenerator {
         let scenes = (1...sceneCount).map { index in
             let place = pick(places)
             let mood = pick(moods)
-            let lineCount = 1 + Int(random.next() % 2)
+            let lineCount: Int
+            if let totalLines {
+                lineCount = linesOfScene(index, of: sceneCount, total: totalLines)
+            } else {
+                lineCount = 1 + Int(random.next() % 2)
+            }
             let lines = (0..<lineCount).map { _ in EpisodeScript.Line(character: pick(characters), text: pick(sayings))
             }
             return EpisodeScript.Scene(
                 description: "Scene \(index): \(place), \(mood) lighting.",
-                narration: "In \(place), the mood turns \(mood).",
+                narration: narration ? "In \(place), the mood turns \(mood)." : "",
                 lines: lines
             )
         }
-        let broll = (1...((sceneCount + 1) / 2)).map { index in
-            EpisodeScript.BRoll(description: "B-roll \(index): slow pan across \(pick(places)).")
+        let brollCount = broll ?? (sceneCount + 1) / 2
+        let shots = (0..<brollCount).map { offset in
+            EpisodeScript.BRoll(description: "B-roll \(offset + 1): slow pan across \(pick(places)).")
         }
-        return EpisodeScript(title: title, characters: characters, scenes: scenes, broll: broll)
+        return EpisodeScript(title: title, characters: characters, scenes: scenes, broll: shots)
+    }
+
+    /// How many of `total` lines dealt round-robin over `sceneCount` scenes fall to scene `index` (1-based).
+    static func linesOfScene(_ index: Int, of sceneCount: Int, total: Int) -> Int {
+        total / sceneCount + (index <= total % sceneCount ? 1 : 0)
     }
 
     /// The script as compact JSON with sorted keys.
-    static func json(for prompt: String) -> String {
+    static func json(for prompt: String, lines: Int? = nil, broll: Int? = nil, narration: Bool = true) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Encoding these plain value types cannot fail.
-        let data = try! encoder.encode(script(for: prompt))
+        let data = try! encoder.encode(script(for: prompt, lines: lines, broll: broll, narration: narration))
         return String(decoding: data, as: UTF8.self)
     }
 }

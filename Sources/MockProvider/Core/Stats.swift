@@ -147,12 +147,21 @@ extension Duration {
         return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
     }
 
+    /// Milliseconds with their fraction, as `t_ms` in `/stats/requests` gives them.
+    var fractionalMilliseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1_000 + Double(attoseconds) / 1_000_000_000_000_000
+    }
+
     /// Milliseconds rounded up, so a wait of this long is never too short.
     var millisecondsRoundedUp: Int64 {
         let (seconds, attoseconds) = components
         let partial = attoseconds % 1_000_000_000_000_000 > 0 ? 1 : 0
         return seconds * 1_000 + attoseconds / 1_000_000_000_000_000 + Int64(partial)
     }
+
+    /// What `retry-after-ms` says for a wait this long: milliseconds rounded up, at least 1.
+    var retryAfterHeaderMs: Int64 { max(1, millisecondsRoundedUp) }
 
     /// Whole seconds rounded up.
     var secondsRoundedUp: Int64 {

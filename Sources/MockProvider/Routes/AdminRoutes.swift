@@ -1,6 +1,10 @@
 import Hummingbird
 
-/// `GET /health`, `GET /stats`, `POST /stats/reset`, `GET /admin/config` and `POST /admin/config`.
+/// `GET /health`, `GET /stats`, `GET /stats/requests`, `POST /stats/reset`, `GET /admin/config` and
+/// `POST /admin/config`.
+///
+/// `GET /stats/requests[?since_ms=X]` answers the request log, oldest first, only the entries with `t_ms > X` when
+/// `since_ms` is given; a `since_ms` that is not a finite number gets 400.
 ///
 /// `POST /admin/config` takes the configuration JSON of ``MockConfig``: by default it is applied over the
 /// configuration the server started with (CLI flags and `--config` file), with `?merge=true` over the current one.
@@ -17,6 +21,7 @@ struct AdminRoutes {
     func register(on router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in Response.json(.ok, Status(status: "ok")) }
         router.get("/stats") { _, _ in Response.json(.ok, engine.stats()) }
+        router.get("/stats/requests") { request, _ in requestLog(request) }
         router.post("/stats/reset") { _, _ in
             engine.resetStats()
             return Response.json(.ok, engine.stats())
@@ -25,6 +30,22 @@ struct AdminRoutes {
             Response.bytes(.ok, Array(engine.config.jsonData()), contentType: "application/json")
         }
         router.post("/admin/config") { request, _ in try await postConfig(request) }
+    }
+
+    func requestLog(_ request: Request) -> Response {
+        guard let value = request.uri.queryParameters.get("since_ms") else {
+            return Response.json(.ok, engine.requestLog())
+        }
+        guard let sinceMs = Double(value), sinceMs.isFinite else {
+            return ErrorReplies.openAI(
+                .badRequest,
+                message: "since_ms: expected a number of milliseconds",
+                type: "invalid_request_error",
+                param: "since_ms",
+                code: nil
+            )
+        }
+        return Response.json(.ok, engine.requestLog(sinceMs: sinceMs))
     }
 
     func postConfig(_ request: Request) async throws -> Response {

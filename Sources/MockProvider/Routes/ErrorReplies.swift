@@ -54,7 +54,7 @@ enum ErrorReplies {
             }
             message += " Please try again in \((rejection.retryAfter ?? .zero).goStyle)."
             var response = openAI(.tooManyRequests, message: message, type: "requests", code: "rate_limit_exceeded")
-            response.setRetryAfter(rejection.retryAfter ?? .seconds(1))
+            response.setRetryAfter(for: rejection)
             return response
         case .concurrency:
             let limit = rejection.limit.map(String.init) ?? "too many"
@@ -128,7 +128,7 @@ enum ErrorReplies {
                 .tooManyRequests,
                 HuggingFaceError(error: "Rate limit reached. You reached the request limit, please retry later.")
             )
-            response.setRetryAfter(rejection.retryAfter ?? .seconds(1))
+            response.setRetryAfter(for: rejection)
             return response
         case .concurrency:
             let limit = rejection.limit.map(String.init) ?? "too many"
@@ -197,7 +197,7 @@ enum ErrorReplies {
                 .tooManyRequests,
                 ElevenLabsError(status: "rate_limit_exceeded", message: "Too many requests. Please retry later.")
             )
-            response.setRetryAfter(rejection.retryAfter ?? .seconds(1))
+            response.setRetryAfter(for: rejection)
             return response
         case .billing:
             return .json(

@@ -46,10 +46,12 @@ extension Response {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
-    /// Adds the `retry-after` (whole seconds, rounded up) and `retry-after-ms` headers.
-    mutating func setRetryAfter(_ retryAfter: Duration) {
+    /// Adds the `retry-after` (whole seconds, rounded up) and `retry-after-ms` headers the rejection announces, if
+    /// any (see ``Rejection/announcedRetryAfter``; `/stats/requests` logs the same `retry-after-ms`).
+    mutating func setRetryAfter(for rejection: Rejection) {
+        guard let retryAfter = rejection.announcedRetryAfter else { return }
         headers[.retryAfter] = String(max(1, retryAfter.secondsRoundedUp))
-        headers[.retryAfterMs] = String(max(1, retryAfter.millisecondsRoundedUp))
+        headers[.retryAfterMs] = String(retryAfter.retryAfterHeaderMs)
     }
 }
 

@@ -18,8 +18,9 @@ struct OpenAIRoutes {
 
     func chat(_ request: Request) async throws -> Response {
         let endpoint = Endpoint.chatCompletions
+        let config = engine.config
         let chat: OpenAI.ChatRequest
-        switch await request.decodeJSONBody(OpenAI.ChatRequest.self, limit: engine.config.maxBodyBytes) {
+        switch await request.decodeJSONBody(OpenAI.ChatRequest.self, limit: config.maxBodyBytes) {
         case .failure(let error): return refuse(error, endpoint: endpoint)
         case .success(let decoded): chat = decoded
         }
@@ -36,16 +37,22 @@ struct OpenAIRoutes {
             admission,
             endpoint: endpoint,
             engine: engine,
-            success: { chatReply(chat, content: chatContent(chat)) },
-            malformed: { malformedChatReply(chat, sequence: admission.sequence) },
+            success: { chatReply(chat, content: chatContent(chat, config: config)) },
+            malformed: { malformedChatReply(chat, config: config, sequence: admission.sequence) },
             rejected: ErrorReplies.openAI
         )
         return response.withOpenAIHeaders(admission.limits, tokens: true)
     }
 
-    private func chatContent(_ chat: OpenAI.ChatRequest) -> String {
+    /// A script shaped by `config.scriptLines` and `config.scriptBroll` in JSON mode, plain text otherwise.
+    private func chatContent(_ chat: OpenAI.ChatRequest, config: MockConfig) -> String {
         if chat.wantsJSON {
-            return ScriptGenerator.json(for: chat.prompt)
+            return ScriptGenerator.json(
+                for: chat.prompt,
+                lines: config.scriptLines,
+                broll: config.scriptBroll,
+                narration: config.scriptNarration
+            )
         }
         return "This is a mock reply to: \(chat.prompt.prefix(200))"
     }
@@ -70,9 +77,9 @@ struct OpenAIRoutes {
     }
 
     /// Alternates between a reply cut off mid-JSON and a well-formed reply whose content is JSON but not a script.
-    private func malformedChatReply(_ chat: OpenAI.ChatRequest, sequence: UInt64) -> Response {
+    private func malformedChatReply(_ chat: OpenAI.ChatRequest, config: MockConfig, sequence: UInt64) -> Response {
         if sequence % 2 == 0 {
-            return .truncatedJSON(completion(chat, content: chatContent(chat)))
+            return .truncatedJSON(completion(chat, content: chatContent(chat, config: config)))
         }
         return chatReply(chat, content: #"{"title":"The Missing Scenes","characters":[]}"#)
     }
