@@ -84,6 +84,13 @@ public enum Codec {
         case .heartbeat(let m): return try encoder.encode(m)
         case .disconnect(let m): return try encoder.encode(m)
         case .cancel(let m): return try encoder.encode(m)
+        case .leaseRequest(let m): return try encoder.encode(m)
+        case .leaseGrant(let m): return try encoder.encode(m)
+        case .leaseStarted(let m): return try encoder.encode(m)
+        case .leaseRelease(let m): return try encoder.encode(m)
+        case .leaseCancel(let m): return try encoder.encode(m)
+        case .providerSignal(let m): return try encoder.encode(m)
+        case .providerPause(let m): return try encoder.encode(m)
         }
     }
 
@@ -106,6 +113,13 @@ public enum Codec {
             case .heartbeat: return .heartbeat(try decoder.decode(Heartbeat.self, from: data))
             case .disconnect: return .disconnect(try decoder.decode(Disconnect.self, from: data))
             case .cancel: return .cancel(try decoder.decode(Cancel.self, from: data))
+            case .leaseRequest: return .leaseRequest(try decoder.decode(LeaseRequest.self, from: data))
+            case .leaseGrant: return .leaseGrant(try decoder.decode(LeaseGrant.self, from: data))
+            case .leaseStarted: return .leaseStarted(try decoder.decode(LeaseStarted.self, from: data))
+            case .leaseRelease: return .leaseRelease(try decoder.decode(LeaseRelease.self, from: data))
+            case .leaseCancel: return .leaseCancel(try decoder.decode(LeaseCancel.self, from: data))
+            case .providerSignal: return .providerSignal(try decoder.decode(ProviderSignal.self, from: data))
+            case .providerPause: return .providerPause(try decoder.decode(ProviderPause.self, from: data))
             }
         } catch {
             throw DecodeError(.malformedBody, "\(kind) body: \(Self.describe(error))")

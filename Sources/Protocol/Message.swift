@@ -8,6 +8,13 @@ public enum Message: Sendable, Equatable {
     case heartbeat(Heartbeat)
     case disconnect(Disconnect)
     case cancel(Cancel)
+    case leaseRequest(LeaseRequest)
+    case leaseGrant(LeaseGrant)
+    case leaseStarted(LeaseStarted)
+    case leaseRelease(LeaseRelease)
+    case leaseCancel(LeaseCancel)
+    case providerSignal(ProviderSignal)
+    case providerPause(ProviderPause)
 
     public var kind: MessageKind {
         switch self {
@@ -19,6 +26,13 @@ public enum Message: Sendable, Equatable {
         case .heartbeat: .heartbeat
         case .disconnect: .disconnect
         case .cancel: .cancel
+        case .leaseRequest: .leaseRequest
+        case .leaseGrant: .leaseGrant
+        case .leaseStarted: .leaseStarted
+        case .leaseRelease: .leaseRelease
+        case .leaseCancel: .leaseCancel
+        case .providerSignal: .providerSignal
+        case .providerPause: .providerPause
         }
     }
 }

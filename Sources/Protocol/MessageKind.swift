@@ -11,8 +11,15 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case heartbeat = 0x06
     case disconnect = 0x07
     case cancel = 0x08
+    case leaseRequest = 0x10
+    case leaseGrant = 0x11
+    case leaseStarted = 0x12
+    case leaseRelease = 0x13
+    case leaseCancel = 0x14
+    case providerSignal = 0x15
+    case providerPause = 0x16
 
-    /// Range reserved for lease messages (LEASE_REQUEST, LEASE_GRANT, LEASE_RETURN).
+    /// Range of rate-limit lease messages (minor 1 uses 0x10…0x16).
     public static let leaseRange: ClosedRange<UInt8> = 0x10...0x1F
     /// Range reserved for artifact transfer messages (ARTIFACT_OFFER, ARTIFACT_CHUNK, ARTIFACT_ACK).
     public static let artifactRange: ClosedRange<UInt8> = 0x20...0x2F
@@ -27,6 +34,13 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .heartbeat: "HEARTBEAT"
         case .disconnect: "DISCONNECT"
         case .cancel: "CANCEL"
+        case .leaseRequest: "LEASE_REQUEST"
+        case .leaseGrant: "LEASE_GRANT"
+        case .leaseStarted: "LEASE_STARTED"
+        case .leaseRelease: "LEASE_RELEASE"
+        case .leaseCancel: "LEASE_CANCEL"
+        case .providerSignal: "PROVIDER_SIGNAL"
+        case .providerPause: "PROVIDER_PAUSE"
         }
     }
 }

@@ -13,6 +13,15 @@ enum Validation {
             try text(m.softwareVersion, "software_version", allowEmpty: false)
             try range(m.protocolMinor, 0...1000, "protocol_minor")
             try jobRefs(m.running, "running")
+            guard m.recentCalls.count <= 16 else { throw invalid("recent_calls", "more than 16 providers") }
+            // (Duplicate providers in the list are merged on decoding.)
+            for (provider, ages) in m.recentCalls {
+                try identifier(provider, "recent_calls")
+                guard ages.count <= 100_000 else {
+                    throw invalid("recent_calls.\(provider)", "more than 100000 entries")
+                }
+                for age in ages { try range(age, 0...86_400_000, "recent_calls.\(provider)") }
+            }
         case .welcome(let m):
             try sessionToken(m.session, "session")
             try range(m.protocolMinor, 0...1000, "protocol_minor")
@@ -20,6 +29,9 @@ enum Validation {
             try range(m.liveness, 1...100, "liveness")
             try range(m.maxMessageBytes, 1024...(1 << 30), "max_message_bytes")
             try text(m.softwareVersion, "software_version", allowEmpty: false)
+            guard m.budgets.count <= 16 else { throw invalid("budgets", "more than 16 providers") }
+            for b in m.budgets { try budget(b) }
+            try range(m.fleetWorkers, 1...1_000_000, "fleet_workers")
         case .job(let m):
             try identifier(m.batchId, "batch_id")
             try identifier(m.episodeId, "episode_id")
@@ -50,7 +62,55 @@ enum Validation {
         case .cancel(let m):
             try identifier(m.episodeId, "episode_id")
             try range(m.attempt, 1...1_000_000, "attempt")
+        case .leaseRequest(let m):
+            try identifier(m.requestId, "request_id")
+            try identifier(m.provider, "provider")
+            try range(m.calls, 1...1000, "calls")
+            try range(m.units, 0...100_000_000, "units")
+            if let episode = m.episodeId { try identifier(episode, "episode_id") }
+        case .leaseGrant(let m):
+            try identifier(m.requestId, "request_id")
+            try identifier(m.provider, "provider")
+            try text(m.detail, "detail", allowEmpty: true)
+            if m.refused == nil {
+                try identifier(m.leaseId, "lease_id")
+                try range(m.calls, 1...1000, "calls")
+                try range(m.useWithinMs, 1...3_600_000, "use_within_ms")
+                try range(m.queuedMs, 0...86_400_000, "queued_ms")
+            } else {
+                try range(m.calls, 0...0, "calls")
+            }
+        case .leaseStarted(let m):
+            try identifier(m.leaseId, "lease_id")
+            try range(m.calls, 1...1000, "calls")
+        case .leaseRelease(let m):
+            try identifier(m.leaseId, "lease_id")
+            try range(m.finished, 0...1000, "finished")
+            try range(m.returned, 0...1000, "returned")
+            guard m.finished + m.returned > 0 else { throw invalid("finished", "and returned are both 0") }
+        case .leaseCancel(let m):
+            try identifier(m.requestId, "request_id")
+        case .providerSignal(let m):
+            try identifier(m.provider, "provider")
+            if let v = m.retryAfterMs { try range(v, 0...86_400_000, "retry_after_ms") }
+            if let v = m.remaining { try range(v, 0...Int(Int32.max), "remaining") }
+            if let v = m.resetMs { try range(v, 0...86_400_000, "reset_ms") }
+            try text(m.detail, "detail", allowEmpty: true)
+        case .providerPause(let m):
+            try identifier(m.provider, "provider")
+            try range(m.pauseMs, 0...86_400_000, "pause_ms")
+            try text(m.reason, "reason", allowEmpty: true)
         }
+    }
+
+    static func budget(_ b: ProviderBudget) throws(DecodeError) {
+        try identifier(b.provider, "budgets.provider")
+        if let v = b.requests { try range(v, 1...10_000_000, "budgets.requests") }
+        try range(b.requestWindowMs, 1...86_400_000, "budgets.request_window_ms")
+        if let v = b.burst { try range(v, 1...10_000_000, "budgets.burst") }
+        if let v = b.maxConcurrent { try range(v, 1...100_000, "budgets.max_concurrent") }
+        if let v = b.units { try range(v, 1...1_000_000_000, "budgets.units") }
+        try range(b.unitWindowMs, 1...86_400_000, "budgets.unit_window_ms")
     }
 
     static func spec(_ s: EpisodeSpec) throws(DecodeError) {

@@ -29,18 +29,22 @@ struct CodecRoundTripTests {
         let codes: [MessageKind: UInt8] = [
             .hello: 0x01, .welcome: 0x02, .job: 0x03, .progress: 0x04,
             .result: 0x05, .heartbeat: 0x06, .disconnect: 0x07, .cancel: 0x08,
+            .leaseRequest: 0x10, .leaseGrant: 0x11, .leaseStarted: 0x12, .leaseRelease: 0x13, .leaseCancel: 0x14,
+            .providerSignal: 0x15, .providerPause: 0x16,
         ]
         #expect(codes.count == MessageKind.allCases.count)
         for kind in MessageKind.allCases {
             #expect(kind.rawValue == codes[kind])
-            #expect(!MessageKind.leaseRange.contains(kind.rawValue))
             #expect(!MessageKind.artifactRange.contains(kind.rawValue))
         }
+        #expect(MessageKind.allCases.filter { MessageKind.leaseRange.contains($0.rawValue) }.count == 7)
         #expect(MessageKind.leaseRange == 0x10...0x1F)
         #expect(MessageKind.artifactRange == 0x20...0x2F)
         #expect(
             MessageKind.allCases.map(\.description) == [
                 "HELLO", "WELCOME", "JOB", "PROGRESS", "RESULT", "HEARTBEAT", "DISCONNECT", "CANCEL",
+                "LEASE_REQUEST", "LEASE_GRANT", "LEASE_STARTED", "LEASE_RELEASE", "LEASE_CANCEL", "PROVIDER_SIGNAL",
+                "PROVIDER_PAUSE",
             ]
         )
     }
@@ -49,7 +53,7 @@ struct CodecRoundTripTests {
     func constants() {
         #expect(WireProtocol.identifier == Array("reelfarm/1".utf8))
         #expect(WireProtocol.majorVersion == 1)
-        #expect(WireProtocol.minorVersion == 0)
+        #expect(WireProtocol.minorVersion == 1)
         #expect(WireProtocol.maxBodyBytes == 1_048_576)
         #expect(WireProtocol.maxSessionBytes == 64)
         #expect(WireProtocol.maxFrames == 20)
@@ -275,7 +279,8 @@ struct CodecToleranceTests {
                         host: "h",
                         pid: 7,
                         capacity: Capacity(episodes: 2, apiCalls: 3),
-                        softwareVersion: "1"
+                        softwareVersion: "1",
+                        protocolMinor: 0
                     )
                 )
             ),
@@ -321,8 +326,14 @@ struct CodecToleranceTests {
 
     /// Top-level keys a receiver must accept being absent; every other key is required.
     private static let optionalKeys: [MessageKind: Set<String>] = [
-        .hello: ["protocol_minor", "running"],
-        .welcome: ["protocol_minor"],
+        .hello: ["protocol_minor", "running", "recent_calls"],
+        .welcome: ["protocol_minor", "budgets", "budget_mode", "fleet_workers"],
+        .leaseRequest: ["calls", "units", "episode_id"],
+        .leaseGrant: ["queued_ms", "refused", "detail"],
+        .leaseStarted: ["calls"],
+        .leaseRelease: ["finished", "returned"],
+        .providerSignal: ["retry_after_ms", "remaining", "reset_ms", "detail"],
+        .providerPause: ["circuit_open", "reason"],
         .progress: ["succeeded", "total"],
         .disconnect: ["detail"],
         .heartbeat: ["running"],
@@ -342,6 +353,13 @@ struct CodecToleranceTests {
             if kind == .progress, key == "total", (object["succeeded"] as? Int ?? 0) > 0 {
                 // Absent, total defaults to 0, and a positive `succeeded` is then out of range.
                 #expect(error?.code == .invalidField, "\(sample.name): succeeded > default total")
+            } else if kind == .leaseGrant, key == "refused" {
+                // Without `refused`, a refusal's 0 calls and empty lease id are out of range.
+                #expect(error?.code == .invalidField, "\(sample.name): a refusal needs refused")
+            } else if kind == .leaseRelease, key == "finished" || key == "returned",
+                (object[key == "finished" ? "returned" : "finished"] as? Int ?? 0) == 0
+            {
+                #expect(error?.code == .invalidField, "\(sample.name): finished and returned both 0")
             } else if optional.contains(key) {
                 #expect(error == nil, "\(sample.name): \(key) should be optional")
             } else {

@@ -130,7 +130,126 @@ enum Fixtures {
             Envelope(session: session, .disconnect(Disconnect(reason: .batchComplete)))
         ),
         Sample("CANCEL", Envelope(session: session, .cancel(Cancel(episodeId: "episode_1", attempt: 1)))),
+        Sample("HELLO recent calls", Envelope(.hello(helloRecent))),
+        Sample("WELCOME budgets", Envelope(session: session, .welcome(welcomeBudgets))),
+        Sample(
+            "LEASE_REQUEST",
+            Envelope(
+                session: session,
+                .leaseRequest(
+                    LeaseRequest(requestId: "r1", provider: "llm", calls: 3, units: 2300, episodeId: "episode_1")
+                )
+            )
+        ),
+        Sample(
+            "LEASE_REQUEST minimal",
+            Envelope(session: session, .leaseRequest(LeaseRequest(requestId: "r", provider: "image")))
+        ),
+        Sample(
+            "LEASE_GRANT",
+            Envelope(
+                session: session,
+                .leaseGrant(
+                    LeaseGrant(
+                        requestId: "r1",
+                        leaseId: "l7",
+                        provider: "llm",
+                        calls: 2,
+                        useWithinMs: 2000,
+                        queuedMs: 340
+                    )
+                )
+            )
+        ),
+        Sample(
+            "LEASE_GRANT refused",
+            Envelope(
+                session: session,
+                .leaseGrant(
+                    LeaseGrant(
+                        requestId: "r1",
+                        leaseId: "",
+                        provider: "image",
+                        calls: 0,
+                        useWithinMs: 0,
+                        refused: .circuitOpen,
+                        detail: "insufficient_quota"
+                    )
+                )
+            )
+        ),
+        Sample("LEASE_STARTED", Envelope(session: session, .leaseStarted(LeaseStarted(leaseId: "l7", calls: 2)))),
+        Sample(
+            "LEASE_RELEASE",
+            Envelope(session: session, .leaseRelease(LeaseRelease(leaseId: "l7", finished: 1, returned: 1)))
+        ),
+        Sample("LEASE_CANCEL", Envelope(session: session, .leaseCancel(LeaseCancel(requestId: "r1")))),
+        Sample(
+            "PROVIDER_SIGNAL",
+            Envelope(
+                session: session,
+                .providerSignal(
+                    ProviderSignal(
+                        provider: "image",
+                        kind: .rateLimited,
+                        retryAfterMs: 2000,
+                        remaining: 0,
+                        resetMs: 1500,
+                        detail: "Rate limit reached"
+                    )
+                )
+            )
+        ),
+        Sample(
+            "PROVIDER_SIGNAL minimal",
+            Envelope(session: session, .providerSignal(ProviderSignal(provider: "tts", kind: .quotaExceeded)))
+        ),
+        Sample(
+            "PROVIDER_PAUSE",
+            Envelope(
+                session: session,
+                .providerPause(ProviderPause(provider: "image", pauseMs: 2000, reason: "rate_limited"))
+            )
+        ),
+        Sample(
+            "PROVIDER_PAUSE circuit",
+            Envelope(
+                session: session,
+                .providerPause(ProviderPause(provider: "image", pauseMs: 0, circuitOpen: true, reason: "billing"))
+            )
+        ),
     ]
+
+    static let helloRecent = Hello(
+        workerId: "w-2",
+        instance: "inst-2",
+        host: "h",
+        pid: 1,
+        capacity: Capacity(episodes: 3, apiCalls: 5),
+        softwareVersion: "0.1.0",
+        recentCalls: ["image": [12, 480, 999], "llm": [3]]
+    )
+    static let welcomeBudgets = Welcome(
+        session: session,
+        heartbeatIntervalMs: 1000,
+        liveness: 3,
+        maxMessageBytes: 16 << 20,
+        softwareVersion: "0.1.0",
+        budgets: [
+            ProviderBudget(provider: "image", requests: 10),
+            ProviderBudget(
+                provider: "llm",
+                requests: 500,
+                requestWindowMs: 60_000,
+                burst: 50,
+                maxConcurrent: 8,
+                units: 200_000,
+                unitWindowMs: 60_000
+            ),
+        ],
+        budgetMode: .leased,
+        fleetWorkers: 4
+    )
 
     /// The frames of a message with the given kind byte, session and JSON body text.
     static func frames(_ kind: UInt8, session: String = session, _ body: String) -> [[UInt8]] {

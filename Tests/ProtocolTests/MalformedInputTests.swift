@@ -76,7 +76,7 @@ enum BadInputs {
         BadInput("F1 kind 0x00", with(valid, 1, [0x00]), .unknownKind),
         BadInput("F1 kind 0x09", with(valid, 1, [0x09]), .unknownKind),
         BadInput("F1 kind 0x0F", with(valid, 1, [0x0F]), .unknownKind),
-        BadInput("F1 reserved lease 0x10", with(valid, 1, [0x10]), .unknownKind),
+        BadInput("F1 reserved lease 0x17", with(valid, 1, [0x17]), .unknownKind),
         BadInput("F1 reserved lease 0x1F", with(valid, 1, [0x1F]), .unknownKind),
         BadInput("F1 reserved artifact 0x20", with(valid, 1, [0x20]), .unknownKind),
         BadInput("F1 reserved artifact 0x2F", with(valid, 1, [0x2F]), .unknownKind),

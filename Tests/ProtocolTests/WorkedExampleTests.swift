@@ -19,7 +19,8 @@ struct WorkedExampleTests {
                         host: "render-01.lan",
                         pid: 4242,
                         capacity: Capacity(episodes: 2, apiCalls: 4),
-                        softwareVersion: "0.1.0"
+                        softwareVersion: "0.1.0",
+                        protocolMinor: 0
                     )
                 )
             ),
@@ -35,7 +36,8 @@ struct WorkedExampleTests {
                         heartbeatIntervalMs: 1000,
                         liveness: 3,
                         maxMessageBytes: 16_777_216,
-                        softwareVersion: "0.1.0"
+                        softwareVersion: "0.1.0",
+                        protocolMinor: 0
                     )
                 )
             ),
@@ -176,6 +178,7 @@ struct WorkedExampleTests {
                         pid: 4242,
                         capacity: Capacity(episodes: 2, apiCalls: 4),
                         softwareVersion: "py-sketch-0",
+                        protocolMinor: 0,
                         running: [JobRef(episodeId: "episode_1", attempt: 2)]
                     )
                 )

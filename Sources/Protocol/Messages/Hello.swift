@@ -16,6 +16,10 @@ public struct Hello: Codable, Sendable, Equatable {
     public var protocolMinor: Int
     /// Episodes still running on this worker from before a reconnect. Empty on a fresh start.
     public var running: [JobRef]
+    /// Minor 1: per budgeted provider, how many milliseconds ago each call this worker started in the last
+    /// window began. A restarted coordinator seeds its ledger with them, so it grants no burst on top of
+    /// calls its predecessor allowed. Empty on a fresh start.
+    public var recentCalls: [String: [Int]]
 
     public init(
         workerId: String,
@@ -25,7 +29,8 @@ public struct Hello: Codable, Sendable, Equatable {
         capacity: Capacity,
         softwareVersion: String,
         protocolMinor: Int = WireProtocol.minorVersion,
-        running: [JobRef] = []
+        running: [JobRef] = [],
+        recentCalls: [String: [Int]] = [:]
     ) {
         self.workerId = workerId
         self.instance = instance
@@ -35,6 +40,7 @@ public struct Hello: Codable, Sendable, Equatable {
         self.softwareVersion = softwareVersion
         self.protocolMinor = protocolMinor
         self.running = running
+        self.recentCalls = recentCalls
     }
 
     public init(from decoder: any Decoder) throws {
@@ -47,7 +53,36 @@ public struct Hello: Codable, Sendable, Equatable {
         softwareVersion = try c.decode(String.self, forKey: .softwareVersion)
         protocolMinor = try c.decodeIfPresent(Int.self, forKey: .protocolMinor) ?? 0
         running = try c.decodeIfPresent([JobRef].self, forKey: .running) ?? []
+        let recent = try c.decodeIfPresent([RecentCalls].self, forKey: .recentCalls) ?? []
+        recentCalls = Dictionary(recent.map { ($0.provider, $0.agesMs) }, uniquingKeysWith: +)
     }
+
+    enum CodingKeys: String, CodingKey {
+        case workerId, instance, host, pid, capacity, softwareVersion, protocolMinor, running, recentCalls
+    }
+
+    /// `recent_calls` (minor 1) is written only when not empty.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(workerId, forKey: .workerId)
+        try c.encode(instance, forKey: .instance)
+        try c.encode(host, forKey: .host)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(capacity, forKey: .capacity)
+        try c.encode(softwareVersion, forKey: .softwareVersion)
+        try c.encode(protocolMinor, forKey: .protocolMinor)
+        try c.encode(running, forKey: .running)
+        if !recentCalls.isEmpty {
+            let list = recentCalls.keys.sorted().map { RecentCalls(provider: $0, agesMs: recentCalls[$0] ?? []) }
+            try c.encode(list, forKey: .recentCalls)
+        }
+    }
+}
+
+/// One entry of HELLO's `recent_calls`: the ages of the calls a worker started recently on one provider.
+struct RecentCalls: Codable, Sendable, Equatable {
+    var provider: String
+    var agesMs: [Int]
 }
 
 /// A worker's announced parallelism: the coordinator never has more than `episodes` jobs in flight on it.

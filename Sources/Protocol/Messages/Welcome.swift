@@ -13,6 +13,14 @@ public struct Welcome: Codable, Sendable, Equatable {
     public var softwareVersion: String
     /// Highest protocol minor version the coordinator speaks; a worker sends no kind of a later minor.
     public var protocolMinor: Int
+    /// Minor 1: the rate-limit budgets of the fleet. A worker starts no call to a provider listed here
+    /// without a permit (``BudgetMode/leased``), or enforces the budget itself (``BudgetMode/local``).
+    /// Providers not listed are not limited.
+    public var budgets: [ProviderBudget]
+    public var budgetMode: BudgetMode
+    /// Minor 1: workers connected to the coordinator, this one included, when it joined. A worker that
+    /// loses the coordinator and is configured to go on alone uses budget ÷ this.
+    public var fleetWorkers: Int
 
     public init(
         session: String,
@@ -20,7 +28,10 @@ public struct Welcome: Codable, Sendable, Equatable {
         liveness: Int,
         maxMessageBytes: Int,
         softwareVersion: String,
-        protocolMinor: Int = WireProtocol.minorVersion
+        protocolMinor: Int = WireProtocol.minorVersion,
+        budgets: [ProviderBudget] = [],
+        budgetMode: BudgetMode = .leased,
+        fleetWorkers: Int = 1
     ) {
         self.session = session
         self.heartbeatIntervalMs = heartbeatIntervalMs
@@ -28,6 +39,9 @@ public struct Welcome: Codable, Sendable, Equatable {
         self.maxMessageBytes = maxMessageBytes
         self.softwareVersion = softwareVersion
         self.protocolMinor = protocolMinor
+        self.budgets = budgets
+        self.budgetMode = budgetMode
+        self.fleetWorkers = fleetWorkers
     }
 
     public init(from decoder: any Decoder) throws {
@@ -38,5 +52,30 @@ public struct Welcome: Codable, Sendable, Equatable {
         maxMessageBytes = try c.decode(Int.self, forKey: .maxMessageBytes)
         softwareVersion = try c.decode(String.self, forKey: .softwareVersion)
         protocolMinor = try c.decodeIfPresent(Int.self, forKey: .protocolMinor) ?? 0
+        budgets = try c.decodeIfPresent([ProviderBudget].self, forKey: .budgets) ?? []
+        budgetMode = try c.decodeIfPresent(BudgetMode.self, forKey: .budgetMode) ?? .leased
+        fleetWorkers = try c.decodeIfPresent(Int.self, forKey: .fleetWorkers) ?? 1
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case session, heartbeatIntervalMs, liveness, maxMessageBytes, softwareVersion, protocolMinor, budgets
+        case budgetMode, fleetWorkers
+    }
+
+    /// Minor-1 keys are written only when they differ from their defaults (no budgets), so a WELCOME to a worker of minor 0 carries
+    /// only the keys of v1.0 (§11).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(session, forKey: .session)
+        try c.encode(heartbeatIntervalMs, forKey: .heartbeatIntervalMs)
+        try c.encode(liveness, forKey: .liveness)
+        try c.encode(maxMessageBytes, forKey: .maxMessageBytes)
+        try c.encode(softwareVersion, forKey: .softwareVersion)
+        try c.encode(protocolMinor, forKey: .protocolMinor)
+        if !budgets.isEmpty || budgetMode != .leased || fleetWorkers != 1 {
+            try c.encode(budgets, forKey: .budgets)
+            try c.encode(budgetMode, forKey: .budgetMode)
+            try c.encode(fleetWorkers, forKey: .fleetWorkers)
+        }
     }
 }
