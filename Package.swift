@@ -43,6 +43,7 @@ let package = Package(
             name: "Shared",
             dependencies: [
                 "CZMQ",
+                "Protocol",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
