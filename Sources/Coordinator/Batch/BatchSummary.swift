@@ -1,5 +1,6 @@
 import Foundation
 import Protocol
+import Shared
 
 /// `OUTPUT/<batch>/summary.json`: the batch's outcome, one entry per episode in submission order.
 struct BatchSummary: Codable, Sendable, Equatable {
@@ -17,6 +18,39 @@ struct BatchSummary: Codable, Sendable, Equatable {
         /// The episode's video relative to the batch folder, when it is in this coordinator's output
         /// folder (local workers, or a shared filesystem).
         var video: String?
+        /// Seconds from the batch's first dispatch to this episode's first dispatch, and to its end.
+        var dispatchedAfterSeconds: Double?
+        var finishedAfterSeconds: Double?
+    }
+
+    /// One provider's budget over the batch (leased mode).
+    struct Budget: Codable, Sendable, Equatable {
+        var limit: String
+        var requested: Int
+        var granted: Int
+        var started: Int
+        var returned: Int
+        var refused: Int
+        /// Provider signals reported by workers, by kind (`rate_limited`, `concurrency_limited`, …).
+        var signals: [String: Int]
+        var pauses: Int
+        var decreases: Int
+        var slotsReclaimed: Int
+        var meanWaitMs: Double
+        var maxWaitMs: Int
+        /// The most calls the coordinator heard started within any one window of the budget.
+        var maxStartedInWindow: Int
+        var circuitOpen: Bool
+    }
+
+    /// Figures derived from the episodes' times.
+    struct Timing: Codable, Sendable, Equatable {
+        /// First dispatch to the last episode's end.
+        var makespanSeconds: Double
+        /// First dispatch to the first successful episode.
+        var firstFinishedSeconds: Double?
+        /// Mean of (end − first dispatch) over succeeded episodes.
+        var meanEpisodeLatencySeconds: Double?
     }
 
     struct Totals: Codable, Sendable, Equatable {
@@ -39,6 +73,9 @@ struct BatchSummary: Codable, Sendable, Equatable {
     var slotsAtEnd: Int
     var totals: Totals
     var counters: DispatchCounters
+    var budgetMode: String?
+    var budgets: [String: Budget]
+    var timing: Timing?
     var episodes: [Episode]
 
     init(
@@ -50,6 +87,11 @@ struct BatchSummary: Codable, Sendable, Equatable {
         workersSeen: Int,
         slots: Int
     ) {
+        let origin = dispatcher.episodes.compactMap(\.firstDispatchedAt).min()
+        func seconds(_ t: ContinuousClock.Instant?) -> Double? {
+            guard let t, let origin else { return nil }
+            return ((t - origin).secondsDouble * 1000).rounded() / 1000
+        }
         let episodes = dispatcher.episodes.map { e in
             let video = "\(e.id)/episode.mp4"
             let hasVideo =
@@ -65,7 +107,9 @@ struct BatchSummary: Codable, Sendable, Equatable {
                 apiCalls: e.apiCalls,
                 placeholders: e.placeholders,
                 errors: e.errors,
-                video: hasVideo ? video : nil
+                video: hasVideo ? video : nil,
+                dispatchedAfterSeconds: seconds(e.firstDispatchedAt),
+                finishedAfterSeconds: seconds(e.finishedAt)
             )
         }
         let succeeded = episodes.count { $0.status == "succeeded" }
@@ -91,6 +135,44 @@ struct BatchSummary: Codable, Sendable, Equatable {
             apiCalls: episodes.reduce(0) { $0 + $1.apiCalls }
         )
         self.counters = dispatcher.counters
+        let leases = dispatcher.leases
+        self.budgetMode = leases.settings.isEmpty ? nil : leases.settings.mode.rawValue
+        var budgets: [String: Budget] = [:]
+        // In local mode the workers keep their own counts; the coordinator has none to report.
+        for budget in leases.settings.budgets where leases.settings.mode == .leased {
+            let stats = leases.stats[budget.provider] ?? LeaseManager.ProviderStats()
+            budgets[budget.provider] = Budget(
+                limit: CoordinatorService.describe(budget),
+                requested: stats.requested,
+                granted: stats.granted,
+                started: stats.started,
+                returned: stats.returned,
+                refused: stats.refused,
+                signals: stats.signals,
+                pauses: stats.pauses,
+                decreases: stats.decreases,
+                slotsReclaimed: stats.slotsReclaimed,
+                meanWaitMs: (stats.meanWaitMs * 10).rounded() / 10,
+                maxWaitMs: stats.maxWaitMs,
+                maxStartedInWindow: stats.maxStartedInWindow,
+                circuitOpen: stats.circuitOpen
+            )
+        }
+        self.budgets = budgets
+        let ends = episodes.compactMap(\.finishedAfterSeconds)
+        let succeededEnds = episodes.filter { $0.status == "succeeded" }.compactMap(\.finishedAfterSeconds)
+        self.timing =
+            ends.isEmpty
+            ? nil
+            : Timing(
+                makespanSeconds: ends.max() ?? 0,
+                firstFinishedSeconds: succeededEnds.min(),
+                meanEpisodeLatencySeconds: succeededEnds.isEmpty
+                    ? nil
+                    : ((episodes.filter { $0.status == "succeeded" }.compactMap { e in
+                        e.finishedAfterSeconds.map { $0 - (e.dispatchedAfterSeconds ?? 0) }
+                    }.reduce(0, +) / Double(succeededEnds.count)) * 1000).rounded() / 1000
+            )
         self.episodes = episodes
     }
 

@@ -20,6 +20,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             Examples:
               coordinator --workers 4 --episodes 24
               coordinator --bind tcp://0.0.0.0:5555 --batch batch.yaml     # then: worker --connect tcp://HOST:5555
+              coordinator --workers 4 --episodes 24 --budget image=10/s --budget llm=5/s --budget tts=20/s
             """,
         version: ReelfarmVersion.current
     )
@@ -77,6 +78,22 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     @Option(help: "Silent heartbeat intervals before a worker is declared dead (env LIVENESS, default 3).")
     var liveness: String?
+
+    @Option(
+        name: .customLong("budget"),
+        help: ArgumentHelp(
+            "A fleet-wide rate-limit budget, repeatable: PROVIDER=RATE[,burst=N][,concurrent=N][,units=RATE] with PROVIDER llm, tts or image and RATE like 10/s or 500/min (env REELFARM_BUDGETS, ';'-separated; file: budgets:).",
+            valueName: "spec"
+        )
+    )
+    var budgets: [String] = []
+
+    @Option(
+        name: .customLong("budget-mode"),
+        help:
+            "leased (the coordinator leases permits; default), local (every worker enforces the full budget alone) or local-split (budget ÷ --workers each); env REELFARM_BUDGET_MODE."
+    )
+    var budgetMode: String?
 
     @Option(
         name: .customLong("worker-binary"),
@@ -166,6 +183,17 @@ struct CoordinatorCommand: AsyncParsableCommand {
         } else {
             theBatch = Batch.generated(id: id, count: episodes ?? 0)
         }
+        let configPath = config ?? environment.value("REELFARM_CONFIG")?.value
+        let configFile = try await configPath.asyncMap { path throws(ConfigurationError) in
+            try await ConfigFile.load(path)
+        }
+        let leases = try BudgetConfiguration.resolve(
+            flags: budgets,
+            mode: budgetMode,
+            localWorkers: workers,
+            environment: environment,
+            file: configFile
+        )
         let executable = workers > 0 ? try LocalWorkerPool.locateWorker(explicit: workerBinary) : nil
 
         // Local workers write episodes straight into this coordinator's output folder.
@@ -176,10 +204,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             "--log-level", level.rawValue,
             "--output", outputURL.path,
         ]
-        if let configPath = config ?? environment.value("REELFARM_CONFIG")?.value {
-            guard FileManager.default.fileExists(atPath: configPath) else {
-                throw ConfigurationError("config file \(configPath) does not exist")
-            }
+        if let configPath {
             workerArguments += ["--config", URL(fileURLWithPath: configPath).standardizedFileURL.path]
         }
         let service = CoordinatorService(
@@ -188,6 +213,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 output: outputURL,
                 batch: theBatch,
                 dispatch: dispatch,
+                leases: leases,
                 parallelism: parallelism,
                 localWorkers: workers,
                 workerExecutable: executable,

@@ -17,8 +17,11 @@ struct DispatchCounters: Sendable, Equatable, Codable {
     var attemptsRequeued = 0
     /// Sends libzmq refused (peer gone, or high-water mark reached).
     var sendFailures = 0
+    /// Lease messages refused by the lease manager, by reason (`unknown_lease`, `lease_overdrawn`,
+    /// `unknown_provider`, `duplicate_request`).
+    var leaseRejected: [String: Int] = [:]
 
     var totalRejected: Int {
-        decodeErrors.values.reduce(0, +) + unknownSession + outOfOrder
+        decodeErrors.values.reduce(0, +) + unknownSession + outOfOrder + leaseRejected.values.reduce(0, +)
     }
 }

@@ -32,4 +32,6 @@ enum DispatchNotice: Equatable, Sendable {
     /// A message that breaks the session rules (unknown session, unexpected kind, undecodable frames).
     case rejected(reason: String, detail: String)
     case batchComplete(succeeded: Int, failed: Int)
+    /// Something happened to a provider budget (a pause, a decrease, the circuit, a bad lease message).
+    case lease(LeaseNotice)
 }

@@ -34,15 +34,21 @@ struct Dispatcher: Sendable {
     private var indexById: [String: Int] = [:]
     private var joinCounter = 0
     private let makeSession: @Sendable () -> String
+    /// The fleet's rate-limit budgets and who holds which permits.
+    private(set) var leases: LeaseManager
+    /// Dispatches so far; an episode's `dispatchOrder` ranks its lease requests.
+    private var dispatchCounter = 0
 
     init(
         batchId: String,
         specs: [EpisodeSpec],
         settings: DispatchSettings,
+        leases: LeaseSettings = LeaseSettings(),
         makeSession: @escaping @Sendable () -> String
     ) {
         self.batchId = batchId
         self.settings = settings
+        self.leases = LeaseManager(settings: leases)
         self.makeSession = makeSession
         self.episodes = specs.enumerated().map { i, spec in
             EpisodeRecord(index: i, id: spec.id ?? "episode_\(i + 1)", spec: spec)
@@ -121,7 +127,16 @@ struct Dispatcher: Sendable {
                 now: now,
                 into: &actions
             )
-        case .welcome, .job, .cancel:
+        case .leaseRequest, .leaseStarted, .leaseRelease, .leaseCancel, .providerSignal:
+            var priority = Int.max
+            if case .leaseRequest(let request) = envelope.message, let id = request.episodeId,
+                let index = indexById[id], let order = episodes[index].dispatchOrder
+            {
+                priority = order
+            }
+            let leaseActions = leases.onMessage(envelope.message, session: session, priority: priority, now: now)
+            apply(leaseActions, now: now, into: &actions)
+        case .welcome, .job, .cancel, .leaseGrant, .providerPause:
             counters.outOfOrder += 1
             actions.append(
                 .notice(
@@ -192,8 +207,43 @@ struct Dispatcher: Sendable {
             workers[session] = worker
             actions.append(.send(to: worker.routingId, Envelope(session: session, .heartbeat(Heartbeat()))))
         }
+        apply(leases.advance(now: now), now: now, into: &actions)
         dispatch(now: now, into: &actions)
         return actions
+    }
+
+    /// The next moment the lease manager may grant a waiting call by itself (the shell wakes up then and
+    /// calls ``onLeaseTimer(now:)``), or `nil`.
+    func nextLeaseDeadline(after now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        leases.nextDeadline(after: now)
+    }
+
+    /// A lease deadline came: grant what the budgets now allow, and admit episodes if that opened admission.
+    mutating func onLeaseTimer(now: ContinuousClock.Instant) -> [DispatchAction] {
+        var actions: [DispatchAction] = []
+        apply(leases.advance(now: now), now: now, into: &actions)
+        dispatch(now: now, into: &actions)
+        return actions
+    }
+
+    /// Carries out the lease manager's actions: sends go to the session's connection.
+    private mutating func apply(
+        _ leaseActions: [LeaseManager.Action],
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
+        for action in leaseActions {
+            switch action {
+            case .send(let session, let message):
+                guard var worker = workers[session] else { continue }
+                worker.lastSent = now
+                workers[session] = worker
+                actions.append(.send(to: worker.routingId, Envelope(session: session, message)))
+            case .notice(let notice):
+                if case .rejected(let reason, _) = notice { counters.leaseRejected[reason, default: 0] += 1 }
+                actions.append(.notice(.lease(notice)))
+            }
+        }
     }
 
     /// Stop dispatching and say goodbye to every worker.
@@ -217,6 +267,32 @@ struct Dispatcher: Sendable {
     ) {
         if let old = sessionByRoutingId[routingId] {
             drop(session: old, reason: "re-registered with HELLO", now: now, into: &actions)
+        }
+        if !leases.settings.isEmpty, hello.protocolMinor < 1 {
+            // Budgets need lease messages (minor 1); a worker that cannot lease would call providers freely.
+            actions.append(
+                .notice(
+                    .rejected(
+                        reason: "protocol_minor",
+                        detail: "worker \(hello.workerId) speaks minor \(hello.protocolMinor); budgets need minor 1"
+                    )
+                )
+            )
+            actions.append(
+                .send(
+                    to: routingId,
+                    Envelope(
+                        .disconnect(
+                            Disconnect(
+                                reason: .protocolError,
+                                detail:
+                                    "this coordinator enforces rate-limit budgets, which need protocol minor 1 (lease messages)"
+                            )
+                        )
+                    )
+                )
+            )
+            return
         }
         let session = makeSession()
         joinCounter += 1
@@ -247,8 +323,12 @@ struct Dispatcher: Sendable {
             heartbeatIntervalMs: settings.heartbeatInterval.wholeMilliseconds,
             liveness: settings.liveness,
             maxMessageBytes: WireProtocol.maxMessageBytes,
-            softwareVersion: settings.softwareVersion
+            softwareVersion: settings.softwareVersion,
+            budgets: leases.settings.budgets,
+            budgetMode: leases.settings.mode,
+            fleetWorkers: workers.count
         )
+        leases.workerJoined(session: session, recentCalls: hello.recentCalls, now: now)
         actions.append(.send(to: routingId, Envelope(session: session, .welcome(welcome))))
     }
 
@@ -299,6 +379,7 @@ struct Dispatcher: Sendable {
         switch result.status {
         case .succeeded:
             episode.status = .succeeded
+            episode.finishedAt = now
             episode.durationMs = result.durationMs
             episode.placeholders = result.placeholders
             finishedCount += 1
@@ -327,6 +408,7 @@ struct Dispatcher: Sendable {
                 queue.append(index)
             } else {
                 episode.status = .failed
+                episode.finishedAt = now
                 finishedCount += 1
                 actions.append(
                     .notice(
@@ -355,6 +437,7 @@ struct Dispatcher: Sendable {
         if sessionByRoutingId[worker.routingId] == session {
             sessionByRoutingId.removeValue(forKey: worker.routingId)
         }
+        apply(leases.workerLeft(session: session, lastHeard: worker.lastHeard, now: now), now: now, into: &actions)
         let lost = worker.inflight.sorted { $0.episodeId < $1.episodeId }
         var requeued: [JobRef] = []
         for ref in lost {
@@ -370,6 +453,7 @@ struct Dispatcher: Sendable {
                 episodes[index] = episode
             } else {
                 episode.status = .failed
+                episode.finishedAt = now
                 finishedCount += 1
                 episodes[index] = episode
                 actions.append(
@@ -392,6 +476,9 @@ struct Dispatcher: Sendable {
     private mutating func dispatch(now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
         guard dispatching else { return }
         while !queue.isEmpty {
+            // Budget-aware admission: no new episode while the budgets already have more waiting than they
+            // can serve soon (it would only queue); always admit when nothing runs.
+            if runningCount > 0, !leases.admissionOpen { return }
             guard
                 let target = workers.values
                     .filter({ $0.credit > 0 })
@@ -402,6 +489,9 @@ struct Dispatcher: Sendable {
             guard !episode.isFinished else { continue }
             episode.attempts += 1
             episode.status = .running
+            dispatchCounter += 1
+            episode.dispatchOrder = dispatchCounter
+            episode.firstDispatchedAt = episode.firstDispatchedAt ?? now
             episode.session = target.session
             episode.workerId = target.hello.workerId
             episodes[index] = episode

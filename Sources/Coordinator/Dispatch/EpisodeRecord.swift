@@ -23,6 +23,11 @@ struct EpisodeRecord: Sendable, Equatable {
     var errors: [String] = []
     var placeholders: [Placeholder] = []
     var apiCalls = 0
+    /// Rank of the current attempt's dispatch (lower = earlier); its lease requests are served in this order.
+    var dispatchOrder: Int?
+    /// When the first attempt was dispatched, and when the episode ended (for latency figures).
+    var firstDispatchedAt: ContinuousClock.Instant?
+    var finishedAt: ContinuousClock.Instant?
 
     var isFinished: Bool { status == .succeeded || status == .failed }
     var currentRef: JobRef { JobRef(episodeId: id, attempt: attempts) }

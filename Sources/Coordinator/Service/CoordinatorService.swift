@@ -17,6 +17,7 @@ final class CoordinatorService: Service {
         var output: URL
         var batch: Batch
         var dispatch: DispatchSettings
+        var leases: LeaseSettings = LeaseSettings()
         var parallelism: ParallelismSettings
         /// Local worker processes to start (`--workers`); 0 waits for remote workers only.
         var localWorkers: Int
@@ -53,6 +54,8 @@ final class CoordinatorService: Service {
     private enum Input: Sendable {
         case socket(ZMQSocketThread.Event)
         case tick
+        /// A lease deadline passed (a permit left a window, a slot expired, a pause ended).
+        case leaseTimer
         case shutdown
     }
 
@@ -93,8 +96,13 @@ final class CoordinatorService: Service {
             batchId: settings.batch.id,
             specs: settings.batch.episodes,
             settings: settings.dispatch,
+            leases: settings.leases,
             makeSession: { Self.randomSession() }
         )
+        if !settings.leases.isEmpty {
+            let budgets = settings.leases.budgets.map(Self.describe).joined(separator: "; ")
+            logger.info("Rate-limit budgets (\(settings.leases.mode.rawValue)): \(budgets)")
+        }
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
         var rejections = RejectionLog()
         var interrupted = false
@@ -117,6 +125,10 @@ final class CoordinatorService: Service {
             await withGracefulShutdownHandler {
                 if dispatcher.isComplete { return }
                 var lastHint = clock.now
+                // One sleeping task wakes the loop at the lease manager's next deadline, so a permit is
+                // granted the moment the budget allows, not at the next 50 ms tick.
+                var leaseTimer: (at: ContinuousClock.Instant, task: Task<Void, Never>)?
+                defer { leaseTimer?.task.cancel() }
                 for await input in inputs {
                     let now = clock.now
                     let actions: [DispatchAction]
@@ -142,12 +154,25 @@ final class CoordinatorService: Service {
                                 metadata: ["endpoint": "\(endpoint)", "pending": "\(dispatcher.pendingCount)"]
                             )
                         }
+                    case .leaseTimer:
+                        leaseTimer = nil
+                        actions = dispatcher.onLeaseTimer(now: now)
                     case .shutdown:
                         interrupted = true
                         logger.notice("shutdown requested; stopping dispatch")
                         actions = []
                     }
                     perform(actions, thread: thread, traceWriter: traceWriter, rejections: &rejections)
+                    if let due = dispatcher.nextLeaseDeadline(after: clock.now) {
+                        if leaseTimer.map({ due < $0.at }) ?? true {
+                            leaseTimer?.task.cancel()
+                            let task = Task {
+                                try? await Task.sleep(until: due, tolerance: .microseconds(200), clock: clock)
+                                if !Task.isCancelled { continuation.yield(.leaseTimer) }
+                            }
+                            leaseTimer = (due, task)
+                        }
+                    }
                     if dispatcher.isComplete || interrupted { break }
                 }
             } onGracefulShutdown: {
@@ -202,6 +227,17 @@ final class CoordinatorService: Service {
             logger.info("\(line)", metadata: meta)
         } else {
             logger.error("\(line)", metadata: meta)
+        }
+        for (provider, budget) in summary.budgets.sorted(by: { $0.key < $1.key }) {
+            let signals = budget.signals.values.reduce(0, +)
+            logger.info(
+                "budget \(provider): \(budget.started) calls started, busiest window \(budget.maxStartedInWindow) (limit \(budget.limit)), \(signals) provider signals",
+                metadata: [
+                    "provider": "\(provider)", "granted": "\(budget.granted)", "returned": "\(budget.returned)",
+                    "mean_wait_ms": "\(budget.meanWaitMs)", "pauses": "\(budget.pauses)",
+                    "decreases": "\(budget.decreases)",
+                ]
+            )
         }
         let counters = dispatcher.counters
         if counters.totalRejected > 0 || counters.staleResults > 0 || counters.workersLost > 0 {
@@ -307,7 +343,53 @@ final class CoordinatorService: Service {
             }
         case .batchComplete:
             break
+        case .lease(let notice):
+            log(notice, rejections: &rejections)
         }
+    }
+
+    private func log(_ notice: LeaseNotice, rejections: inout RejectionLog) {
+        switch notice {
+        case .decreased(let provider, let factor, let concurrency, let signal):
+            var meta: Logger.Metadata = ["provider": "\(provider)", "signal": "\(signal.rawValue)"]
+            if let concurrency { meta["max_concurrent"] = "\(concurrency)" }
+            logger.warning(
+                "\(provider) budget lowered to \(Int((factor * 100).rounded()))% after a 429; recovering over clean windows",
+                metadata: meta
+            )
+        case .paused(let provider, let duration, let signal):
+            logger.warning(
+                "\(provider) paused for \(duration.secondsText) on every worker",
+                metadata: ["provider": "\(provider)", "signal": "\(signal.rawValue)"]
+            )
+        case .circuitOpened(let provider, let detail):
+            logger.critical(
+                "🔴 \(provider): billing or quota error, circuit OPEN: every remaining \(provider) call uses a placeholder. Fix the account, then rerun the failed items.",
+                metadata: ["provider": "\(provider)", "detail": "\(detail)"]
+            )
+        case .rejected(let reason, let detail):
+            let (count, shouldLog) = rejections.record(reason)
+            if shouldLog {
+                logger.warning(
+                    "lease message rejected",
+                    metadata: ["reason": "\(reason)", "detail": "\(detail)", "count": "\(count)"]
+                )
+            }
+        }
+    }
+
+    /// `image: 10 per 1s, 4 concurrent`.
+    static func describe(_ budget: ProviderBudget) -> String {
+        var parts: [String] = []
+        if let r = budget.requests {
+            parts.append("\(r) per \(Duration.milliseconds(budget.requestWindowMs).shortDescription)")
+        }
+        if let b = budget.burst { parts.append("burst \(b)") }
+        if let c = budget.maxConcurrent { parts.append("\(c) concurrent") }
+        if let u = budget.units {
+            parts.append("\(u) units per \(Duration.milliseconds(budget.unitWindowMs).shortDescription)")
+        }
+        return "\(budget.provider): " + (parts.isEmpty ? "no limit" : parts.joined(separator: ", "))
     }
 
     /// A 32-hex-character session token from the system's random generator.

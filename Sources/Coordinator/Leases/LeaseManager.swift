@@ -1,0 +1,465 @@
+import DequeModule
+import Protocol
+import Shared
+
+/// The coordinator's lease manager: one ``RateLedger`` per budgeted provider, the queue of calls waiting
+/// for permits, and which worker session holds which lease. A pure state machine like the
+/// ``Dispatcher`` that owns it: inputs are decoded messages and the time, outputs are messages to send
+/// and notices to log.
+///
+/// - **Priority.** Waiting calls are served by the dispatch order of their episode, then by arrival, so
+///   the oldest episode finishes first and results come out steadily; no request is ever overtaken by a
+///   later episode's, so none starves.
+/// - **Expiry.** A permit counts against its provider's windows until it is started (then from the start)
+///   or returned; a dropped worker's slots come back only `slotTTL` after it was last heard.
+/// - **Signals.** A worker's report of a 429, `retry-after` or exhausted window changes the budget for the
+///   whole fleet at once (AIMD, pause, or the billing circuit), and pauses are broadcast.
+struct LeaseManager: Sendable {
+    typealias Instant = ContinuousClock.Instant
+
+    enum Action: Sendable, Equatable {
+        case send(session: String, Message)
+        case notice(LeaseNotice)
+    }
+
+    let settings: LeaseSettings
+    private(set) var ledgers: [String: RateLedger] = [:]
+    private var queues: [String: [Waiting]] = [:]
+    private var leases: [String: Lease] = [:]
+    private var sessions: [String: SessionLeases] = [:]
+    private var nextLease = 1
+    private var nextSeq = 0
+    private(set) var stats: [String: ProviderStats] = [:]
+    /// Start times heard per provider within the last request window, to measure the busiest window.
+    private var recentStarts: [String: Deque<Instant>] = [:]
+
+    /// One queued request (or what is left of it).
+    private struct Waiting: Sendable {
+        var session: String
+        var requestId: String
+        var remaining: Int
+        var units: Int
+        var priority: Int
+        var seq: Int
+        var arrived: Instant
+    }
+
+    private struct Lease: Sendable {
+        var session: String
+        var provider: String
+        var unstarted: [RateLedger.PermitID]
+        var running: [RateLedger.PermitID] = []
+    }
+
+    private struct SessionLeases: Sendable {
+        var leases: Set<String> = []
+        var requests: Set<String> = []
+    }
+
+    /// What happened to one provider's budget during the batch (summary.json, logs).
+    struct ProviderStats: Sendable, Equatable, Codable {
+        var requested = 0
+        var granted = 0
+        var started = 0
+        var finished = 0
+        var returned = 0
+        var refused = 0
+        var signals: [String: Int] = [:]
+        var pauses = 0
+        var decreases = 0
+        var slotsReclaimed = 0
+        var maxWaitMs = 0
+        var totalWaitMs = 0
+        /// The most calls heard started within any one request window.
+        var maxStartedInWindow = 0
+        var circuitOpen = false
+
+        var meanWaitMs: Double { granted == 0 ? 0 : Double(totalWaitMs) / Double(granted) }
+    }
+
+    init(settings: LeaseSettings) {
+        self.settings = settings
+        if settings.mode == .leased {
+            for budget in settings.budgets {
+                ledgers[budget.provider] = RateLedger(settings.ledgerSettings(for: budget))
+                stats[budget.provider] = ProviderStats()
+            }
+        }
+    }
+
+    /// Whether workers must lease permits (budgets set, leased mode).
+    var isLeasing: Bool { !ledgers.isEmpty }
+
+    /// Calls waiting for a permit of `provider`.
+    func backlog(_ provider: String) -> Int {
+        queues[provider]?.reduce(0) { $0 + $1.remaining } ?? 0
+    }
+
+    /// Budget-aware admission: false while some provider already has more calls waiting than
+    /// `admissionWindows` windows of its budget can serve, so a new episode would only queue behind them.
+    var admissionOpen: Bool {
+        guard settings.admissionWindows > 0 else { return true }
+        for (provider, ledger) in ledgers {
+            let perWindow = ledger.effectiveRequests ?? ledger.effectiveConcurrency
+            guard let perWindow else { continue }
+            if Double(backlog(provider)) > Double(perWindow) * settings.admissionWindows { return false }
+        }
+        return true
+    }
+
+    // MARK: - Sessions
+
+    /// A worker joined; `recentCalls` (from its HELLO) are calls it started shortly before, which may have
+    /// been granted by a previous coordinator: they count in the windows.
+    mutating func workerJoined(session: String, recentCalls: [String: [Int]], now: Instant) {
+        sessions[session] = SessionLeases()
+        for (provider, ages) in recentCalls {
+            guard var ledger = ledgers[provider] else { continue }
+            ledger.seed(startedAt: ages.map { now - .milliseconds($0) }, now: now)
+            ledgers[provider] = ledger
+        }
+    }
+
+    /// A worker is gone (said goodbye, or went silent): its waiting requests are dropped, its unused
+    /// permits count until their deadline, and its slots come back `slotTTL` after `lastHeard`.
+    mutating func workerLeft(session: String, lastHeard: Instant, now: Instant) -> [Action] {
+        guard let state = sessions.removeValue(forKey: session) else { return [] }
+        for provider in queues.keys {
+            queues[provider]?.removeAll { $0.session == session }
+        }
+        for leaseId in state.leases {
+            guard let lease = leases.removeValue(forKey: leaseId), var ledger = ledgers[lease.provider] else {
+                continue
+            }
+            for id in lease.unstarted + lease.running {
+                ledger.abandoned(id, lastVouched: lastHeard, now: now)
+            }
+            ledgers[lease.provider] = ledger
+        }
+        return grantAll(now: now)
+    }
+
+    // MARK: - Messages
+
+    /// A lease message from a registered worker session. `priority` ranks the request's episode (its
+    /// dispatch order; lower is served first).
+    mutating func onMessage(_ message: Message, session: String, priority: Int, now: Instant) -> [Action] {
+        switch message {
+        case .leaseRequest(let request):
+            return onRequest(request, session: session, priority: priority, now: now)
+        case .leaseStarted(let started):
+            return onStarted(started, session: session, now: now)
+        case .leaseRelease(let release):
+            return onRelease(release, session: session, now: now)
+        case .leaseCancel(let cancel):
+            for provider in queues.keys {
+                queues[provider]?.removeAll { $0.session == session && $0.requestId == cancel.requestId }
+            }
+            sessions[session]?.requests.remove(cancel.requestId)
+            return grantAll(now: now)
+        case .providerSignal(let signal):
+            return onSignal(signal, now: now)
+        default:
+            return []
+        }
+    }
+
+    private mutating func onRequest(
+        _ request: LeaseRequest,
+        session: String,
+        priority: Int,
+        now: Instant
+    ) -> [Action] {
+        guard let ledger = ledgers[request.provider] else {
+            return [
+                .send(
+                    session: session,
+                    .leaseGrant(
+                        LeaseGrant(
+                            requestId: request.requestId,
+                            leaseId: "",
+                            provider: request.provider,
+                            calls: 0,
+                            useWithinMs: 0,
+                            refused: .unknownProvider,
+                            detail:
+                                "no budget named \(request.provider); budgets: \(ledgers.keys.sorted().joined(separator: ", "))"
+                        )
+                    )
+                ),
+                .notice(.rejected(reason: "unknown_provider", detail: "LEASE_REQUEST for \(request.provider)")),
+            ]
+        }
+        stats[request.provider, default: ProviderStats()].requested += request.calls
+        if ledger.circuitOpen {
+            stats[request.provider, default: ProviderStats()].refused += request.calls
+            return [.send(session: session, refusal(request.requestId, request.provider, ledger))]
+        }
+        if sessions[session]?.requests.contains(request.requestId) == true {
+            return [
+                .notice(
+                    .rejected(reason: "duplicate_request", detail: "request \(request.requestId) is already waiting")
+                )
+            ]
+        }
+        sessions[session, default: SessionLeases()].requests.insert(request.requestId)
+        let waiting = Waiting(
+            session: session,
+            requestId: request.requestId,
+            remaining: request.calls,
+            units: request.units,
+            priority: priority,
+            seq: nextSeq,
+            arrived: now
+        )
+        nextSeq += 1
+        var queue = queues[request.provider] ?? []
+        let index = queue.firstIndex { ($0.priority, $0.seq) > (waiting.priority, waiting.seq) } ?? queue.endIndex
+        queue.insert(waiting, at: index)
+        queues[request.provider] = queue
+        return grant(request.provider, now: now)
+    }
+
+    private mutating func onStarted(_ started: LeaseStarted, session: String, now: Instant) -> [Action] {
+        guard var lease = leases[started.leaseId], lease.session == session else {
+            return [.notice(.rejected(reason: "unknown_lease", detail: "LEASE_STARTED for \(started.leaseId)"))]
+        }
+        guard var ledger = ledgers[lease.provider] else { return [] }
+        var actions: [Action] = []
+        let count = min(started.calls, lease.unstarted.count)
+        if count < started.calls {
+            actions.append(
+                .notice(
+                    .rejected(
+                        reason: "lease_overdrawn",
+                        detail:
+                            "lease \(started.leaseId) started \(started.calls) calls with \(lease.unstarted.count) permits left"
+                    )
+                )
+            )
+        }
+        for _ in 0..<count {
+            let id = lease.unstarted.removeFirst()
+            ledger.started(id, now: now)
+            lease.running.append(id)
+        }
+        ledgers[lease.provider] = ledger
+        leases[started.leaseId] = lease
+        stats[lease.provider, default: ProviderStats()].started += count
+        noteStarts(lease.provider, count: count, now: now)
+        return actions
+    }
+
+    private mutating func onRelease(_ release: LeaseRelease, session: String, now: Instant) -> [Action] {
+        guard var lease = leases[release.leaseId], lease.session == session else {
+            return [.notice(.rejected(reason: "unknown_lease", detail: "LEASE_RELEASE for \(release.leaseId)"))]
+        }
+        guard var ledger = ledgers[lease.provider] else { return [] }
+        var actions: [Action] = []
+        let finished = min(release.finished, lease.running.count)
+        let returned = min(release.returned, lease.unstarted.count)
+        if finished < release.finished || returned < release.returned {
+            actions.append(
+                .notice(
+                    .rejected(reason: "lease_overdrawn", detail: "lease \(release.leaseId) released more than it holds")
+                )
+            )
+        }
+        for _ in 0..<finished { ledger.finished(lease.running.removeFirst(), now: now) }
+        for _ in 0..<returned { ledger.returned(lease.unstarted.removeFirst(), now: now) }
+        ledgers[lease.provider] = ledger
+        stats[lease.provider, default: ProviderStats()].finished += finished
+        stats[lease.provider, default: ProviderStats()].returned += returned
+        if lease.unstarted.isEmpty, lease.running.isEmpty {
+            leases[release.leaseId] = nil
+            sessions[session]?.leases.remove(release.leaseId)
+        } else {
+            leases[release.leaseId] = lease
+        }
+        return actions + grant(lease.provider, now: now)
+    }
+
+    private mutating func onSignal(_ signal: ProviderSignal, now: Instant) -> [Action] {
+        guard var ledger = ledgers[signal.provider] else { return [] }
+        stats[signal.provider, default: ProviderStats()].signals[signal.kind.rawValue, default: 0] += 1
+        let reaction = ledger.signal(
+            signal.kind,
+            retryAfter: signal.retryAfterMs.map { .milliseconds($0) },
+            reset: signal.resetMs.map { .milliseconds($0) },
+            detail: signal.detail,
+            now: now
+        )
+        ledgers[signal.provider] = ledger
+        var actions: [Action] = []
+        let provider = signal.provider
+        func broadcast(_ pause: ProviderPause) {
+            for session in sessions.keys.sorted() { actions.append(.send(session: session, .providerPause(pause))) }
+        }
+        switch reaction {
+        case .none:
+            break
+        case .decreased(let factor, let concurrency):
+            stats[provider, default: ProviderStats()].decreases += 1
+            actions.append(
+                .notice(.decreased(provider: provider, factor: factor, concurrency: concurrency, signal: signal.kind))
+            )
+        case .paused(let until):
+            stats[provider, default: ProviderStats()].pauses += 1
+            actions.append(.notice(.paused(provider: provider, for: until - now, signal: signal.kind)))
+            broadcast(
+                ProviderPause(
+                    provider: provider,
+                    pauseMs: (until - now).wholeMilliseconds,
+                    reason: signal.kind.rawValue
+                )
+            )
+        case .decreasedAndPaused(let factor, let concurrency, let until):
+            stats[provider, default: ProviderStats()].decreases += 1
+            stats[provider, default: ProviderStats()].pauses += 1
+            actions.append(
+                .notice(.decreased(provider: provider, factor: factor, concurrency: concurrency, signal: signal.kind))
+            )
+            actions.append(.notice(.paused(provider: provider, for: until - now, signal: signal.kind)))
+            broadcast(
+                ProviderPause(
+                    provider: provider,
+                    pauseMs: (until - now).wholeMilliseconds,
+                    reason: signal.kind.rawValue
+                )
+            )
+        case .circuitOpened:
+            stats[provider, default: ProviderStats()].circuitOpen = true
+            actions.append(.notice(.circuitOpened(provider: provider, detail: signal.detail)))
+            broadcast(
+                ProviderPause(
+                    provider: provider,
+                    pauseMs: 0,
+                    circuitOpen: true,
+                    reason: "quota_exceeded: \(signal.detail)"
+                )
+            )
+            // Everything still waiting is refused: those calls become placeholders.
+            for waiting in queues[provider] ?? [] {
+                stats[provider, default: ProviderStats()].refused += waiting.remaining
+                actions.append(.send(session: waiting.session, refusal(waiting.requestId, provider, ledger)))
+                sessions[waiting.session]?.requests.remove(waiting.requestId)
+            }
+            queues[provider] = []
+        }
+        return actions
+    }
+
+    // MARK: - Time
+
+    /// Grants whatever the budgets allow at `now` (call on every clock tick and at ``nextDeadline(after:)``).
+    mutating func advance(now: Instant) -> [Action] {
+        grantAll(now: now)
+    }
+
+    /// The next moment a waiting call might get its permit without any message arriving.
+    func nextDeadline(after now: Instant) -> Instant? {
+        var best: Instant?
+        for (provider, ledger) in ledgers {
+            guard !(queues[provider]?.isEmpty ?? true) else { continue }
+            if let t = ledger.nextChange(after: now), best.map({ t < $0 }) ?? true { best = t }
+        }
+        return best
+    }
+
+    private mutating func grantAll(now: Instant) -> [Action] {
+        var actions: [Action] = []
+        for provider in ledgers.keys.sorted() {
+            actions += grant(provider, now: now)
+        }
+        return actions
+    }
+
+    /// Serves `provider`'s queue in priority order while its ledger allows.
+    private mutating func grant(_ provider: String, now: Instant) -> [Action] {
+        guard var ledger = ledgers[provider] else { return [] }
+        ledger.advance(to: now)
+        var actions: [Action] = []
+        var queue = queues[provider] ?? []
+        while var head = queue.first {
+            var permits: [RateLedger.PermitID] = []
+            // The worker's deadline runs from its request's send time plus the time queued here (rounded
+            // down to whole ms); the ledger counts the permit until `now + useWithin`, which is no earlier.
+            while head.remaining > 0, let id = ledger.grant(units: head.units, useWithin: settings.useWithin, now: now)
+            {
+                permits.append(id)
+                head.remaining -= 1
+            }
+            if !permits.isEmpty {
+                let leaseId = "l\(nextLease)"
+                nextLease += 1
+                leases[leaseId] = Lease(session: head.session, provider: provider, unstarted: permits)
+                sessions[head.session]?.leases.insert(leaseId)
+                let wait = (now - head.arrived).wholeMilliseconds
+                stats[provider, default: ProviderStats()].granted += permits.count
+                stats[provider, default: ProviderStats()].totalWaitMs += wait * permits.count
+                stats[provider, default: ProviderStats()].maxWaitMs = max(stats[provider]?.maxWaitMs ?? 0, wait)
+                actions.append(
+                    .send(
+                        session: head.session,
+                        .leaseGrant(
+                            LeaseGrant(
+                                requestId: head.requestId,
+                                leaseId: leaseId,
+                                provider: provider,
+                                calls: permits.count,
+                                useWithinMs: settings.useWithin.wholeMilliseconds,
+                                queuedMs: wait
+                            )
+                        )
+                    )
+                )
+            }
+            if head.remaining == 0 {
+                queue.removeFirst()
+                sessions[head.session]?.requests.remove(head.requestId)
+            } else {
+                queue[0] = head
+                break
+            }
+        }
+        queues[provider] = queue
+        stats[provider, default: ProviderStats()].slotsReclaimed = ledger.stats.slotsReclaimed
+        ledgers[provider] = ledger
+        return actions
+    }
+
+    private func refusal(_ requestId: String, _ provider: String, _ ledger: RateLedger) -> Message {
+        .leaseGrant(
+            LeaseGrant(
+                requestId: requestId,
+                leaseId: "",
+                provider: provider,
+                calls: 0,
+                useWithinMs: 0,
+                refused: .circuitOpen,
+                detail: "\(provider) answered with a billing or quota error: \(ledger.circuitReason)"
+            )
+        )
+    }
+
+    private mutating func noteStarts(_ provider: String, count: Int, now: Instant) {
+        guard count > 0, let ledger = ledgers[provider] else { return }
+        let window = Duration.milliseconds(ledger.settings.budget.requestWindowMs)
+        var starts = recentStarts[provider] ?? []
+        for _ in 0..<count { starts.append(now) }
+        while let first = starts.first, first + window <= now { starts.removeFirst() }
+        recentStarts[provider] = starts
+        stats[provider, default: ProviderStats()].maxStartedInWindow = max(
+            stats[provider]?.maxStartedInWindow ?? 0,
+            starts.count
+        )
+    }
+}
+
+/// Budget events worth a log line.
+enum LeaseNotice: Sendable, Equatable {
+    case decreased(provider: String, factor: Double, concurrency: Int?, signal: ProviderSignal.Kind)
+    case paused(provider: String, for: Duration, signal: ProviderSignal.Kind)
+    case circuitOpened(provider: String, detail: String)
+    case rejected(reason: String, detail: String)
+}
