@@ -465,11 +465,12 @@ struct HTTPPlumbingTests {
         let request = ProviderRequest(url: "http://127.0.0.1:1/v1/chat/completions", maxResponseBytes: 1_024)
         let start = ContinuousClock.now
         do {
-            _ = try await transport.send(request, timeout: .seconds(5))
+            _ = try await transport.send(request, timeout: .seconds(120))
             Issue.record("a request to a closed port succeeded")
         } catch let error as HTTPTransportError {
             #expect(error.isNetwork, "\(error)")
         }
-        #expect(ContinuousClock.now - start < .seconds(4), "a refused connection fails at once")
+        // Not the 120 s timeout (the bound is loose: the suite runs on busy 2-core machines).
+        #expect(ContinuousClock.now - start < .seconds(30), "a refused connection fails at once")
     }
 }

@@ -105,8 +105,8 @@ struct ScriptSchemaTests {
             "scenes[0].description: must be a string, not null"
         ),
         (
-            "empty narration", variant { $0["scenes"] = .array([scene(["narration": .string("")])]) },
-            "scenes[0].narration: must not be empty"
+            "null narration", variant { $0["scenes"] = .array([scene(["narration": .null])]) },
+            "scenes[0].narration: must be a string, not null"
         ),
         (
             "lines an object", variant { $0["scenes"] = .array([scene(["lines": .object([:])])]) },

@@ -18,11 +18,13 @@ final class WorkerAgent: Service {
 
     private let settings: Settings
     private let pipeline: EpisodePipeline
+    private let leases: LeaseClient
     private let logger: Logger
 
-    init(settings: Settings, pipeline: EpisodePipeline, logger: Logger) {
+    init(settings: Settings, pipeline: EpisodePipeline, leases: LeaseClient, logger: Logger) {
         self.settings = settings
         self.pipeline = pipeline
+        self.leases = leases
         self.logger = logger
     }
 
@@ -31,6 +33,8 @@ final class WorkerAgent: Service {
         case tick
         case finished(EpisodeResult)
         case progress(Progress)
+        /// A lease message from the ``LeaseClient`` for the coordinator.
+        case lease(Message)
         case shutdown
     }
 
@@ -60,6 +64,8 @@ final class WorkerAgent: Service {
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
         var tasks: [JobRef: Task<Void, Never>] = [:]
         var rejections = RejectionLog()
+
+        leases.attach { message in continuation.yield(.lease(message)) }
 
         await withTaskGroup(of: Void.self) { group in
             thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
@@ -95,6 +101,8 @@ final class WorkerAgent: Service {
                         actions = core.onFinished(result, now: now)
                     case .progress(let progress):
                         actions = core.onProgress(progress, now: now)
+                    case .lease(let message):
+                        actions = core.onLeaseMessage(message, now: now)
                     case .shutdown:
                         logger.notice("shutting down", metadata: ["running": "\(core.running.count)"])
                         await perform(
@@ -137,8 +145,42 @@ final class WorkerAgent: Service {
     ) async {
         for action in actions {
             switch action {
-            case .send(let envelope):
+            case .send(var envelope):
+                if case .hello(var hello) = envelope.message {
+                    // Calls started recently count in a restarted coordinator's windows.
+                    hello.recentCalls = leases.recentCalls()
+                    envelope.message = .hello(hello)
+                }
                 thread.send(Codec.encode(envelope))
+            case .leases(let event):
+                switch event {
+                case .sessionStarted(let welcome):
+                    if !welcome.budgets.isEmpty {
+                        let names = welcome.budgets.map(\.provider).joined(separator: ",")
+                        logger.info(
+                            "fleet budgets",
+                            metadata: ["providers": "\(names)", "mode": "\(welcome.budgetMode.rawValue)"]
+                        )
+                    }
+                    leases.sessionStarted(welcome)
+                case .sessionLost:
+                    leases.sessionLost()
+                case .receive(let message):
+                    if case .providerPause(let pause) = message {
+                        if pause.circuitOpen {
+                            logger.error(
+                                "🔴 \(pause.provider) circuit open: remaining \(pause.provider) calls use placeholders",
+                                metadata: ["reason": "\(pause.reason)"]
+                            )
+                        } else if pause.pauseMs > 0 {
+                            logger.warning(
+                                "\(pause.provider) paused by the coordinator",
+                                metadata: ["pause_ms": "\(pause.pauseMs)", "reason": "\(pause.reason)"]
+                            )
+                        }
+                    }
+                    leases.receive(message)
+                }
             case .renewSocket:
                 do {
                     try await thread.renewSocket()

@@ -106,6 +106,7 @@ struct WorkerCore: Sendable {
                     ]
                 )
             )
+            actions.append(.leases(.sessionStarted(welcome)))
             let held = heldResults
             heldResults = []
             for result in held {
@@ -128,6 +129,13 @@ struct WorkerCore: Sendable {
             actions.append(.log(.debug, "message ignored", ["kind": "\(envelope.message.kind)", "state": "\(state)"]))
         }
         return actions
+    }
+
+    /// The lease client has a message for the coordinator; it goes out only within a session (the
+    /// client asks again for waiting calls when the next session starts).
+    mutating func onLeaseMessage(_ message: Message, now: ContinuousClock.Instant) -> [WorkerAction] {
+        guard session != nil else { return [] }
+        return [send(message, now: now)]
     }
 
     /// libzmq refused a send (with ZMQ_IMMEDIATE, no connection yet). HELLO is retried shortly.
@@ -206,6 +214,7 @@ struct WorkerCore: Sendable {
         running = [:]
         queued = []
         state = .stopped
+        actions.append(.leases(.sessionLost))
         return actions
     }
 
@@ -245,13 +254,16 @@ struct WorkerCore: Sendable {
             return []
         case .heartbeat:
             return []
+        case .leaseGrant, .providerPause:
+            return [.leases(.receive(message))]
         case .disconnect(let d):
             return lose(
                 reason: "coordinator said \(d.reason.rawValue): \(d.detail)",
                 now: now,
                 immediate: d.reason == .unknownSession
             )
-        case .hello, .welcome, .progress, .result:
+        case .hello, .welcome, .progress, .result, .leaseRequest, .leaseStarted, .leaseRelease, .leaseCancel,
+            .providerSignal:
             counters.outOfOrder += 1
             return [.log(.debug, "unexpected message ignored", ["kind": "\(message.kind)"])]
         }
@@ -264,13 +276,14 @@ struct WorkerCore: Sendable {
         state = .backingOff(until: now + delay)
         helloRetryAt = nil
         return [
+            .leases(.sessionLost),
             .log(
                 .warning,
                 "lost coordinator; reconnecting",
                 [
                     "reason": reason, "retry_in": delay.shortDescription, "running": "\(running.count)",
                 ]
-            )
+            ),
         ]
     }
 
@@ -309,6 +322,15 @@ enum WorkerAction: Sendable, Equatable {
     case start(Job)
     case cancel(JobRef)
     case log(LogLevel, String, [String: String])
+    /// Tell the ``LeaseClient``.
+    case leases(LeaseEvent)
 
     enum LogLevel: Sendable, Equatable { case debug, info, warning }
+
+    enum LeaseEvent: Sendable, Equatable {
+        case sessionStarted(Welcome)
+        case sessionLost
+        /// LEASE_GRANT or PROVIDER_PAUSE from the coordinator.
+        case receive(Message)
+    }
 }

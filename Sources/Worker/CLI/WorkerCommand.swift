@@ -95,6 +95,13 @@ struct WorkerCommand: AsyncParsableCommand {
     )
     var simSeed: String?
 
+    @Option(
+        name: .customLong("on-coordinator-loss"),
+        help:
+            "When the coordinator is unreachable and the leases have run out: wait (start no budgeted call; default) or local (go on alone at budget ÷ fleet size). Env REELFARM_ON_COORDINATOR_LOSS; file: leases.on_coordinator_loss."
+    )
+    var onCoordinatorLoss: String?
+
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
@@ -192,14 +199,36 @@ struct WorkerCommand: AsyncParsableCommand {
                 "output": "\(providerConfig.writesFiles ? outputRoot.path : "none (simulated)")",
             ]
         )
+        let lossPolicy: LeaseClient.LossPolicy
+        if let flag = onCoordinatorLoss {
+            guard let policy = LeaseClient.LossPolicy(rawValue: flag) else {
+                throw ConfigurationError("--on-coordinator-loss must be wait or local, got \"\(flag)\"")
+            }
+            lossPolicy = policy
+        } else {
+            let text = try sources.choice(
+                env: "REELFARM_ON_COORDINATOR_LOSS",
+                key: "leases.on_coordinator_loss",
+                default: "wait",
+                allowed: LeaseClient.LossPolicy.allCases.map(\.rawValue)
+            )
+            lossPolicy = LeaseClient.LossPolicy(rawValue: text) ?? .wait
+        }
+        let leases = LeaseClient(lossPolicy: lossPolicy)
         let pipeline = EpisodePipeline(
             providers: providerConfig.makeProviderSet(simulation: simulation),
             limits: limits,
             trace: TraceRecorder(),
             logger: logger,
-            outputRoot: providerConfig.writesFiles ? outputRoot : nil
+            outputRoot: providerConfig.writesFiles ? outputRoot : nil,
+            gate: leases
         )
-        let agent = WorkerAgent(settings: .init(endpoint: endpoint, hello: hello), pipeline: pipeline, logger: logger)
+        let agent = WorkerAgent(
+            settings: .init(endpoint: endpoint, hello: hello),
+            pipeline: pipeline,
+            leases: leases,
+            logger: logger
+        )
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: agent, successTerminationBehavior: .gracefullyShutdownGroup)],

@@ -34,6 +34,8 @@ struct EpisodePipeline: Sendable {
     var outputRoot: URL?
     /// Finds ffprobe for the manifest's durations.
     var tools: ToolLocator
+    /// The fleet's rate-limit budget, passed to every call in its ``CallContext``.
+    var gate: any ProviderGate
 
     init(
         providers: ProviderSet,
@@ -41,7 +43,8 @@ struct EpisodePipeline: Sendable {
         trace: TraceRecorder,
         logger: Logger,
         outputRoot: URL? = nil,
-        tools: ToolLocator = .environment
+        tools: ToolLocator = .environment,
+        gate: any ProviderGate = OpenGate()
     ) {
         self.providers = providers
         self.limits = limits
@@ -49,6 +52,7 @@ struct EpisodePipeline: Sendable {
         self.logger = logger
         self.outputRoot = outputRoot
         self.tools = tools
+        self.gate = gate
     }
 
     /// Runs one attempt of one episode. Never throws: any failure becomes a failed ``EpisodeResult``.
@@ -69,7 +73,8 @@ struct EpisodePipeline: Sendable {
             logger: logger,
             progress: progress,
             outputRoot: outputRoot,
-            tools: tools
+            tools: tools,
+            gate: gate
         )
         return await attempt.run()
     }
@@ -101,6 +106,7 @@ private struct Attempt: Sendable {
     let progress: @Sendable (Progress) -> Void
     let outputRoot: URL?
     let tools: ToolLocator
+    let gate: any ProviderGate
     /// The attempt's folder, once created (only with an output root).
     var workspace: AttemptWorkspace?
 
@@ -428,7 +434,7 @@ private struct Attempt: Sendable {
         _ body: (CallContext) async throws -> T
     ) async throws -> (T, Duration) {
         let name = "\(kind.rawValue):\(item)"
-        let context = context(for: item, characters: characters)
+        let context = context(for: item, characters: characters, kind: kind)
         return try await limiter.withPermit {
             try await withWorkerPermit {
                 record.callStarted(name)
@@ -447,7 +453,7 @@ private struct Attempt: Sendable {
 
     // MARK: - Helpers
 
-    private func context(for item: String, characters: [String] = []) -> CallContext {
+    private func context(for item: String, characters: [String] = [], kind: ProviderKind = .render) -> CallContext {
         var logger = self.logger
         logger[metadataKey: "item"] = "\(item)"
         return CallContext(
@@ -458,7 +464,9 @@ private struct Attempt: Sendable {
             logger: logger,
             workspace: workspace?.directory,
             topic: job.spec.topic,
-            characters: characters
+            characters: characters,
+            kind: kind,
+            gate: gate
         )
     }
 

@@ -39,6 +39,10 @@ struct CallContext: Sendable {
     /// The script's characters in script order, once the script is written (empty for the script call).
     /// A voice provider gives each position its own voice.
     var characters: [String]
+    /// The kind of call this context is for; names the budget the call draws on.
+    var kind: ProviderKind
+    /// The fleet's rate-limit budget: every request to a provider goes through it (each HTTP try anew).
+    var gate: any ProviderGate
 
     init(
         batchId: String,
@@ -48,7 +52,9 @@ struct CallContext: Sendable {
         logger: Logger,
         workspace: URL? = nil,
         topic: String = "",
-        characters: [String] = []
+        characters: [String] = [],
+        kind: ProviderKind = .llm,
+        gate: any ProviderGate = OpenGate()
     ) {
         self.batchId = batchId
         self.episodeId = episodeId
@@ -58,6 +64,13 @@ struct CallContext: Sendable {
         self.workspace = workspace
         self.topic = topic
         self.characters = characters
+        self.kind = kind
+        self.gate = gate
+    }
+
+    /// Runs one request to the provider under the fleet's budget (see ``ProviderGate``).
+    func withPermit<T: Sendable>(units: Int = 1, _ body: () async throws -> T) async throws -> T {
+        try await gate.withPermit(kind, units: units, episodeId: episodeId, logger: logger, body)
     }
 
     /// ``workspace``, or a ``ProviderError`` (`toolFailed`) for providers that must write a file.

@@ -54,6 +54,11 @@ struct AsyncHTTPClientTransport: HTTPTransport {
         // retried inside the pool until the request's deadline: the retry loop of ``HTTPCaller`` retries
         // it with backoff, and a provider that is down is seen in seconds, not after `requestTimeout`.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // The pool's default of 8 connections per host would queue calls *inside* the client after their
+        // permit was taken and reported started, so the provider would see them late and bunched, past
+        // the lease manager's margin. Reelfarm bounds concurrency itself (MAX_PARALLEL_API_CALLS,
+        // MAX_WORKER_API_CALLS, budgets); the pool must never be the bottleneck.
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
         return configuration
     }
 

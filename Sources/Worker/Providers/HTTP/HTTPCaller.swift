@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Protocol
 import Shared
 
 /// Sends one provider request with retries: the I/O shell around ``RetryPolicy`` and
@@ -36,18 +37,44 @@ struct HTTPCaller: Sendable {
     /// - Returns: the 2xx answer (its content is for the caller to check).
     /// - Throws: ``ProviderError`` with the classification of the last failure; `CancellationError`
     ///   when the task is cancelled (also during a sleep).
-    func perform(_ request: ProviderRequest, service: String, context: CallContext) async throws -> ProviderResponse {
+    ///
+    /// Every try first takes a permit of the fleet's budget (``CallContext/gate``). When the calls of this
+    /// kind are leased, a rate or concurrency 429 is reported to the coordinator (which lowers or pauses the
+    /// budget for every worker) and the call is tried again on a new permit *without* using up a retry, up
+    /// to ``maxBudgetRetries`` times; a billing error opens the provider's circuit for the fleet.
+    ///
+    /// - Parameter units: what one try costs in the budget's unit dimension (tokens, images, characters).
+    func perform(
+        _ request: ProviderRequest,
+        service: String,
+        context: CallContext,
+        units: Int = 1
+    ) async throws -> ProviderResponse {
         var retries = 0
+        var budgetRetries = 0
         var loadingWaited = Duration.zero
         var tries = 0
         let secrets = Self.secrets(in: request.headers)
+        let leased = context.gate.isLeased(context.kind)
         while true {
             try Task.checkCancellation()
             tries += 1
             let failure: HTTPFailure
             do {
-                let response = try await transport.send(request, timeout: settings.requestTimeout)
-                if (200..<300).contains(response.status) { return response }
+                let response: ProviderResponse
+                var sentAt = ContinuousClock.now
+                do {
+                    response = try await context.withPermit(units: units) {
+                        sentAt = ContinuousClock.now
+                        return try await transport.send(request, timeout: settings.requestTimeout)
+                    }
+                } catch let error as GateError {
+                    throw ProviderError(.quotaExceeded, "\(service): \(error)")
+                }
+                if (200..<300).contains(response.status) {
+                    if leased { reportExhausted(response, elapsed: ContinuousClock.now - sentAt, context: context) }
+                    return response
+                }
                 failure = HTTPFailureClassifier.classify(
                     status: response.status,
                     headers: response.headers,
@@ -55,6 +82,8 @@ struct HTTPCaller: Sendable {
                     now: now(),
                     redacting: secrets
                 )
+            } catch let error as ProviderError {
+                throw error
             } catch let error as HTTPTransportError {
                 try Task.checkCancellation()
                 failure = HTTPFailureClassifier.classify(error)
@@ -65,6 +94,19 @@ struct HTTPCaller: Sendable {
                 failure = HTTPFailure(kind: .network, message: String(describing: error))
             }
 
+            if let signal = Self.signal(for: failure, provider: context.kind.rawValue) {
+                context.gate.report(context.kind, signal)
+                if leased, signal.kind != .quotaExceeded, budgetRetries < Self.maxBudgetRetries {
+                    budgetRetries += 1
+                    var fields = metadata(service, failure, tries: tries)
+                    fields["budget_retry"] = "\(budgetRetries)/\(Self.maxBudgetRetries)"
+                    context.logger.warning(
+                        "provider 429; retrying on a new permit of the fleet budget",
+                        metadata: fields
+                    )
+                    continue
+                }
+            }
             let decision = policy.decide(failure, retries: retries, loadingWaited: loadingWaited)
             switch decision {
             case .giveUp(let why):
@@ -89,6 +131,47 @@ struct HTTPCaller: Sendable {
                 try await sleep(delay)
             }
         }
+    }
+
+    /// Budget retries of one call (leased 429s) before it is handled like any other failure.
+    static let maxBudgetRetries = 20
+
+    /// What to tell the fleet about a failure, if anything.
+    static func signal(for failure: HTTPFailure, provider: String) -> ProviderSignal? {
+        let kind: ProviderSignal.Kind
+        switch failure.kind {
+        case .rateLimit: kind = .rateLimited
+        case .concurrencyLimit: kind = .concurrencyLimited
+        case .quota: kind = .quotaExceeded
+        default: return nil
+        }
+        return ProviderSignal(
+            provider: provider,
+            kind: kind,
+            retryAfterMs: failure.hints.retryAfter.map { $0.wholeMilliseconds },
+            remaining: failure.hints.remainingRequests,
+            resetMs: failure.hints.reset.map { $0.wholeMilliseconds },
+            detail: String(failure.message.prefix(300))
+        )
+    }
+
+    /// A success whose headers say the window is used up pauses the provider until its reset. The provider
+    /// computed the reset when the request arrived, so the time the call took is taken off (for a slow
+    /// call the window may already be open again).
+    private func reportExhausted(_ response: ProviderResponse, elapsed: Duration, context: CallContext) {
+        let hints = RateLimitHints(headers: response.headers, now: now())
+        guard hints.remainingRequests == 0, let full = hints.resetRequests else { return }
+        let reset = full - elapsed
+        guard reset > .milliseconds(1) else { return }
+        context.gate.report(
+            context.kind,
+            ProviderSignal(
+                provider: context.kind.rawValue,
+                kind: .exhausted,
+                remaining: 0,
+                resetMs: reset.wholeMilliseconds
+            )
+        )
     }
 
     /// The credentials a request carries (the values of `Authorization`, `xi-api-key`, `api-key`), so

@@ -121,7 +121,9 @@ struct OpenAIScriptProvider: ScriptProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.chat
         )
-        let response = try await caller.perform(request, service: Self.service, context: context)
+        // Token budgets count the prompt (about 4 bytes a token) plus max_tokens up front, as OpenAI does.
+        let units = body.count / 4 + settings.maxTokens
+        let response = try await caller.perform(request, service: Self.service, context: context, units: units)
         return try Self.reply(from: response.body)
     }
 

@@ -141,7 +141,10 @@ enum ImageReply {
                 headers: ["Accept": "image/*"],
                 maxResponseBytes: HTTPBodyLimit.image
             )
-            let download = try await caller.perform(request, service: "\(service) download", context: context)
+            // Fetching the finished image from its URL is not a call against the provider's budget.
+            var plain = context
+            plain.gate = OpenGate()
+            let download = try await caller.perform(request, service: "\(service) download", context: plain)
             guard let format = MediaFiles.imageFormat(download.body) else {
                 throw ProviderError(.invalidResponse, "\(service): the image URL gave no PNG, JPEG or WebP image")
             }

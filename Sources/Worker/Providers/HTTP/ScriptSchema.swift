@@ -30,7 +30,8 @@ enum ScriptSchema {
     static let titleLength = 1...200
     static let nameLength = 1...60
     static let descriptionLength = 1...1_000
-    static let narrationLength = 1...2_000
+    /// A scene may have no narration (it is then not voiced; its lines carry it).
+    static let narrationLength = 0...2_000
     /// OpenAI speech takes at most 4096 characters; a line is much shorter.
     static let lineLength = 1...1_000
 
@@ -173,7 +174,7 @@ enum ScriptSchema {
     {
         guard let raw = value.string else { throw ValidationError("\(path): must be a string, not \(value.typeName)") }
         let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.isEmpty else { throw ValidationError("\(path): must not be empty") }
+        guard !text.isEmpty || length.lowerBound == 0 else { throw ValidationError("\(path): must not be empty") }
         guard text.count <= length.upperBound else {
             throw ValidationError("\(path): \(text.count) characters, at most \(length.upperBound)")
         }

@@ -35,18 +35,29 @@ struct Simulator: Sendable {
         return Plan(latency: latency, fails: fails, forced: false)
     }
 
-    /// Sleeps the call's latency, then throws if the plan says it fails.
+    /// Sleeps the call's latency, then throws if the plan says it fails. External kinds (not `render`)
+    /// go through the fleet's budget like a real request.
     func perform(_ kind: ProviderKind, context: CallContext) async throws {
         let plan = plan(kind, episodeId: context.episodeId, attempt: context.attempt, item: context.item)
+        if kind != .render {
+            var context = context
+            context.kind = kind
+            try await context.withPermit { try await sleep(plan) }
+        } else {
+            try await sleep(plan)
+        }
+        try Task.checkCancellation()
+        if plan.fails {
+            throw ProviderError(.simulated, plan.forced ? "simulated failure (forced)" : "simulated failure")
+        }
+    }
+
+    private func sleep(_ plan: Plan) async throws {
         if plan.latency > .zero {
             try await clock.sleep(for: plan.latency, tolerance: nil)
         } else {
             try Task.checkCancellation()
             await Task.yield()
-        }
-        try Task.checkCancellation()
-        if plan.fails {
-            throw ProviderError(.simulated, plan.forced ? "simulated failure (forced)" : "simulated failure")
         }
     }
 
