@@ -10,6 +10,16 @@ struct DispatchCounters: Sendable, Equatable, Codable {
     var outOfOrder = 0
     /// RESULT or PROGRESS for an attempt that is no longer in flight on that session.
     var staleResults = 0
+    /// Successful RESULTs for an episode that had already succeeded: counted, never recorded.
+    var duplicateResults = 0
+    /// Successes of an older attempt that arrived while a newer one ran (the newer one is cancelled).
+    var lateResultsAccepted = 0
+    /// Newer attempts cancelled because an older one succeeded first.
+    var supersededCancelled = 0
+    /// Attempts a reconnecting worker announced for episodes that had finished meanwhile: cancelled.
+    var finishedElsewhereCancelled = 0
+    /// Requeued attempts taken back by their reconnecting worker before anyone else started them.
+    var attemptsReadopted = 0
     var staleProgress = 0
     /// Workers declared dead for silence, or whose connection vanished.
     var workersLost = 0

@@ -330,6 +330,56 @@ struct Dispatcher: Sendable {
         )
         leases.workerJoined(session: session, recentCalls: hello.recentCalls, now: now)
         actions.append(.send(to: routingId, Envelope(session: session, .welcome(welcome))))
+        adopt(hello.running, session: session, now: now, into: &actions)
+    }
+
+    /// A (re)registering worker announced attempts it still runs or holds a result of. Each takes a
+    /// slot of its credit. The current attempt of an episode that was requeued and not yet handed out
+    /// again is re-adopted (no work is redone); an attempt of an episode that is already finished is
+    /// cancelled; any other attempt races the episode's newer one, and the first success wins.
+    private mutating func adopt(
+        _ refs: [JobRef],
+        session: String,
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
+        guard var worker = workers[session] else { return }
+        for ref in Set(refs).sorted(by: { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) }) {
+            guard let index = indexById[ref.episodeId], ref.attempt >= 1, ref.attempt <= episodes[index].attempts
+            else {
+                // Never handed out by this coordinator (or another batch's): nothing of ours to adopt.
+                counters.staleResults += 1
+                actions.append(
+                    .send(
+                        to: worker.routingId,
+                        Envelope(session: session, .cancel(Cancel(episodeId: ref.episodeId, attempt: ref.attempt)))
+                    )
+                )
+                continue
+            }
+            var episode = episodes[index]
+            if episode.isFinished {
+                counters.finishedElsewhereCancelled += 1
+                actions.append(
+                    .send(
+                        to: worker.routingId,
+                        Envelope(session: session, .cancel(Cancel(episodeId: ref.episodeId, attempt: ref.attempt)))
+                    )
+                )
+                continue
+            }
+            worker.inflight.insert(ref)
+            if episode.status == .pending, ref.attempt == episode.attempts {
+                queue.removeAll { $0 == index }
+                episode.status = .running
+                episode.session = session
+                episode.workerId = worker.hello.workerId
+                episodes[index] = episode
+                counters.attemptsReadopted += 1
+                actions.append(.notice(.readopted(ref, workerId: worker.hello.workerId)))
+            }
+        }
+        workers[session] = worker
     }
 
     private mutating func handleResult(
@@ -340,10 +390,21 @@ struct Dispatcher: Sendable {
     ) {
         guard var worker = workers[session] else { return }
         let ref = result.ref
-        guard worker.inflight.contains(ref), let index = indexById[ref.episodeId],
-            episodes[index].session == session, episodes[index].attempts == ref.attempt, !episodes[index].isFinished
-        else {
-            counters.staleResults += 1
+        // Fencing. A result counts only for an attempt this session was given (or announced), and only
+        // once per episode: the current attempt's result, or an older attempt's success while the
+        // episode is still open (then the newer attempt is cancelled). Anything else is counted.
+        let index = indexById[ref.episodeId]
+        let isCurrent = index.map { episodes[$0].session == session && episodes[$0].attempts == ref.attempt } ?? false
+        let lateSuccess =
+            index.map { !episodes[$0].isFinished && ref.attempt < episodes[$0].attempts } ?? false
+            && result.status == .succeeded
+        let isDuplicate =
+            worker.inflight.contains(ref) && (index.map { episodes[$0].isFinished } ?? false)
+            && result.status == .succeeded
+        guard worker.inflight.contains(ref), let index, !episodes[index].isFinished, isCurrent || lateSuccess else {
+            if worker.inflight.remove(ref) != nil { workers[session] = worker }
+            // A second success of a finished episode is a duplicate; anything else fenced is stale.
+            if isDuplicate { counters.duplicateResults += 1 } else { counters.staleResults += 1 }
             actions.append(.notice(.stale(kind: .result, ref, workerId: worker.hello.workerId)))
             actions.append(
                 .notice(
@@ -374,6 +435,26 @@ struct Dispatcher: Sendable {
         )
 
         var episode = episodes[index]
+        if !isCurrent {
+            // An older attempt finished first: the newer one is no longer wanted.
+            counters.lateResultsAccepted += 1
+            if let other = episode.session, var running = workers[other],
+                running.inflight.remove(episode.currentRef) != nil
+            {
+                workers[other] = running
+                counters.supersededCancelled += 1
+                actions.append(
+                    .send(
+                        to: running.routingId,
+                        Envelope(session: other, .cancel(Cancel(episodeId: episode.id, attempt: episode.attempts)))
+                    )
+                )
+                running.lastSent = now
+                workers[other] = running
+            }
+            queue.removeAll { $0 == index }
+            episode.workerId = worker.hello.workerId
+        }
         episode.session = nil
         episode.apiCalls += result.apiCalls
         switch result.status {

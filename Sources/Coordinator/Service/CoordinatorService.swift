@@ -240,12 +240,17 @@ final class CoordinatorService: Service {
             )
         }
         let counters = dispatcher.counters
-        if counters.totalRejected > 0 || counters.staleResults > 0 || counters.workersLost > 0 {
+        if counters.totalRejected > 0 || counters.staleResults > 0 || counters.workersLost > 0
+            || counters.duplicateResults > 0
+        {
             logger.notice(
                 "protocol counters",
                 metadata: [
                     "rejected": "\(counters.totalRejected)", "stale_results": "\(counters.staleResults)",
                     "workers_lost": "\(counters.workersLost)", "attempts_requeued": "\(counters.attemptsRequeued)",
+                    "duplicate_results": "\(counters.duplicateResults)",
+                    "late_results_accepted": "\(counters.lateResultsAccepted)",
+                    "attempts_readopted": "\(counters.attemptsReadopted)",
                 ]
             )
         }
@@ -345,6 +350,11 @@ final class CoordinatorService: Service {
             break
         case .lease(let notice):
             log(notice, rejections: &rejections)
+        case .readopted(let ref, let workerId):
+            logger.info(
+                "attempt re-adopted from its reconnected worker",
+                metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"]
+            )
         }
     }
 

@@ -298,7 +298,11 @@ struct WorkerCore: Sendable {
 
     private mutating func sendHello(now: ContinuousClock.Instant) -> WorkerAction {
         var hello = settings.hello
-        hello.running = runningRefs
+        // Attempts still running and finished ones whose RESULT waits for delivery: the coordinator
+        // re-adopts them instead of running them again.
+        hello.running = Array(Set(runningRefs + heldResults.map(\.ref))).sorted {
+            ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt)
+        }
         lastSent = now
         return .send(Envelope(.hello(hello)))
     }
