@@ -336,7 +336,7 @@ struct CodecToleranceTests {
         .providerPause: ["circuit_open", "reason"],
         .progress: ["succeeded", "total"],
         .disconnect: ["detail"],
-        .heartbeat: ["running"],
+        .heartbeat: ["running", "draining"],
         .result: ["error", "placeholders", "api_calls", "trace"],
     ]
 

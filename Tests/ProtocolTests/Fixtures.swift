@@ -131,6 +131,7 @@ enum Fixtures {
         ),
         Sample("CANCEL", Envelope(session: session, .cancel(Cancel(episodeId: "episode_1", attempt: 1)))),
         Sample("HELLO recent calls", Envelope(.hello(helloRecent))),
+        Sample("HEARTBEAT draining", Envelope(session: session, .heartbeat(Heartbeat(running: [], draining: true)))),
         Sample("WELCOME budgets", Envelope(session: session, .welcome(welcomeBudgets))),
         Sample(
             "LEASE_REQUEST",

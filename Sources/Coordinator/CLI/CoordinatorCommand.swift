@@ -203,6 +203,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             "--max-parallel-api-calls", "\(parallelism.maxParallelAPICalls)",
             "--log-level", level.rawValue,
             "--output", outputURL.path,
+            // The coordinator stops its local workers only when it stops itself: they hand their
+            // attempts back at once instead of finishing them for nobody.
+            "--shutdown-grace", "0",
         ]
         if let configPath {
             workerArguments += ["--config", URL(fileURLWithPath: configPath).standardizedFileURL.path]

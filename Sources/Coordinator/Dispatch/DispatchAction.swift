@@ -32,6 +32,8 @@ enum DispatchNotice: Equatable, Sendable {
     /// A message that breaks the session rules (unknown session, unexpected kind, undecodable frames).
     case rejected(reason: String, detail: String)
     case batchComplete(succeeded: Int, failed: Int)
+    /// A worker began a graceful shutdown: no more jobs for it.
+    case workerDraining(workerId: String, running: Int)
     /// A reconnecting worker's attempt was taken back instead of being run again.
     case readopted(JobRef, workerId: String)
     /// Something happened to a provider budget (a pause, a decrease, the circuit, a bad lease message).

@@ -111,8 +111,12 @@ struct Dispatcher: Sendable {
         switch envelope.message {
         case .hello:
             break  // handled above
-        case .heartbeat:
-            break
+        case .heartbeat(let heartbeat):
+            if heartbeat.draining, var w = workers[session], !w.draining {
+                w.draining = true
+                workers[session] = w
+                actions.append(.notice(.workerDraining(workerId: w.hello.workerId, running: w.inflight.count)))
+            }
         case .progress(let progress):
             let ref = JobRef(episodeId: progress.episodeId, attempt: progress.attempt)
             if !worker.inflight.contains(ref) {

@@ -47,6 +47,8 @@ struct WorkerRecord: Sendable, Equatable {
     /// Last time anything was sent to the worker.
     var lastSent: ContinuousClock.Instant
     var completed = 0
+    /// The worker is shutting down gracefully: it gets no more jobs.
+    var draining = false
 
-    var credit: Int { hello.capacity.episodes - inflight.count }
+    var credit: Int { draining ? 0 : hello.capacity.episodes - inflight.count }
 }

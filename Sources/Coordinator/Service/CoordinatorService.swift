@@ -177,6 +177,7 @@ final class CoordinatorService: Service {
                 }
             } onGracefulShutdown: {
                 continuation.yield(.shutdown)
+                SecondSignal.exitOnNext(logger: self.logger)
             }
 
             // Say goodbye so that workers stop waiting, then give the socket a moment to flush.
@@ -350,6 +351,11 @@ final class CoordinatorService: Service {
             break
         case .lease(let notice):
             log(notice, rejections: &rejections)
+        case .workerDraining(let workerId, let running):
+            logger.notice(
+                "worker draining: no more jobs for it",
+                metadata: ["worker": "\(workerId)", "running": "\(running)"]
+            )
         case .readopted(let ref, let workerId):
             logger.info(
                 "attempt re-adopted from its reconnected worker",

@@ -14,6 +14,8 @@ final class WorkerAgent: Service {
         var hello: Hello
         /// How often the core's clock advances. The default is 50 ms.
         var tick: Duration = .milliseconds(50)
+        /// How long running attempts may take to finish after SIGTERM/SIGINT before they are handed back.
+        var shutdownGrace: Duration = .seconds(30)
     }
 
     private let settings: Settings
@@ -104,19 +106,21 @@ final class WorkerAgent: Service {
                     case .lease(let message):
                         actions = core.onLeaseMessage(message, now: now)
                     case .shutdown:
-                        logger.notice("shutting down", metadata: ["running": "\(core.running.count)"])
-                        await perform(
-                            core.shutdown(now: now, detail: "worker stopped"),
-                            thread: thread,
-                            tasks: &tasks,
-                            continuation: continuation
+                        logger.notice(
+                            "shutting down gracefully (a second signal exits at once)",
+                            metadata: [
+                                "running": "\(core.running.count)",
+                                "grace": "\(settings.shutdownGrace.shortDescription)",
+                            ]
                         )
-                        return
+                        actions = core.beginDrain(now: now, grace: settings.shutdownGrace)
                     }
                     await perform(actions, thread: thread, tasks: &tasks, continuation: continuation)
+                    if core.state == .stopped { return }
                 }
             } onGracefulShutdown: {
                 continuation.yield(.shutdown)
+                SecondSignal.exitOnNext(logger: self.logger)
             }
             for task in tasks.values { task.cancel() }
             for task in tasks.values { await task.value }
@@ -152,6 +156,8 @@ final class WorkerAgent: Service {
                     envelope.message = .hello(hello)
                 }
                 thread.send(Codec.encode(envelope))
+            case .exit:
+                break  // the run loop ends once the core has stopped
             case .leases(let event):
                 switch event {
                 case .sessionStarted(let welcome):

@@ -46,6 +46,8 @@ struct WorkerCore: Sendable {
     private(set) var running: [JobRef: Job] = [:]
     private(set) var queued: Deque<Job> = []
     private(set) var heldResults: [EpisodeResult] = []
+    /// Set once a graceful shutdown began: no new work, finish or hand back by this deadline.
+    private(set) var drainDeadline: ContinuousClock.Instant?
     private(set) var heartbeatInterval: Duration
     private(set) var liveness: Int
     private(set) var backoff: Duration
@@ -107,6 +109,9 @@ struct WorkerCore: Sendable {
                 )
             )
             actions.append(.leases(.sessionStarted(welcome)))
+            if drainDeadline != nil {
+                actions.append(send(.heartbeat(Heartbeat(running: runningRefs, draining: true)), now: now))
+            }
             let held = heldResults
             heldResults = []
             for result in held {
@@ -158,7 +163,49 @@ struct WorkerCore: Sendable {
             heldResults.append(result)
             counters.resultsHeld += 1
         }
+        if drainDeadline != nil {
+            if running.isEmpty { actions += finishDrain(now: now, detail: "worker stopped; every attempt finished") }
+            return actions
+        }
         actions += startQueued()
+        return actions
+    }
+
+    /// Graceful shutdown, step 1 (first SIGTERM/SIGINT): take no more work, tell the coordinator, let the
+    /// running attempts finish within `grace`. Without running attempts it says goodbye at once.
+    mutating func beginDrain(now: ContinuousClock.Instant, grace: Duration) -> [WorkerAction] {
+        guard drainDeadline == nil, state != .stopped else { return [] }
+        drainDeadline = now + grace
+        var actions: [WorkerAction] = [
+            .log(
+                .info,
+                "draining: finishing running episodes, taking no new ones",
+                ["running": "\(running.count)", "grace": grace.shortDescription, "handed_back": "\(queued.count)"]
+            )
+        ]
+        // Jobs queued beyond capacity were never started: they go back with the goodbye.
+        queued = []
+        if running.isEmpty {
+            return actions + finishDrain(now: now, detail: "worker stopped")
+        }
+        if session != nil {
+            actions.append(send(.heartbeat(Heartbeat(running: runningRefs, draining: true)), now: now))
+        }
+        return actions
+    }
+
+    /// Says goodbye (the coordinator requeues whatever is still in flight) and stops.
+    private mutating func finishDrain(now: ContinuousClock.Instant, detail: String) -> [WorkerAction] {
+        var actions: [WorkerAction] = []
+        if session != nil {
+            actions.append(send(.disconnect(Disconnect(reason: .shutdown, detail: detail)), now: now))
+        }
+        for ref in runningRefs { actions.append(.cancel(ref)) }
+        running = [:]
+        queued = []
+        state = .stopped
+        actions.append(.leases(.sessionLost))
+        actions.append(.exit)
         return actions
     }
 
@@ -171,6 +218,12 @@ struct WorkerCore: Sendable {
     }
 
     mutating func onTick(now: ContinuousClock.Instant) -> [WorkerAction] {
+        if let drain = drainDeadline, now >= drain, state != .stopped {
+            let count = running.count
+            return [
+                .log(.warning, "grace period over: handing running attempts back", ["handed_back": "\(count)"])
+            ] + finishDrain(now: now, detail: "grace period over; \(count) attempts handed back")
+        }
         let deadline = heartbeatInterval * liveness
         switch state {
         case .greeting(let since):
@@ -190,7 +243,7 @@ struct WorkerCore: Sendable {
                 )
             }
             if now - lastSent >= heartbeatInterval {
-                return [send(.heartbeat(Heartbeat(running: runningRefs)), now: now)]
+                return [send(.heartbeat(Heartbeat(running: runningRefs, draining: drainDeadline != nil)), now: now)]
             }
         case .backingOff(let until):
             if now >= until {
@@ -222,6 +275,9 @@ struct WorkerCore: Sendable {
 
     private mutating func handle(_ message: Message, now: ContinuousClock.Instant) -> [WorkerAction] {
         switch message {
+        case .job(let job) where drainDeadline != nil:
+            // Sent before the coordinator saw `draining`: not started; it goes back with the goodbye.
+            return [.log(.info, "JOB while draining: handed back", ["episode": job.episodeId])]
         case .job(let job):
             let ref = job.ref
             if running[ref] != nil || queued.contains(where: { $0.ref == ref }) {
@@ -328,6 +384,8 @@ enum WorkerAction: Sendable, Equatable {
     case log(LogLevel, String, [String: String])
     /// Tell the ``LeaseClient``.
     case leases(LeaseEvent)
+    /// The graceful shutdown is complete: the agent stops.
+    case exit
 
     enum LogLevel: Sendable, Equatable { case debug, info, warning }
 

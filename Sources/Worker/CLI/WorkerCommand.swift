@@ -102,6 +102,13 @@ struct WorkerCommand: AsyncParsableCommand {
     )
     var onCoordinatorLoss: String?
 
+    @Option(
+        name: .customLong("shutdown-grace"),
+        help:
+            "Seconds the running episodes may take to finish after SIGTERM/SIGINT before they are handed back (env REELFARM_SHUTDOWN_GRACE, default 30; 0 hands them back at once). A second signal exits at once."
+    )
+    var shutdownGrace: String?
+
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
@@ -223,8 +230,16 @@ struct WorkerCommand: AsyncParsableCommand {
             outputRoot: providerConfig.writesFiles ? outputRoot : nil,
             gate: leases
         )
+        let grace = try ParallelismSettings.positiveInt(
+            flag: shutdownGrace,
+            flagName: "--shutdown-grace",
+            environment: environment,
+            key: "REELFARM_SHUTDOWN_GRACE",
+            default: 30,
+            range: 0...86_400
+        )
         let agent = WorkerAgent(
-            settings: .init(endpoint: endpoint, hello: hello),
+            settings: .init(endpoint: endpoint, hello: hello, shutdownGrace: .seconds(grace)),
             pipeline: pipeline,
             leases: leases,
             logger: logger
