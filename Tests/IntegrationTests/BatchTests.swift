@@ -193,12 +193,13 @@ import Glibc
     @Test func crashedLocalWorkerIsRestarted() async throws {
         let dir = try Harness.tempDir("restart")
         let out = dir.appendingPathComponent("output")
-        let env = ["REELFARM_SIM_LATENCY": "llm=100,tts=50,image=150,render=50"]
+        // Slow enough that the batch outlasts the restart backoff (1 s) even on a busy machine.
+        let env = ["REELFARM_SIM_LATENCY": "llm=300,tts=150,image=400,render=100"]
         let coordinator = try Child(
             name: "coordinator",
             executable: Harness.coordinatorPath,
             arguments: [
-                "--workers", "2", "--episodes", "16", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--workers", "2", "--episodes", "24", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
                 "--batch-id", "restart", "--heartbeat-ms", "250",
             ],
             environment: env,
@@ -207,7 +208,7 @@ import Glibc
         await coordinator.waitForLog("two local workers") {
             $0.components(separatedBy: "local worker started").count == 3
         }
-        await coordinator.waitForLog("an episode to complete") { $0.contains("completed (1/16)") }
+        await coordinator.waitForLog("an episode to complete") { $0.contains("completed (1/24)") }
         let line = coordinator.log.split(separator: "\n").first {
             $0.contains("local worker started") && $0.contains("slot=1")
         }
@@ -221,7 +222,7 @@ import Glibc
         #expect(coordinator.log.contains("local worker exited; restarting"))
         #expect(coordinator.log.components(separatedBy: "local worker started").count >= 4)
         let summary = try Summary.load(out, batch: "restart")
-        #expect(summary.totals.succeeded == 16)
+        #expect(summary.totals.succeeded == 24)
     }
 
     @Test func batchFileInYAMLKeepsOrderAndIds() async throws {

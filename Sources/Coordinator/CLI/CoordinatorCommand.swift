@@ -80,6 +80,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var liveness: String?
 
     @Option(
+        help:
+            "A folder for the durable journal (SQLite). Started again with the same --state, the coordinator resumes the unfinished batch: finished episodes are not run again (env REELFARM_STATE)."
+    )
+    var state: String?
+
+    @Option(
         name: .customLong("budget"),
         help: ArgumentHelp(
             "A fleet-wide rate-limit budget, repeatable: PROVIDER=RATE[,burst=N][,concurrent=N][,units=RATE] with PROVIDER llm, tts or image and RATE like 10/s or 500/min (env REELFARM_BUDGETS, ';'-separated; file: budgets:).",
@@ -170,7 +176,31 @@ struct CoordinatorCommand: AsyncParsableCommand {
             range: 1...100
         )
 
-        let id = batchId ?? Batch.makeId()
+        // The journal: resume the unfinished batch it holds, or start a new one in it.
+        var journal: Journal?
+        var resumed: Journal.StoredBatch?
+        if let stateDir = state ?? environment.value("REELFARM_STATE")?.value {
+            do {
+                journal = try Journal(directory: URL(fileURLWithPath: stateDir))
+                resumed = try journal?.unfinishedBatch()
+            } catch {
+                throw ConfigurationError("cannot open the journal in --state \(stateDir): \(error)")
+            }
+            if let stored = resumed, let explicit = batchId, explicit != stored.id {
+                let done = stored.episodes.count { $0.isFinished }
+                throw ConfigurationError(
+                    "--state \(stateDir) holds the unfinished batch \(stored.id) (\(done)/\(stored.episodes.count) episodes done): run again without --batch-id (or with --batch-id \(stored.id)) to finish it, or use another --state"
+                )
+            }
+            if resumed == nil, let explicit = batchId,
+                (try? journal?.batches())??.contains(where: { $0.id == explicit }) == true
+            {
+                throw ConfigurationError(
+                    "--state \(stateDir) already holds a finished batch \(explicit); choose another --batch-id"
+                )
+            }
+        }
+        let id = resumed?.id ?? batchId ?? Batch.makeId()
         do {
             // A batch id becomes a folder name: the wire protocol's identifier rules apply.
             try EpisodeSpec(topic: "batch", id: id).validate()
@@ -178,7 +208,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             throw ConfigurationError("--batch-id \(error.detail)")
         }
         let theBatch: Batch
-        if let path = batch {
+        if let resumed {
+            theBatch = Batch(id: resumed.id, episodes: resumed.episodes.map(\.spec))
+        } else if let path = batch {
             theBatch = try BatchFile.load(path: path, batchId: id)
         } else {
             theBatch = Batch.generated(id: id, count: episodes ?? 0)
@@ -217,6 +249,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 batch: theBatch,
                 dispatch: dispatch,
                 leases: leases,
+                journal: journal,
+                resumed: resumed,
                 parallelism: parallelism,
                 localWorkers: workers,
                 workerExecutable: executable,

@@ -58,6 +58,44 @@ struct Dispatcher: Sendable {
         if episodes.isEmpty { isComplete = true }
     }
 
+    /// A dispatcher that carries on a batch read back from the journal after a restart: finished
+    /// episodes stay finished; episodes that were in flight keep their attempt count (so results of the
+    /// old attempts are still fenced) and wait until `holdUntil` for their workers to reconnect and
+    /// re-announce them (then they are re-adopted, not redone) before anyone else gets them.
+    init(
+        batchId: String,
+        restored: [EpisodeRecord],
+        counters: DispatchCounters,
+        settings: DispatchSettings,
+        leases: LeaseSettings = LeaseSettings(),
+        holdUntil: ContinuousClock.Instant,
+        makeSession: @escaping @Sendable () -> String
+    ) {
+        self.init(batchId: batchId, specs: [], settings: settings, leases: leases, makeSession: makeSession)
+        var restored = restored
+        var queue: Deque<Int> = []
+        for i in restored.indices {
+            restored[i] = EpisodeRecord(copying: restored[i], index: i)
+            if restored[i].isFinished { continue }
+            if restored[i].status == .running { restored[i].notBefore = holdUntil }
+            restored[i].status = .pending
+            restored[i].session = nil
+            queue.append(i)
+        }
+        self.episodes = restored
+        self.queue = queue
+        self.counters = counters
+        self.finishedCount = restored.count { $0.isFinished }
+        self.indexById = [:]
+        for e in restored { indexById[e.id] = e.index }
+        self.isComplete = !restored.isEmpty && finishedCount == restored.count
+    }
+
+    /// The episode with this id.
+    func episode(_ id: String) -> EpisodeRecord? {
+        indexById[id].map { episodes[$0] }
+    }
+
     var succeededCount: Int { episodes.count { $0.status == .succeeded } }
     var failedCount: Int { episodes.count { $0.status == .failed } }
     var pendingCount: Int { queue.count }
@@ -375,6 +413,7 @@ struct Dispatcher: Sendable {
             worker.inflight.insert(ref)
             if episode.status == .pending, ref.attempt == episode.attempts {
                 queue.removeAll { $0 == index }
+                episode.notBefore = nil
                 episode.status = .running
                 episode.session = session
                 episode.workerId = worker.hello.workerId
@@ -569,7 +608,9 @@ struct Dispatcher: Sendable {
                     .filter({ $0.credit > 0 })
                     .max(by: { ($0.credit, -$0.joinOrder) < ($1.credit, -$1.joinOrder) })
             else { return }
-            let index = queue.removeFirst()
+            // The first episode not held for re-adoption (after a restart), in queue order.
+            guard let position = queue.firstIndex(where: { (episodes[$0].notBefore ?? now) <= now }) else { return }
+            let index = queue.remove(at: position)
             var episode = episodes[index]
             guard !episode.isFinished else { continue }
             episode.attempts += 1

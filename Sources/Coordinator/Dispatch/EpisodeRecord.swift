@@ -7,7 +7,7 @@ struct EpisodeRecord: Sendable, Equatable {
     }
 
     /// Position in the batch (submission order).
-    let index: Int
+    var index: Int
     let id: String
     let spec: EpisodeSpec
     var status: Status = .pending
@@ -28,9 +28,21 @@ struct EpisodeRecord: Sendable, Equatable {
     /// When the first attempt was dispatched, and when the episode ended (for latency figures).
     var firstDispatchedAt: ContinuousClock.Instant?
     var finishedAt: ContinuousClock.Instant?
+    /// After a coordinator restart, an episode that was in flight waits until then for its worker to
+    /// reconnect and re-announce it before it is handed to anyone else.
+    var notBefore: ContinuousClock.Instant?
 
     var isFinished: Bool { status == .succeeded || status == .failed }
+
     var currentRef: JobRef { JobRef(episodeId: id, attempt: attempts) }
+}
+
+extension EpisodeRecord {
+    /// The same episode at another position (restored from the journal).
+    init(copying other: EpisodeRecord, index: Int) {
+        self = other
+        self.index = index
+    }
 }
 
 /// The dispatcher's view of one connected worker.

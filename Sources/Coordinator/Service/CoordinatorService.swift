@@ -18,6 +18,9 @@ final class CoordinatorService: Service {
         var batch: Batch
         var dispatch: DispatchSettings
         var leases: LeaseSettings = LeaseSettings()
+        /// The durable journal (`--state`), if any, and the batch it held unfinished (being resumed).
+        var journal: Journal?
+        var resumed: Journal.StoredBatch?
         var parallelism: ParallelismSettings
         /// Local worker processes to start (`--workers`); 0 waits for remote workers only.
         var localWorkers: Int
@@ -92,13 +95,40 @@ final class CoordinatorService: Service {
             logger.notice("no local workers; start workers with: worker --connect \(endpoint)")
         }
 
-        var dispatcher = Dispatcher(
-            batchId: settings.batch.id,
-            specs: settings.batch.episodes,
-            settings: settings.dispatch,
-            leases: settings.leases,
-            makeSession: { Self.randomSession() }
-        )
+        var dispatcher: Dispatcher
+        if let resumed = settings.resumed {
+            dispatcher = Dispatcher(
+                batchId: resumed.id,
+                restored: resumed.episodes,
+                counters: resumed.counters,
+                settings: settings.dispatch,
+                leases: settings.leases,
+                holdUntil: clock.now + settings.dispatch.deadAfter,
+                makeSession: { Self.randomSession() }
+            )
+            settings.journal?.resume(batchId: resumed.id)
+            let done = resumed.episodes.count { $0.isFinished }
+            let inFlight = resumed.episodes.count { $0.status == .running }
+            logger.notice(
+                "resuming batch \(resumed.id) from the journal: \(done)/\(resumed.episodes.count) episodes done, \(inFlight) were in flight (held \(settings.dispatch.deadAfter.shortDescription) for their workers to re-announce them)",
+                metadata: ["journal": "\(settings.journal?.url.path ?? "-")"]
+            )
+        } else {
+            dispatcher = Dispatcher(
+                batchId: settings.batch.id,
+                specs: settings.batch.episodes,
+                settings: settings.dispatch,
+                leases: settings.leases,
+                makeSession: { Self.randomSession() }
+            )
+            do {
+                try settings.journal?.begin(batchId: settings.batch.id, episodes: dispatcher.episodes)
+            } catch {
+                logger.error("cannot write the journal; going on without it", metadata: ["error": "\(error)"])
+            }
+        }
+        let journal = settings.journal
+        var lastFlush = clock.now
         if !settings.leases.isEmpty {
             let budgets = settings.leases.budgets.map(Self.describe).joined(separator: "; ")
             logger.info("Rate-limit budgets (\(settings.leases.mode.rawValue)): \(budgets)")
@@ -162,6 +192,16 @@ final class CoordinatorService: Service {
                         logger.notice("shutdown requested; stopping dispatch")
                         actions = []
                     }
+                    if let journal {
+                        // Journal first: an episode's end is durable before it is logged or acted on,
+                        // so a coordinator killed right after never runs a finished episode again.
+                        // Other changes are batched (at most 100 ms behind).
+                        let ended = Self.journal(actions, dispatcher: dispatcher, into: journal)
+                        if journal.hasPendingWrites, ended || now - lastFlush >= .milliseconds(100) {
+                            lastFlush = now
+                            Self.flush(journal, dispatcher: dispatcher, logger: logger)
+                        }
+                    }
                     perform(actions, thread: thread, traceWriter: traceWriter, rejections: &rejections)
                     if let due = dispatcher.nextLeaseDeadline(after: clock.now) {
                         if leaseTimer.map({ due < $0.at }) ?? true {
@@ -186,6 +226,24 @@ final class CoordinatorService: Service {
                 detail: interrupted ? "coordinator stopped" : "batch \(settings.batch.id) complete"
             )
             perform(goodbye, thread: thread, traceWriter: traceWriter, rejections: &rejections)
+            if let journal {
+                // A complete batch is closed; an interrupted one stays `running`, to be resumed.
+                Self.flush(
+                    journal,
+                    dispatcher: dispatcher,
+                    logger: logger,
+                    status: dispatcher.isComplete ? "completed" : nil
+                )
+                let s = journal.stats
+                logger.info(
+                    "journal flushed",
+                    metadata: [
+                        "path": "\(journal.url.path)", "flushes": "\(s.flushes)",
+                        "episode_writes": "\(s.episodeWrites)",
+                        "events": "\(s.events)", "write_time": "\(s.flushTime.shortDescription)",
+                    ]
+                )
+            }
             try? await Task.sleep(for: .milliseconds(200))
             group.cancelAll()
             continuation.finish()
@@ -406,6 +464,46 @@ final class CoordinatorService: Service {
             parts.append("\(u) units per \(Duration.milliseconds(budget.unitWindowMs).shortDescription)")
         }
         return "\(budget.provider): " + (parts.isEmpty ? "no limit" : parts.joined(separator: ", "))
+    }
+
+    /// Buffers what the dispatcher's notices changed: the episodes' latest state and an event each.
+    /// Returns whether an episode ended (then the caller flushes at once).
+    @discardableResult
+    private static func journal(_ actions: [DispatchAction], dispatcher: Dispatcher, into journal: Journal) -> Bool {
+        var ended = false
+        func record(_ id: String, _ event: String, attempt: Int? = nil, worker: String? = nil) {
+            guard let episode = dispatcher.episode(id) else { return }
+            journal.record(episode)
+            journal.event(event, episode: id, attempt: attempt ?? episode.attempts, worker: worker ?? episode.workerId)
+        }
+        for case .notice(let notice) in actions {
+            switch notice {
+            case .dispatched(let ref, let workerId):
+                record(ref.episodeId, "dispatched", attempt: ref.attempt, worker: workerId)
+            case .episodeSucceeded(let id, let attempt, let workerId, _, _, _, _):
+                ended = true
+                record(id, "succeeded", attempt: attempt, worker: workerId)
+            case .attemptFailed(let ref, let workerId, _, _):
+                record(ref.episodeId, "failed", attempt: ref.attempt, worker: workerId)
+            case .episodeFailed(let id, _, _, _):
+                ended = true
+                record(id, "episode_failed")
+            case .workerLeft(let workerId, _, let requeued):
+                for ref in requeued { record(ref.episodeId, "lost", attempt: ref.attempt, worker: workerId) }
+            case .readopted(let ref, let workerId):
+                record(ref.episodeId, "readopted", attempt: ref.attempt, worker: workerId)
+            default: break
+            }
+        }
+        return ended
+    }
+
+    private static func flush(_ journal: Journal, dispatcher: Dispatcher, logger: Logger, status: String? = nil) {
+        do {
+            try journal.flush(counters: dispatcher.counters, status: status)
+        } catch {
+            logger.error("journal write failed", metadata: ["error": "\(error)", "path": "\(journal.url.path)"])
+        }
     }
 
     /// A 32-hex-character session token from the system's random generator.

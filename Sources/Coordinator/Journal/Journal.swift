@@ -1,0 +1,266 @@
+import Foundation
+import GRDB
+import Protocol
+
+/// The coordinator's durable record of a batch (`--state DIR` → `DIR/journal.sqlite`): SQLite through
+/// GRDB in WAL mode, so that a coordinator killed at any moment and started again with the same command
+/// carries on where it stopped.
+///
+/// - `batch`: one row per batch, its status (`running` until it ends) and the dispatch counters.
+/// - `episode`: one row per episode with its spec and latest state (status, attempts, worker, result).
+/// - `attempt_event`: an append-only log (dispatched, succeeded, failed, lost, re-adopted…).
+///
+/// **Batched writes.** Changes are buffered (an episode's latest snapshot wins) and written in one
+/// transaction by ``flush()``, which the service calls every 100 ms and at the end; the journal is never
+/// the bottleneck of dispatch. A crash loses at most the last 100 ms of changes, which the protocol
+/// already tolerates: an episode recorded as running is requeued or re-adopted, and a result recorded
+/// after a crash is fenced by its attempt number (attempt numbers survive restarts).
+///
+/// **Ownership.** Opened by the command, then handed to ``CoordinatorService`` and used only by the task
+/// that runs its `run()`: one owner at a time, hence `@unchecked Sendable` (the buffers are not locked).
+final class Journal: @unchecked Sendable {
+    /// A batch read back from the journal.
+    struct StoredBatch: Sendable {
+        var id: String
+        var episodes: [EpisodeRecord]
+        var counters: DispatchCounters
+    }
+
+    /// What the journal wrote, for logs and the closing figures.
+    struct Stats: Sendable, Equatable {
+        var flushes = 0
+        var episodeWrites = 0
+        var events = 0
+        var flushTime = Duration.zero
+    }
+
+    let url: URL
+    private let pool: DatabasePool
+    private var dirty: [String: EpisodeRecord] = [:]
+    private var events: [(episode: String, attempt: Int, event: String, worker: String?)] = []
+    private var batchId: String?
+    private(set) var stats = Stats()
+
+    /// Opens (creating if needed) `directory/journal.sqlite`.
+    /// - Throws: ``ConfigurationError``-style errors naming the file when it cannot be opened or migrated.
+    init(directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        url = directory.appendingPathComponent("journal.sqlite")
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        // WAL with NORMAL sync: a commit survives a process crash (SIGKILL); only a power loss may lose
+        // the last transactions, which the protocol tolerates (see the type's documentation).
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try DatabasePool(path: url.path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE batch (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        status TEXT NOT NULL,
+                        created_at TEXT NOT NULL,
+                        updated_at TEXT NOT NULL,
+                        counters TEXT NOT NULL
+                    );
+                    CREATE TABLE episode (
+                        batch_id TEXT NOT NULL REFERENCES batch(id),
+                        id TEXT NOT NULL,
+                        position INTEGER NOT NULL,
+                        spec TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        attempts INTEGER NOT NULL,
+                        worker TEXT,
+                        duration_ms INTEGER,
+                        api_calls INTEGER NOT NULL,
+                        errors TEXT NOT NULL,
+                        placeholders TEXT NOT NULL,
+                        PRIMARY KEY (batch_id, id)
+                    );
+                    CREATE TABLE attempt_event (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        batch_id TEXT NOT NULL,
+                        episode_id TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        event TEXT NOT NULL,
+                        worker TEXT,
+                        at TEXT NOT NULL
+                    );
+                    CREATE INDEX attempt_event_episode ON attempt_event (batch_id, episode_id);
+                    """
+            )
+        }
+        return migrator
+    }
+
+    // MARK: - Reading
+
+    /// The batch left unfinished by an earlier run (status `running`), if any: the newest one.
+    func unfinishedBatch() throws -> StoredBatch? {
+        try pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT id, counters FROM batch WHERE status = 'running' ORDER BY created_at DESC LIMIT 1"
+                )
+            else { return nil }
+            let id: String = row["id"]
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            let counters =
+                (try? decoder.decode(DispatchCounters.self, from: Data((row["counters"] as String).utf8)))
+                ?? DispatchCounters()
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM episode WHERE batch_id = ? ORDER BY position",
+                arguments: [id]
+            )
+            var episodes: [EpisodeRecord] = []
+            for (index, r) in rows.enumerated() {
+                let spec = try decoder.decode(EpisodeSpec.self, from: Data((r["spec"] as String).utf8))
+                var e = EpisodeRecord(index: index, id: r["id"], spec: spec)
+                e.status = EpisodeRecord.Status(rawValue: r["status"]) ?? .pending
+                e.attempts = r["attempts"]
+                e.workerId = r["worker"]
+                e.durationMs = r["duration_ms"]
+                e.apiCalls = r["api_calls"]
+                e.errors = (try? decoder.decode([String].self, from: Data((r["errors"] as String).utf8))) ?? []
+                e.placeholders =
+                    (try? decoder.decode([Placeholder].self, from: Data((r["placeholders"] as String).utf8))) ?? []
+                episodes.append(e)
+            }
+            return StoredBatch(id: id, episodes: episodes, counters: counters)
+        }
+    }
+
+    /// Every batch id with its status, newest first (for error messages).
+    func batches() throws -> [(id: String, status: String)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, status FROM batch ORDER BY created_at DESC").map {
+                ($0["id"], $0["status"])
+            }
+        }
+    }
+
+    /// Episode statuses of a batch as stored now (tests and the chaos checks read this).
+    func episodeStatuses(batchId: String) throws -> [String: String] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT id, status FROM episode WHERE batch_id = ?",
+                arguments: [batchId]
+            )
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["id"], $0["status"]) })
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Records a new batch and all its episodes (pending), at once.
+    func begin(batchId: String, episodes: [EpisodeRecord]) throws {
+        self.batchId = batchId
+        let now = Self.timestamp()
+        let encoder = Self.encoder
+        try pool.write { db in
+            try db.execute(
+                sql:
+                    "INSERT INTO batch (id, status, created_at, updated_at, counters) VALUES (?, 'running', ?, ?, '{}')",
+                arguments: [batchId, now, now]
+            )
+            for e in episodes {
+                try Self.upsert(e, batchId: batchId, encoder: encoder, db: db)
+            }
+        }
+    }
+
+    /// Continues a batch read by ``unfinishedBatch()``.
+    func resume(batchId: String) {
+        self.batchId = batchId
+    }
+
+    /// Buffers an episode's current state; the latest one per episode is written at the next flush.
+    func record(_ episode: EpisodeRecord) {
+        dirty[episode.id] = episode
+    }
+
+    /// Buffers one attempt event (`dispatched`, `succeeded`, `failed`, `lost`, `readopted`, …).
+    func event(_ event: String, episode: String, attempt: Int, worker: String?) {
+        events.append((episode, attempt, event, worker))
+    }
+
+    var hasPendingWrites: Bool { !dirty.isEmpty || !events.isEmpty }
+
+    /// Writes everything buffered, plus the counters, in one transaction.
+    func flush(counters: DispatchCounters, status: String? = nil) throws {
+        guard let batchId else { return }
+        guard hasPendingWrites || status != nil else { return }
+        let started = ContinuousClock.now
+        let episodes = Array(dirty.values)
+        let pendingEvents = events
+        dirty = [:]
+        events = []
+        let now = Self.timestamp()
+        let encoder = Self.encoder
+        let countersJSON = String(decoding: (try? encoder.encode(counters)) ?? Data("{}".utf8), as: UTF8.self)
+        try pool.write { db in
+            for e in episodes {
+                try Self.upsert(e, batchId: batchId, encoder: encoder, db: db)
+            }
+            for ev in pendingEvents {
+                try db.execute(
+                    sql:
+                        "INSERT INTO attempt_event (batch_id, episode_id, attempt, event, worker, at) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [batchId, ev.episode, ev.attempt, ev.event, ev.worker, now]
+                )
+            }
+            try db.execute(
+                sql: "UPDATE batch SET counters = ?, updated_at = ?, status = COALESCE(?, status) WHERE id = ?",
+                arguments: [countersJSON, now, status, batchId]
+            )
+        }
+        stats.flushes += 1
+        stats.episodeWrites += episodes.count
+        stats.events += pendingEvents.count
+        stats.flushTime += ContinuousClock.now - started
+    }
+
+    private static func upsert(_ e: EpisodeRecord, batchId: String, encoder: JSONEncoder, db: Database) throws {
+        func json(_ value: some Encodable) -> String {
+            String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
+        }
+        // A running episode is stored as running: after a crash it is requeued or re-adopted.
+        try db.execute(
+            sql: """
+                INSERT INTO episode (batch_id, id, position, spec, status, attempts, worker, duration_ms, api_calls, errors, placeholders)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (batch_id, id) DO UPDATE SET
+                    status = excluded.status, attempts = excluded.attempts, worker = excluded.worker,
+                    duration_ms = excluded.duration_ms, api_calls = excluded.api_calls, errors = excluded.errors,
+                    placeholders = excluded.placeholders
+                """,
+            arguments: [
+                batchId, e.id, e.index, json(e.spec), e.status.rawValue, e.attempts, e.workerId, e.durationMs,
+                e.apiCalls, json(e.errors), json(e.placeholders),
+            ]
+        )
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+
+    private static func timestamp() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+}
