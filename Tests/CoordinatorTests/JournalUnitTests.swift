@@ -55,6 +55,33 @@ import Testing
         #expect(stored.episodes[2].spec == EpisodeSpec(topic: "topic 3", scenes: 3))
     }
 
+    @Test func recentBudgetedCallsAreReadBackForARestartedCoordinator() throws {
+        let dir = try tempDir()
+        let journal = try Journal(directory: dir)
+        try journal.begin(batchId: "b1", episodes: episodes(1))
+        let now = Date()
+        journal.leaseStarted(provider: "image", count: 2, at: now.addingTimeInterval(-0.3))
+        journal.leaseStarted(provider: "llm", count: 1, at: now.addingTimeInterval(-5))
+        try journal.flush(counters: DispatchCounters())
+        let recent = try Journal(directory: dir).recentStarts(within: .seconds(1), now: now)
+        #expect(recent["image"]?.count == 2)
+        #expect(recent["image"]?.allSatisfy { (290...310).contains($0) } == true, "\(recent)")
+        #expect(recent["llm"] == nil)
+        // Seeded into a fresh lease manager, they fill the window.
+        var settings = LeaseSettings()
+        settings.budgets = [ProviderBudget(provider: "image", requests: 2)]
+        var leases = LeaseManager(settings: settings)
+        leases.workerJoined(session: "w1", recentCalls: [:], now: ContinuousClock.now)
+        leases.seed(recentCalls: recent, now: ContinuousClock.now)
+        let actions = leases.onMessage(
+            .leaseRequest(LeaseRequest(requestId: "r", provider: "image")),
+            session: "w1",
+            priority: 0,
+            now: ContinuousClock.now
+        )
+        #expect(!actions.contains { if case .send(_, .leaseGrant) = $0 { true } else { false } })
+    }
+
     @Test func aCompletedBatchIsNotResumed() throws {
         let dir = try tempDir()
         let journal = try Journal(directory: dir)

@@ -91,6 +91,11 @@ struct Dispatcher: Sendable {
         self.isComplete = !restored.isEmpty && finishedCount == restored.count
     }
 
+    /// Counts budgeted calls started before a restart (from the journal) in the lease windows.
+    mutating func seedLeases(recentCalls: [String: [Int]], now: ContinuousClock.Instant) {
+        leases.seed(recentCalls: recentCalls, now: now)
+    }
+
     /// The episode with this id.
     func episode(_ id: String) -> EpisodeRecord? {
         indexById[id].map { episodes[$0] }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Protocol
+import Shared
 
 /// The coordinator's durable record of a batch (`--state DIR` → `DIR/journal.sqlite`): SQLite through
 /// GRDB in WAL mode, so that a coordinator killed at any moment and started again with the same command
@@ -39,6 +40,7 @@ final class Journal: @unchecked Sendable {
     private var dirty: [String: EpisodeRecord] = [:]
     private var events: [(episode: String, attempt: Int, event: String, worker: String?)] = []
     private var batchId: String?
+    private var starts: [(provider: String, at: Double)] = []
     private(set) var stats = Stats()
 
     /// Opens (creating if needed) `directory/journal.sqlite`.
@@ -95,6 +97,12 @@ final class Journal: @unchecked Sendable {
                     CREATE INDEX attempt_event_episode ON attempt_event (batch_id, episode_id);
                     """
             )
+        }
+        migrator.registerMigration("v2-lease-starts") { db in
+            // When budgeted calls started (wall clock, seconds since 1970): a restarted coordinator counts
+            // the recent ones in its windows, so it grants no burst on top of them.
+            try db.execute(sql: "CREATE TABLE lease_start (provider TEXT NOT NULL, at REAL NOT NULL)")
+            try db.execute(sql: "CREATE INDEX lease_start_at ON lease_start (at)")
         }
         return migrator
     }
@@ -194,7 +202,30 @@ final class Journal: @unchecked Sendable {
         events.append((episode, attempt, event, worker))
     }
 
-    var hasPendingWrites: Bool { !dirty.isEmpty || !events.isEmpty }
+    /// Buffers the start of `count` budgeted calls to `provider`, now.
+    func leaseStarted(provider: String, count: Int, at date: Date = Date()) {
+        for _ in 0..<count { starts.append((provider, date.timeIntervalSince1970)) }
+    }
+
+    /// Per provider, how many milliseconds ago each recorded call started, within `window` (the shape of
+    /// HELLO's `recent_calls`).
+    func recentStarts(within window: Duration, now: Date = Date()) throws -> [String: [Int]] {
+        let since = now.timeIntervalSince1970 - window.secondsDouble
+        return try pool.read { db in
+            var out: [String: [Int]] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT provider, at FROM lease_start WHERE at > ?",
+                arguments: [since]
+            ) {
+                let ago = max(0, Int(((now.timeIntervalSince1970 - (row["at"] as Double)) * 1000).rounded(.down)))
+                out[row["provider"], default: []].append(ago)
+            }
+            return out
+        }
+    }
+
+    var hasPendingWrites: Bool { !dirty.isEmpty || !events.isEmpty || !starts.isEmpty }
 
     /// Writes everything buffered, plus the counters, in one transaction.
     func flush(counters: DispatchCounters, status: String? = nil) throws {
@@ -203,8 +234,10 @@ final class Journal: @unchecked Sendable {
         let started = ContinuousClock.now
         let episodes = Array(dirty.values)
         let pendingEvents = events
+        let pendingStarts = starts
         dirty = [:]
         events = []
+        starts = []
         let now = Self.timestamp()
         let encoder = Self.encoder
         let countersJSON = String(decoding: (try? encoder.encode(counters)) ?? Data("{}".utf8), as: UTF8.self)
@@ -217,6 +250,19 @@ final class Journal: @unchecked Sendable {
                     sql:
                         "INSERT INTO attempt_event (batch_id, episode_id, attempt, event, worker, at) VALUES (?, ?, ?, ?, ?, ?)",
                     arguments: [batchId, ev.episode, ev.attempt, ev.event, ev.worker, now]
+                )
+            }
+            for start in pendingStarts {
+                try db.execute(
+                    sql: "INSERT INTO lease_start (provider, at) VALUES (?, ?)",
+                    arguments: [start.provider, start.at]
+                )
+            }
+            if !pendingStarts.isEmpty {
+                // Only the last hour can matter to any window.
+                try db.execute(
+                    sql: "DELETE FROM lease_start WHERE at < ?",
+                    arguments: [Date().timeIntervalSince1970 - 3600]
                 )
             }
             try db.execute(

@@ -109,6 +109,16 @@ struct LeaseManager: Sendable {
 
     // MARK: - Sessions
 
+    /// Counts calls started before this coordinator existed (`ages` in milliseconds before `now`), read
+    /// from the journal after a restart.
+    mutating func seed(recentCalls: [String: [Int]], now: Instant) {
+        for (provider, ages) in recentCalls {
+            guard var ledger = ledgers[provider] else { continue }
+            ledger.seed(startedAt: ages.map { now - .milliseconds($0) }, now: now)
+            ledgers[provider] = ledger
+        }
+    }
+
     /// A worker joined; `recentCalls` (from its HELLO) are calls it started shortly before, which may have
     /// been granted by a previous coordinator: they count in the windows.
     mutating func workerJoined(session: String, recentCalls: [String: [Int]], now: Instant) {
@@ -247,6 +257,7 @@ struct LeaseManager: Sendable {
         leases[started.leaseId] = lease
         stats[lease.provider, default: ProviderStats()].started += count
         noteStarts(lease.provider, count: count, now: now)
+        if count > 0 { actions.append(.notice(.started(provider: lease.provider, count: count))) }
         return actions
     }
 
@@ -462,4 +473,6 @@ enum LeaseNotice: Sendable, Equatable {
     case paused(provider: String, for: Duration, signal: ProviderSignal.Kind)
     case circuitOpened(provider: String, detail: String)
     case rejected(reason: String, detail: String)
+    /// Calls started (journaled, so that a restarted coordinator counts them).
+    case started(provider: String, count: Int)
 }

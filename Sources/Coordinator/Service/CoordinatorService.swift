@@ -107,6 +107,18 @@ final class CoordinatorService: Service {
                 makeSession: { Self.randomSession() }
             )
             settings.journal?.resume(batchId: resumed.id)
+            if let journal = settings.journal, !settings.leases.isEmpty {
+                // Calls its predecessor allowed still count in the windows: no burst after a restart.
+                let longest =
+                    settings.leases.budgets.map {
+                        max($0.requestWindowMs, $0.units == nil ? 0 : $0.unitWindowMs)
+                    }.max() ?? 0
+                let recent =
+                    (try? journal.recentStarts(within: .milliseconds(longest) + settings.leases.useWithin)) ?? [:]
+                dispatcher.seedLeases(recentCalls: recent, now: clock.now)
+                let seeded = recent.values.reduce(0) { $0 + $1.count }
+                if seeded > 0 { logger.info("lease windows seeded from the journal", metadata: ["calls": "\(seeded)"]) }
+            }
             let done = resumed.episodes.count { $0.isFinished }
             let inFlight = resumed.episodes.count { $0.status == .running }
             logger.notice(
@@ -441,6 +453,8 @@ final class CoordinatorService: Service {
                 "🔴 \(provider): billing or quota error, circuit OPEN: every remaining \(provider) call uses a placeholder. Fix the account, then rerun the failed items.",
                 metadata: ["provider": "\(provider)", "detail": "\(detail)"]
             )
+        case .started:
+            break  // journaled, not logged
         case .rejected(let reason, let detail):
             let (count, shouldLog) = rejections.record(reason)
             if shouldLog {
