@@ -1,5 +1,6 @@
 import Logging
 import Protocol
+import Shared
 import Synchronization
 import Testing
 
@@ -225,7 +226,7 @@ import Testing
         #expect(value == 5)
         #expect(outbox.requests().isEmpty)
         #expect(
-            LeaseClient.share(ProviderBudget(provider: "image", requests: 10, maxConcurrent: 3), of: 2)
+            ProviderBudget(provider: "image", requests: 10, maxConcurrent: 3).share(of: 2)
                 == ProviderBudget(provider: "image", requests: 5, maxConcurrent: 1)
         )
     }

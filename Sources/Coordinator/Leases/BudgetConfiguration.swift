@@ -62,7 +62,7 @@ enum BudgetConfiguration {
         case .localSplit:
             settings.mode = .local
             let n = max(1, localWorkers)
-            budgets = budgets.map { divide($0, by: n) }
+            budgets = budgets.map { $0.share(of: n) }
         }
         settings.budgets = budgets
         if let v = try milliseconds(file, "leases.margin_ms", range: 0...60_000) { settings.margin = v }
@@ -202,16 +202,6 @@ enum BudgetConfiguration {
         return v
     }
 
-    /// The budget one of `n` workers may use on its own: every limit ÷ n, at least 1.
-    static func divide(_ budget: ProviderBudget, by n: Int) -> ProviderBudget {
-        var b = budget
-        b.requests = b.requests.map { max(1, $0 / n) }
-        b.burst = b.burst.map { max(1, $0 / n) }
-        b.maxConcurrent = b.maxConcurrent.map { max(1, $0 / n) }
-        b.units = b.units.map { max(1, $0 / n) }
-        if let burst = b.burst, let r = b.requests, burst > r { b.burst = r }
-        return b
-    }
 }
 
 extension String {

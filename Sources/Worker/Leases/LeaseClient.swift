@@ -137,7 +137,7 @@ final class LeaseClient: ProviderGate {
             if lossPolicy == .local, s.mode == .leased {
                 let n = s.fleetWorkers
                 s.localLedgers = s.budgets.mapValues { budget in
-                    RateLedger(.init(budget: Self.share(budget, of: n), margin: margin))
+                    RateLedger(.init(budget: budget.share(of: n), margin: margin))
                 }
                 // Waiting calls switch to the local budget.
                 for (id, waiter) in s.waiters {
@@ -453,14 +453,4 @@ final class LeaseClient: ProviderGate {
         state.withLock { $0.stats.waitedMs += waited }
     }
 
-    /// One of `n` workers' share of a budget, for going on alone.
-    static func share(_ budget: ProviderBudget, of n: Int) -> ProviderBudget {
-        var b = budget
-        b.requests = b.requests.map { max(1, $0 / n) }
-        b.burst = b.burst.map { max(1, $0 / n) }
-        b.maxConcurrent = b.maxConcurrent.map { max(1, $0 / n) }
-        b.units = b.units.map { max(1, $0 / n) }
-        if let burst = b.burst, let r = b.requests, burst > r { b.burst = r }
-        return b
-    }
 }
