@@ -216,9 +216,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             theBatch = Batch.generated(id: id, count: episodes ?? 0)
         }
         let configPath = config ?? environment.value("REELFARM_CONFIG")?.value
-        let configFile = try await configPath.asyncMap { path throws(ConfigurationError) in
-            try await ConfigFile.load(path)
-        }
+        let configFile: ConfigFile? = if let configPath { try await ConfigFile.load(configPath) } else { nil }
         let leases = try BudgetConfiguration.resolve(
             flags: budgets,
             mode: budgetMode,

@@ -212,11 +212,3 @@ extension String {
         return String(s)
     }
 }
-
-extension Optional {
-    /// `map` for an async, typed-throwing transform.
-    func asyncMap<T, E: Error>(_ transform: (Wrapped) async throws(E) -> T) async throws(E) -> T? {
-        guard let value = self else { return nil }
-        return try await transform(value)
-    }
-}

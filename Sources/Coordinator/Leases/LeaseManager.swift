@@ -123,11 +123,7 @@ struct LeaseManager: Sendable {
     /// been granted by a previous coordinator: they count in the windows.
     mutating func workerJoined(session: String, recentCalls: [String: [Int]], now: Instant) {
         sessions[session] = SessionLeases()
-        for (provider, ages) in recentCalls {
-            guard var ledger = ledgers[provider] else { continue }
-            ledger.seed(startedAt: ages.map { now - .milliseconds($0) }, now: now)
-            ledgers[provider] = ledger
-        }
+        seed(recentCalls: recentCalls, now: now)
     }
 
     /// A worker is gone (said goodbye, or went silent): its waiting requests are dropped, its unused

@@ -164,7 +164,7 @@ struct WorkerCore: Sendable {
             counters.resultsHeld += 1
         }
         if drainDeadline != nil {
-            if running.isEmpty { actions += finishDrain(now: now, detail: "worker stopped; every attempt finished") }
+            if running.isEmpty { actions += shutdown(now: now, detail: "worker stopped; every attempt finished") }
             return actions
         }
         actions += startQueued()
@@ -186,26 +186,11 @@ struct WorkerCore: Sendable {
         // Jobs queued beyond capacity were never started: they go back with the goodbye.
         queued = []
         if running.isEmpty {
-            return actions + finishDrain(now: now, detail: "worker stopped")
+            return actions + shutdown(now: now, detail: "worker stopped")
         }
         if session != nil {
             actions.append(send(.heartbeat(Heartbeat(running: runningRefs, draining: true)), now: now))
         }
-        return actions
-    }
-
-    /// Says goodbye (the coordinator requeues whatever is still in flight) and stops.
-    private mutating func finishDrain(now: ContinuousClock.Instant, detail: String) -> [WorkerAction] {
-        var actions: [WorkerAction] = []
-        if session != nil {
-            actions.append(send(.disconnect(Disconnect(reason: .shutdown, detail: detail)), now: now))
-        }
-        for ref in runningRefs { actions.append(.cancel(ref)) }
-        running = [:]
-        queued = []
-        state = .stopped
-        actions.append(.leases(.sessionLost))
-        actions.append(.exit)
         return actions
     }
 
@@ -222,7 +207,7 @@ struct WorkerCore: Sendable {
             let count = running.count
             return [
                 .log(.warning, "grace period over: handing running attempts back", ["handed_back": "\(count)"])
-            ] + finishDrain(now: now, detail: "grace period over; \(count) attempts handed back")
+            ] + shutdown(now: now, detail: "grace period over; \(count) attempts handed back")
         }
         let deadline = heartbeatInterval * liveness
         switch state {
@@ -257,7 +242,8 @@ struct WorkerCore: Sendable {
         return []
     }
 
-    /// Graceful stop: say goodbye (when connected) and stop every running attempt.
+    /// The end of a shutdown: say goodbye when connected (the coordinator requeues whatever is still in
+    /// flight), stop every running attempt, and tell the agent to exit.
     mutating func shutdown(now: ContinuousClock.Instant, detail: String) -> [WorkerAction] {
         var actions: [WorkerAction] = []
         if session != nil {
@@ -268,6 +254,7 @@ struct WorkerCore: Sendable {
         queued = []
         state = .stopped
         actions.append(.leases(.sessionLost))
+        actions.append(.exit)
         return actions
     }
 
