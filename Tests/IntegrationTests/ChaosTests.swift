@@ -16,7 +16,8 @@ import Glibc
         let out = dir.appendingPathComponent("output")
         let state = dir.appendingPathComponent("state")
         let endpoint = "tcp://127.0.0.1:\(try ReconnectTests.freePort())"
-        let env = ["REELFARM_SIM_LATENCY": "llm=300,tts=150,image=400,render=150"]
+        // About 3 s an episode, so 60 on 12 slots take long enough for the chaos, also on a busy machine.
+        let env = ["REELFARM_SIM_LATENCY": "llm=600,tts=300,image=800,render=300"]
         let command = [
             "--workers", "0", "--episodes", "60", "--bind", endpoint, "--output", out.path, "--state", state.path,
             "--batch-id", "chaos", "--heartbeat-ms", "250", "--liveness", "3", "--max-attempts", "10",
@@ -49,13 +50,10 @@ import Glibc
         var workerKills = 0
         var coordinatorKilled = false
         let deadline = ContinuousClock.now + .seconds(240)
-        var round = 0
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(1500))
-            round += 1
-            if !coordinator.process.isRunning {
-                if coordinatorKilled || round < 3 { break }
-            }
+            // The batch is over (or the coordinator died by itself): stop the chaos.
+            if !coordinator.process.isRunning { break }
             // A random live worker dies; a fresh one joins.
             let live = workers.filter { $0.process.isRunning }
             if let victim = live.randomElement(using: &rng), live.count > 1 {
@@ -63,8 +61,8 @@ import Glibc
                 workerKills += 1
                 try startWorker()
             }
-            // Once, a few rounds in: the coordinator dies and the same command starts it again.
-            if round == 3, coordinator.process.isRunning {
+            // Once, when a sixth of the batch is done: the coordinator dies and the same command starts it again.
+            if !coordinatorKilled, coordinator.log.components(separatedBy: "completed (").count > 10 {
                 coordinator.signal(SIGKILL)
                 _ = await coordinator.wait(timeout: .seconds(10))
                 coordinatorKilled = true
@@ -76,7 +74,6 @@ import Glibc
                     cwd: dir
                 )
             }
-            if coordinatorKilled, !coordinator.process.isRunning { break }
         }
         #expect(coordinatorKilled, "the batch ended before the coordinator could be killed")
         #expect(await coordinator.wait(timeout: .seconds(60)) == 0, "log:\n\(coordinator.log.suffix(6000))")
