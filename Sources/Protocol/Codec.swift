@@ -17,7 +17,11 @@ public enum Codec {
             // Encoding our own Codable structs cannot fail; keep the frame well-formed regardless.
             body = Data("{}".utf8)
         }
-        return [WireProtocol.identifier, [envelope.message.kind.rawValue], Array(envelope.session.utf8), Array(body)]
+        var frames = [
+            WireProtocol.identifier, [envelope.message.kind.rawValue], Array(envelope.session.utf8), Array(body),
+        ]
+        if case .artifactChunk(let chunk) = envelope.message { frames.append(chunk.data) }
+        return frames
     }
 
     public static func decode(_ frames: [[UInt8]]) throws(DecodeError) -> Envelope {
@@ -57,10 +61,21 @@ public enum Codec {
         guard body.count <= WireProtocol.maxBodyBytes else {
             throw DecodeError(.oversized, "body of \(body.count) bytes exceeds \(WireProtocol.maxBodyBytes)")
         }
-        guard frames.count == 4 else {
-            throw DecodeError(.unexpectedBlobs, "\(kind) carries no blob frames, got \(frames.count - 4)")
+        let blobs = kind.carriesBlob ? 1 : 0
+        guard frames.count == 4 + blobs else {
+            throw DecodeError(
+                .unexpectedBlobs,
+                "\(kind) carries \(blobs == 0 ? "no blob frames" : "exactly one blob frame"), got \(frames.count - 4)"
+            )
         }
-        let message = try decodeBody(kind, Data(body))
+        var message = try decodeBody(kind, Data(body))
+        if case .artifactChunk(var chunk) = message {
+            guard frames[4].count <= WireProtocol.maxChunkBytes else {
+                throw DecodeError(.oversized, "chunk of \(frames[4].count) bytes exceeds \(WireProtocol.maxChunkBytes)")
+            }
+            chunk.data = frames[4]
+            message = .artifactChunk(chunk)
+        }
         try Validation.validate(message)
         let session = String(decoding: sessionBytes, as: UTF8.self)
         if case .welcome(let welcome) = message, welcome.session != session {
@@ -91,6 +106,9 @@ public enum Codec {
         case .leaseCancel(let m): return try encoder.encode(m)
         case .providerSignal(let m): return try encoder.encode(m)
         case .providerPause(let m): return try encoder.encode(m)
+        case .artifactFetch(let m): return try encoder.encode(m)
+        case .artifactChunk(let m): return try encoder.encode(m)
+        case .artifactAck(let m): return try encoder.encode(m)
         }
     }
 
@@ -120,6 +138,9 @@ public enum Codec {
             case .leaseCancel: return .leaseCancel(try decoder.decode(LeaseCancel.self, from: data))
             case .providerSignal: return .providerSignal(try decoder.decode(ProviderSignal.self, from: data))
             case .providerPause: return .providerPause(try decoder.decode(ProviderPause.self, from: data))
+            case .artifactFetch: return .artifactFetch(try decoder.decode(ArtifactFetch.self, from: data))
+            case .artifactChunk: return .artifactChunk(try decoder.decode(ArtifactChunk.self, from: data))
+            case .artifactAck: return .artifactAck(try decoder.decode(ArtifactAck.self, from: data))
             }
         } catch {
             throw DecodeError(.malformedBody, "\(kind) body: \(Self.describe(error))")

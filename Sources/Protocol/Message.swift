@@ -15,6 +15,9 @@ public enum Message: Sendable, Equatable {
     case leaseCancel(LeaseCancel)
     case providerSignal(ProviderSignal)
     case providerPause(ProviderPause)
+    case artifactFetch(ArtifactFetch)
+    case artifactChunk(ArtifactChunk)
+    case artifactAck(ArtifactAck)
 
     public var kind: MessageKind {
         switch self {
@@ -33,6 +36,9 @@ public enum Message: Sendable, Equatable {
         case .leaseCancel: .leaseCancel
         case .providerSignal: .providerSignal
         case .providerPause: .providerPause
+        case .artifactFetch: .artifactFetch
+        case .artifactChunk: .artifactChunk
+        case .artifactAck: .artifactAck
         }
     }
 }

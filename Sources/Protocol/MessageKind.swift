@@ -18,11 +18,17 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case leaseCancel = 0x14
     case providerSignal = 0x15
     case providerPause = 0x16
+    case artifactFetch = 0x20
+    case artifactChunk = 0x21
+    case artifactAck = 0x22
 
     /// Range of rate-limit lease messages (minor 1 uses 0x10…0x16).
     public static let leaseRange: ClosedRange<UInt8> = 0x10...0x1F
-    /// Range reserved for artifact transfer messages (ARTIFACT_OFFER, ARTIFACT_CHUNK, ARTIFACT_ACK).
+    /// Range of artifact transfer messages (minor 2 uses 0x20…0x22).
     public static let artifactRange: ClosedRange<UInt8> = 0x20...0x2F
+
+    /// Whether messages of this kind carry one blob frame (F4): only ARTIFACT_CHUNK does.
+    public var carriesBlob: Bool { self == .artifactChunk }
 
     public var description: String {
         switch self {
@@ -41,6 +47,9 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .leaseCancel: "LEASE_CANCEL"
         case .providerSignal: "PROVIDER_SIGNAL"
         case .providerPause: "PROVIDER_PAUSE"
+        case .artifactFetch: "ARTIFACT_FETCH"
+        case .artifactChunk: "ARTIFACT_CHUNK"
+        case .artifactAck: "ARTIFACT_ACK"
         }
     }
 }

@@ -55,6 +55,21 @@ enum Validation {
             }
             guard m.trace.count <= 100_000 else { throw invalid("trace", "more than 100000 events") }
             for e in m.trace { try text(e.name, "trace.name", allowEmpty: false) }
+            guard m.artifacts.count <= WireProtocol.maxArtifacts else {
+                throw invalid("artifacts", "more than \(WireProtocol.maxArtifacts) files")
+            }
+            var names = Set<String>()
+            for file in m.artifacts {
+                try artifactName(file.name, "artifacts.name")
+                guard names.insert(file.name).inserted else {
+                    throw invalid("artifacts.name", "\(file.name) is listed twice")
+                }
+                try range(file.size, 0...WireProtocol.maxArtifactBytes, "artifacts.size")
+                try sha256(file.sha256, "artifacts.sha256")
+            }
+            if !m.artifacts.isEmpty, m.status != .succeeded {
+                throw invalid("artifacts", "are offered only with status succeeded")
+            }
         case .heartbeat(let m):
             try jobRefs(m.running, "running")
         case .disconnect(let m):
@@ -100,6 +115,24 @@ enum Validation {
             try identifier(m.provider, "provider")
             try range(m.pauseMs, 0...86_400_000, "pause_ms")
             try text(m.reason, "reason", allowEmpty: true)
+        case .artifactFetch(let m):
+            try identifier(m.episodeId, "episode_id")
+            try range(m.attempt, 1...1_000_000, "attempt")
+            try artifactName(m.name, "name")
+            try range(m.offset, 0...WireProtocol.maxArtifactBytes, "offset")
+            try range(m.length, 0...WireProtocol.maxChunkBytes, "length")
+        case .artifactChunk(let m):
+            try identifier(m.episodeId, "episode_id")
+            try range(m.attempt, 1...1_000_000, "attempt")
+            try artifactName(m.name, "name")
+            try range(m.offset, 0...WireProtocol.maxArtifactBytes, "offset")
+            if let error = m.error {
+                try text(error, "error", allowEmpty: false)
+                guard m.data.isEmpty else { throw invalid("error", "comes with an empty frame 4") }
+            }
+        case .artifactAck(let m):
+            try identifier(m.episodeId, "episode_id")
+            try range(m.attempt, 1...1_000_000, "attempt")
         }
     }
 
@@ -145,6 +178,28 @@ enum Validation {
             value != ".", value != ".."
         else {
             throw invalid(field, "contains a control character, a slash or is a dot path")
+        }
+    }
+
+    /// Artifact names: 1…128 bytes of `A-Z a-z 0-9 . _ -`, not starting with a dot. They become file
+    /// names inside the episode folder, so no folders, no hidden files, nothing to escape.
+    static func artifactName(_ value: String, _ field: String) throws(DecodeError) {
+        let bytes = Array(value.utf8)
+        guard !bytes.isEmpty, bytes.count <= 128, bytes[0] != UInt8(ascii: "."),
+            bytes.allSatisfy({ b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E
+                    || b == 0x5F || b == 0x2D
+            })
+        else {
+            throw invalid(field, "must be 1…128 characters of A-Z a-z 0-9 . _ - and not start with a dot")
+        }
+    }
+
+    /// A SHA-256 in lowercase hex: 64 characters of 0-9 a-f.
+    static func sha256(_ value: String, _ field: String) throws(DecodeError) {
+        let bytes = value.utf8
+        guard bytes.count == 64, bytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+            throw invalid(field, "must be 64 lowercase hex characters")
         }
     }
 

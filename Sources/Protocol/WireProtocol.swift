@@ -7,7 +7,7 @@ public enum WireProtocol {
     /// The major version carried in frame 0. A peer with another major version is refused.
     public static let majorVersion = 1
     /// The minor version this build speaks. Minor versions only add optional body keys and message kinds.
-    public static let minorVersion = 1
+    public static let minorVersion = 2
 
     /// The largest JSON body (frame 3) a receiver accepts, in bytes.
     public static let maxBodyBytes = 1 << 20
@@ -19,6 +19,11 @@ public enum WireProtocol {
     public static let maxMessageBytes = 16 << 20
     /// The longest identifier (worker id, episode id, batch id) in UTF-8 bytes.
     public static let maxIdentifierBytes = 128
+    /// The largest chunk of a file in one ARTIFACT_CHUNK (its frame F4), in bytes.
+    public static let maxChunkBytes = 4 << 20
+    /// The most files one attempt may offer, and the largest file, in bytes.
+    public static let maxArtifacts = 1000
+    public static let maxArtifactBytes = 1 << 40
     /// The longest free text (topic, error, reason, detail) in UTF-8 bytes.
     public static let maxTextBytes = 4096
 }

@@ -8,7 +8,7 @@ struct CodecRoundTripTests {
     @Test("every kind round-trips", arguments: Fixtures.samples)
     func roundTrip(_ sample: Sample) throws {
         let frames = Codec.encode(sample.envelope)
-        #expect(frames.count == 4)
+        #expect(frames.count == (sample.envelope.message.kind == .artifactChunk ? 5 : 4))
         #expect(frames[0] == Array("reelfarm/1".utf8))
         #expect(frames[1] == [sample.envelope.message.kind.rawValue])
         #expect(frames[2] == Array(sample.envelope.session.utf8))
@@ -30,13 +30,14 @@ struct CodecRoundTripTests {
             .hello: 0x01, .welcome: 0x02, .job: 0x03, .progress: 0x04,
             .result: 0x05, .heartbeat: 0x06, .disconnect: 0x07, .cancel: 0x08,
             .leaseRequest: 0x10, .leaseGrant: 0x11, .leaseStarted: 0x12, .leaseRelease: 0x13, .leaseCancel: 0x14,
-            .providerSignal: 0x15, .providerPause: 0x16,
+            .providerSignal: 0x15, .providerPause: 0x16, .artifactFetch: 0x20, .artifactChunk: 0x21, .artifactAck: 0x22,
         ]
         #expect(codes.count == MessageKind.allCases.count)
         for kind in MessageKind.allCases {
             #expect(kind.rawValue == codes[kind])
-            #expect(!MessageKind.artifactRange.contains(kind.rawValue))
         }
+        #expect(MessageKind.allCases.filter { MessageKind.artifactRange.contains($0.rawValue) }.count == 3)
+        #expect(MessageKind.allCases.filter(\.carriesBlob) == [.artifactChunk])
         #expect(MessageKind.allCases.filter { MessageKind.leaseRange.contains($0.rawValue) }.count == 7)
         #expect(MessageKind.leaseRange == 0x10...0x1F)
         #expect(MessageKind.artifactRange == 0x20...0x2F)
@@ -44,7 +45,7 @@ struct CodecRoundTripTests {
             MessageKind.allCases.map(\.description) == [
                 "HELLO", "WELCOME", "JOB", "PROGRESS", "RESULT", "HEARTBEAT", "DISCONNECT", "CANCEL",
                 "LEASE_REQUEST", "LEASE_GRANT", "LEASE_STARTED", "LEASE_RELEASE", "LEASE_CANCEL", "PROVIDER_SIGNAL",
-                "PROVIDER_PAUSE",
+                "PROVIDER_PAUSE", "ARTIFACT_FETCH", "ARTIFACT_CHUNK", "ARTIFACT_ACK",
             ]
         )
     }
@@ -53,7 +54,9 @@ struct CodecRoundTripTests {
     func constants() {
         #expect(WireProtocol.identifier == Array("reelfarm/1".utf8))
         #expect(WireProtocol.majorVersion == 1)
-        #expect(WireProtocol.minorVersion == 1)
+        #expect(WireProtocol.minorVersion == 2)
+        #expect(WireProtocol.maxChunkBytes == 4_194_304)
+        #expect(WireProtocol.maxArtifacts == 1000)
         #expect(WireProtocol.maxBodyBytes == 1_048_576)
         #expect(WireProtocol.maxSessionBytes == 64)
         #expect(WireProtocol.maxFrames == 20)
@@ -224,11 +227,12 @@ struct CodecToleranceTests {
     func unknownKeysIgnored(_ sample: Sample) throws {
         let object = try Fixtures.jsonObject(sample.envelope)
         let extended = try #require(Self.addingUnknownKeys(object) as? [String: Any])
-        let frames = try Fixtures.frames(
+        var frames = try Fixtures.frames(
             sample.envelope.message.kind,
             session: sample.envelope.session,
             object: extended
         )
+        if case .artifactChunk(let chunk) = sample.envelope.message { frames.append(chunk.data) }
         #expect(try Codec.decode(frames) == sample.envelope)
     }
 
@@ -337,7 +341,8 @@ struct CodecToleranceTests {
         .progress: ["succeeded", "total"],
         .disconnect: ["detail"],
         .heartbeat: ["running", "draining"],
-        .result: ["error", "placeholders", "api_calls", "trace"],
+        .result: ["error", "placeholders", "api_calls", "trace", "artifacts", "delivery"],
+        .artifactChunk: ["error"],
     ]
 
     @Test("each required key is required and each optional key is optional", arguments: Fixtures.samples)
@@ -348,7 +353,8 @@ struct CodecToleranceTests {
         for key in object.keys {
             var without = object
             without[key] = nil
-            let frames = try Fixtures.frames(kind, session: sample.envelope.session, object: without)
+            var frames = try Fixtures.frames(kind, session: sample.envelope.session, object: without)
+            if kind.carriesBlob { frames.append([]) }
             let error = decodeError(frames)
             if kind == .progress, key == "total", (object["succeeded"] as? Int ?? 0) > 0 {
                 // Absent, total defaults to 0, and a positive `succeeded` is then out of range.

@@ -100,10 +100,67 @@ enum Fixtures {
         ]
     )
 
+    static let sha = String(repeating: "0123456789abcdef", count: 4)
+    static let resultWithArtifacts = EpisodeResult(
+        episodeId: "episode_1",
+        attempt: 1,
+        status: .succeeded,
+        durationMs: 2200,
+        artifacts: [
+            ArtifactFile(name: "episode.mp4", size: 1_048_577, sha256: sha),
+            ArtifactFile(name: "empty.txt", size: 0, sha256: sha),
+        ],
+        delivery: .transfer
+    )
+
     static let heartbeatEmpty = Heartbeat()
     static let heartbeatRunning = Heartbeat(running: [JobRef(episodeId: "episode_1", attempt: 1)])
 
     static let samples: [Sample] = [
+        Sample("RESULT with artifacts", Envelope(session: session, .result(resultWithArtifacts))),
+        Sample(
+            "ARTIFACT_FETCH",
+            Envelope(
+                session: session,
+                .artifactFetch(
+                    ArtifactFetch(
+                        episodeId: "episode_1",
+                        attempt: 1,
+                        name: "episode.mp4",
+                        offset: 262_144,
+                        length: 262_144
+                    )
+                )
+            )
+        ),
+        Sample(
+            "ARTIFACT_CHUNK",
+            Envelope(
+                session: session,
+                .artifactChunk(
+                    ArtifactChunk(
+                        episodeId: "episode_1",
+                        attempt: 1,
+                        name: "episode.mp4",
+                        offset: 0,
+                        data: [0, 1, 2, 255]
+                    )
+                )
+            )
+        ),
+        Sample(
+            "ARTIFACT_CHUNK error",
+            Envelope(
+                session: session,
+                .artifactChunk(
+                    ArtifactChunk(episodeId: "episode_1", attempt: 1, name: "a.wav", offset: 0, error: "gone", data: [])
+                )
+            )
+        ),
+        Sample(
+            "ARTIFACT_ACK",
+            Envelope(session: session, .artifactAck(ArtifactAck(episodeId: "episode_1", attempt: 1)))
+        ),
         Sample("HELLO minimal", Envelope(.hello(helloMinimal))),
         Sample("HELLO full", Envelope(.hello(helloFull))),
         Sample("WELCOME", Envelope(session: session, .welcome(welcome))),

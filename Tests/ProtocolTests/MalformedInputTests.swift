@@ -20,6 +20,12 @@ struct BadInput: Sendable, CustomTestStringConvertible {
 
 private let cancelBody = #"{"episode_id":"e","attempt":1}"#
 private let valid = Fixtures.frames(0x08, cancelBody)
+private let chunk = Codec.encode(
+    Envelope(
+        session: "s",
+        .artifactChunk(ArtifactChunk(episodeId: "e", attempt: 1, name: "a.wav", offset: 0, data: [1]))
+    )
+)
 private let helloBody =
     #"{"worker_id":"w","instance":"i","host":"h","pid":7,"capacity":{"episodes":2,"api_calls":3},"software_version":"1"}"#
 
@@ -44,6 +50,19 @@ enum BadInputs {
         BadInput("5 frames (one blob)", valid + [[1, 2, 3]], .unexpectedBlobs),
         BadInput("5 frames (empty blob)", valid + [[]], .unexpectedBlobs),
         BadInput("20 frames", valid + Array(repeating: [0xFF], count: 16), .unexpectedBlobs),
+        // ARTIFACT_CHUNK carries exactly one blob frame.
+        BadInput("ARTIFACT_CHUNK without F4", Array(chunk.prefix(4)), .unexpectedBlobs),
+        BadInput("ARTIFACT_CHUNK with F4 and F5", chunk + [[9]], .unexpectedBlobs),
+        BadInput(
+            "ARTIFACT_CHUNK of 4 MiB + 1",
+            Array(chunk.prefix(4)) + [Array(repeating: 7, count: (4 << 20) + 1)],
+            .oversized
+        ),
+        BadInput(
+            "ARTIFACT_ACK with a blob",
+            Codec.encode(Envelope(session: "s", .artifactAck(ArtifactAck(episodeId: "e", attempt: 1)))) + [[1]],
+            .unexpectedBlobs
+        ),
         BadInput("whole message over 16 MiB", valid + [Array(repeating: 0x41, count: 16 << 20)], .oversized),
         BadInput("huge frame 0", with(valid, 0, Array(repeating: 0x72, count: (16 << 20) + 1)), .notReelfarm),
     ]
@@ -78,13 +97,13 @@ enum BadInputs {
         BadInput("F1 kind 0x0F", with(valid, 1, [0x0F]), .unknownKind),
         BadInput("F1 reserved lease 0x17", with(valid, 1, [0x17]), .unknownKind),
         BadInput("F1 reserved lease 0x1F", with(valid, 1, [0x1F]), .unknownKind),
-        BadInput("F1 reserved artifact 0x20", with(valid, 1, [0x20]), .unknownKind),
+        BadInput("F1 reserved artifact 0x23", with(valid, 1, [0x23]), .unknownKind),
         BadInput("F1 reserved artifact 0x2F", with(valid, 1, [0x2F]), .unknownKind),
         BadInput("F1 kind 0x7F", with(valid, 1, [0x7F]), .unknownKind),
         BadInput("F1 kind 0xFF", with(valid, 1, [0xFF]), .unknownKind),
         BadInput("F1 ASCII '1'", with(valid, 1, [0x31]), .unknownKind),
-        // A later minor's artifact kind with blob frames is an unknown kind, not a blob error.
-        BadInput("artifact kind with blobs", with(valid, 1, [0x21]) + [[1, 2, 3]], .unknownKind),
+        // A later minor's kind with blob frames is an unknown kind, not a blob error.
+        BadInput("reserved artifact kind with blobs", with(valid, 1, [0x2E]) + [[1, 2, 3]], .unknownKind),
     ]
 
     static let frame2: [BadInput] = [

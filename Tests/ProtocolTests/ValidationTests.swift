@@ -44,149 +44,202 @@ enum InvalidFields {
     static let long4097 = String(repeating: "x", count: 4097)
     static let long129 = String(repeating: "i", count: 129)
 
-    static let all: [BadInput] = [
-        // HELLO
-        bad("worker_id empty", hello { $0.workerId = "" }, field: "worker_id", session: ""),
-        bad("worker_id 129 bytes", hello { $0.workerId = long129 }, field: "worker_id", session: ""),
+    private static func withFiles(_ files: [ArtifactFile], status: EpisodeResult.Status = .succeeded) -> Message {
+        var m = Fixtures.resultWithArtifacts
+        m.artifacts = files
+        m.status = status
+        return .result(m)
+    }
+
+    private static func file(_ name: String = "a.wav", size: Int = 1, sha: String = Fixtures.sha) -> ArtifactFile {
+        ArtifactFile(name: name, size: size, sha256: sha)
+    }
+
+    private static func fetch(name: String = "a.wav", offset: Int = 0, length: Int = 1) -> Message {
+        .artifactFetch(ArtifactFetch(episodeId: "e", attempt: 1, name: name, offset: offset, length: length))
+    }
+
+    static let artifacts: [BadInput] = [
+        bad("artifact name empty", withFiles([file("")]), field: "artifacts.name"),
+        bad("artifact name hidden", withFiles([file(".bashrc")]), field: "artifacts.name"),
+        bad("artifact name with slash", withFiles([file("../x")]), field: "artifacts.name"),
+        bad("artifact name with space", withFiles([file("a b")]), field: "artifacts.name"),
+        bad("artifact name 129 bytes", withFiles([file(String(repeating: "a", count: 129))]), field: "artifacts.name"),
+        bad("artifact listed twice", withFiles([file(), file()]), field: "artifacts.name"),
+        bad("artifact size -1", withFiles([file(size: -1)]), field: "artifacts.size"),
+        bad("artifact sha uppercase", withFiles([file(sha: Fixtures.sha.uppercased())]), field: "artifacts.sha256"),
+        bad("artifact sha short", withFiles([file(sha: "abc")]), field: "artifacts.sha256"),
+        bad("artifacts on a failure", withFiles([file()], status: .failed), field: "artifacts"),
+        bad("1001 artifacts", withFiles((0...1000).map { file("f\($0)") }), field: "artifacts"),
+        bad("fetch name with slash", fetch(name: "a/b"), field: "name"),
+        bad("fetch offset -1", fetch(offset: -1), field: "offset"),
+        bad("fetch length 4 MiB + 1", fetch(length: (4 << 20) + 1), field: "length"),
         bad(
-            "worker_id 65 × é (130 bytes)",
-            hello { $0.workerId = String(repeating: "é", count: 65) },
-            field: "worker_id",
-            session: ""
+            "chunk error with bytes",
+            .artifactChunk(ArtifactChunk(episodeId: "e", attempt: 1, name: "a", offset: 0, error: "x", data: [1])),
+            field: "error"
         ),
-        bad("worker_id with /", hello { $0.workerId = "a/b" }, field: "worker_id", session: ""),
-        bad("worker_id with \\", hello { $0.workerId = "a\\b" }, field: "worker_id", session: ""),
-        bad("worker_id ..", hello { $0.workerId = ".." }, field: "worker_id", session: ""),
-        bad("worker_id .", hello { $0.workerId = "." }, field: "worker_id", session: ""),
-        bad("worker_id with NUL", hello { $0.workerId = "a\u{0}" }, field: "worker_id", session: ""),
-        bad("worker_id with newline", hello { $0.workerId = "a\nb" }, field: "worker_id", session: ""),
-        bad("worker_id with tab", hello { $0.workerId = "a\tb" }, field: "worker_id", session: ""),
-        bad("worker_id with ESC", hello { $0.workerId = "a\u{1B}[31m" }, field: "worker_id", session: ""),
-        bad("worker_id with DEL", hello { $0.workerId = "a\u{7F}" }, field: "worker_id", session: ""),
-        bad("instance empty", hello { $0.instance = "" }, field: "instance", session: ""),
-        bad("host empty", hello { $0.host = "" }, field: "host", session: ""),
-        bad("host 4097 bytes", hello { $0.host = long4097 }, field: "host", session: ""),
-        bad("pid -1", hello { $0.pid = -1 }, field: "pid", session: ""),
-        bad("pid 2^31", hello { $0.pid = 1 << 31 }, field: "pid", session: ""),
-        bad("capacity.episodes 0", hello { $0.capacity.episodes = 0 }, field: "capacity.episodes", session: ""),
-        bad("capacity.episodes -1", hello { $0.capacity.episodes = -1 }, field: "capacity.episodes", session: ""),
-        bad("capacity.episodes 1025", hello { $0.capacity.episodes = 1025 }, field: "capacity.episodes", session: ""),
-        bad("capacity.api_calls 0", hello { $0.capacity.apiCalls = 0 }, field: "capacity.api_calls", session: ""),
-        bad("capacity.api_calls 1025", hello { $0.capacity.apiCalls = 1025 }, field: "capacity.api_calls", session: ""),
-        bad("software_version empty", hello { $0.softwareVersion = "" }, field: "software_version", session: ""),
-        bad("protocol_minor -1", hello { $0.protocolMinor = -1 }, field: "protocol_minor", session: ""),
-        bad("protocol_minor 1001", hello { $0.protocolMinor = 1001 }, field: "protocol_minor", session: ""),
-        bad(
-            "running attempt 0",
-            hello { $0.running = [JobRef(episodeId: "e", attempt: 0)] },
-            field: "running.attempt",
-            session: ""
-        ),
-        bad(
-            "running episode_id ..",
-            hello { $0.running = [JobRef(episodeId: "..", attempt: 1)] },
-            field: "running.episode_id",
-            session: ""
-        ),
-        bad(
-            "running 1025 entries",
-            hello { $0.running = Array(repeating: JobRef(episodeId: "e", attempt: 1), count: 1025) },
-            field: "running",
-            session: ""
-        ),
-        // WELCOME
-        bad("session empty", welcome { $0.session = "" }, field: "session"),
-        bad("heartbeat_interval_ms 9", welcome { $0.heartbeatIntervalMs = 9 }, field: "heartbeat_interval_ms"),
-        bad("heartbeat_interval_ms 60001", welcome { $0.heartbeatIntervalMs = 60_001 }, field: "heartbeat_interval_ms"),
-        bad("liveness 0", welcome { $0.liveness = 0 }, field: "liveness"),
-        bad("liveness 101", welcome { $0.liveness = 101 }, field: "liveness"),
-        bad("max_message_bytes 1023", welcome { $0.maxMessageBytes = 1023 }, field: "max_message_bytes"),
-        bad("max_message_bytes 2^30+1", welcome { $0.maxMessageBytes = (1 << 30) + 1 }, field: "max_message_bytes"),
-        bad("WELCOME software_version empty", welcome { $0.softwareVersion = "" }, field: "software_version"),
-        // JOB
-        bad("batch_id empty", job { $0.batchId = "" }, field: "batch_id"),
-        bad("batch_id with /", job { $0.batchId = "../etc" }, field: "batch_id"),
-        bad("JOB episode_id ..", job { $0.episodeId = ".." }, field: "episode_id"),
-        bad("attempt 0", job { $0.attempt = 0 }, field: "attempt"),
-        bad("attempt negative", job { $0.attempt = -3 }, field: "attempt"),
-        bad("attempt 1 000 001", job { $0.attempt = 1_000_001 }, field: "attempt"),
-        bad("topic empty", job { $0.spec.topic = "" }, field: "spec.topic"),
-        bad("topic 4097 bytes", job { $0.spec.topic = long4097 }, field: "spec.topic"),
-        bad("scenes 0", job { $0.spec.scenes = 0 }, field: "spec.scenes"),
-        bad("scenes 51", job { $0.spec.scenes = 51 }, field: "spec.scenes"),
-        bad("spec.id with /", job { $0.spec.id = "a/b" }, field: "spec.id"),
-        bad("13 characters", job { $0.spec.characters = (1...13).map { "c\($0)" } }, field: "spec.characters"),
-        bad("character empty", job { $0.spec.characters = [""] }, field: "spec.characters"),
-        bad("style 4097 bytes", job { $0.spec.style = long4097 }, field: "spec.style"),
-        // PROGRESS
-        bad("PROGRESS attempt 0", progress { $0.attempt = 0 }, field: "attempt"),
-        bad("total -1", progress { $0.total = -1 }, field: "total"),
-        bad(
-            "total 100 001",
-            progress {
-                $0.total = 100_001
-                $0.succeeded = 0
-            },
-            field: "total"
-        ),
-        bad(
-            "succeeded > total",
-            progress {
-                $0.succeeded = 5
-                $0.total = 4
-            },
-            field: "succeeded"
-        ),
-        bad(
-            "succeeded -1",
-            progress {
-                $0.succeeded = -1
-                $0.total = 4
-            },
-            field: "succeeded"
-        ),
-        // RESULT
-        bad("RESULT episode_id empty", result { $0.episodeId = "" }, field: "episode_id"),
-        bad("RESULT attempt -1", result { $0.attempt = -1 }, field: "attempt"),
-        bad("error 4097 bytes", result { $0.error = long4097 }, field: "error"),
-        bad("duration_ms -1", result { $0.durationMs = -1 }, field: "duration_ms"),
-        bad("duration_ms 31 days", result { $0.durationMs = 31 * 24 * 3_600_000 }, field: "duration_ms"),
-        bad("api_calls -1", result { $0.apiCalls = -1 }, field: "api_calls"),
-        bad("api_calls 1 000 001", result { $0.apiCalls = 1_000_001 }, field: "api_calls"),
-        bad(
-            "placeholder item empty",
-            result { $0.placeholders = [Placeholder(stage: .voices, item: "", reason: "r")] },
-            field: "placeholders.item"
-        ),
-        bad(
-            "placeholder reason 4097",
-            result { $0.placeholders = [Placeholder(stage: .voices, item: "i", reason: long4097)] },
-            field: "placeholders.reason"
-        ),
-        bad(
-            "trace name empty",
-            result { $0.trace = [TraceEvent(seq: 1, event: .callStart, name: "")] },
-            field: "trace.name"
-        ),
-        // HEARTBEAT, DISCONNECT, CANCEL
-        bad(
-            "HEARTBEAT running attempt 0",
-            .heartbeat(Heartbeat(running: [JobRef(episodeId: "e", attempt: 0)])),
-            field: "running.attempt"
-        ),
-        bad(
-            "HEARTBEAT running episode_id empty",
-            .heartbeat(Heartbeat(running: [JobRef(episodeId: "", attempt: 1)])),
-            field: "running.episode_id"
-        ),
-        bad("detail 4097 bytes", .disconnect(Disconnect(reason: .shutdown, detail: long4097)), field: "detail"),
-        bad("CANCEL attempt 0", .cancel(Cancel(episodeId: "e", attempt: 0)), field: "attempt"),
-        bad(
-            "CANCEL episode_id with control char",
-            .cancel(Cancel(episodeId: "e\u{8}", attempt: 1)),
-            field: "episode_id"
-        ),
+        bad("ack attempt 0", .artifactAck(ArtifactAck(episodeId: "e", attempt: 0)), field: "attempt"),
     ]
+
+    static let all: [BadInput] =
+        artifacts + [
+            // HELLO
+            bad("worker_id empty", hello { $0.workerId = "" }, field: "worker_id", session: ""),
+            bad("worker_id 129 bytes", hello { $0.workerId = long129 }, field: "worker_id", session: ""),
+            bad(
+                "worker_id 65 × é (130 bytes)",
+                hello { $0.workerId = String(repeating: "é", count: 65) },
+                field: "worker_id",
+                session: ""
+            ),
+            bad("worker_id with /", hello { $0.workerId = "a/b" }, field: "worker_id", session: ""),
+            bad("worker_id with \\", hello { $0.workerId = "a\\b" }, field: "worker_id", session: ""),
+            bad("worker_id ..", hello { $0.workerId = ".." }, field: "worker_id", session: ""),
+            bad("worker_id .", hello { $0.workerId = "." }, field: "worker_id", session: ""),
+            bad("worker_id with NUL", hello { $0.workerId = "a\u{0}" }, field: "worker_id", session: ""),
+            bad("worker_id with newline", hello { $0.workerId = "a\nb" }, field: "worker_id", session: ""),
+            bad("worker_id with tab", hello { $0.workerId = "a\tb" }, field: "worker_id", session: ""),
+            bad("worker_id with ESC", hello { $0.workerId = "a\u{1B}[31m" }, field: "worker_id", session: ""),
+            bad("worker_id with DEL", hello { $0.workerId = "a\u{7F}" }, field: "worker_id", session: ""),
+            bad("instance empty", hello { $0.instance = "" }, field: "instance", session: ""),
+            bad("host empty", hello { $0.host = "" }, field: "host", session: ""),
+            bad("host 4097 bytes", hello { $0.host = long4097 }, field: "host", session: ""),
+            bad("pid -1", hello { $0.pid = -1 }, field: "pid", session: ""),
+            bad("pid 2^31", hello { $0.pid = 1 << 31 }, field: "pid", session: ""),
+            bad("capacity.episodes 0", hello { $0.capacity.episodes = 0 }, field: "capacity.episodes", session: ""),
+            bad("capacity.episodes -1", hello { $0.capacity.episodes = -1 }, field: "capacity.episodes", session: ""),
+            bad(
+                "capacity.episodes 1025",
+                hello { $0.capacity.episodes = 1025 },
+                field: "capacity.episodes",
+                session: ""
+            ),
+            bad("capacity.api_calls 0", hello { $0.capacity.apiCalls = 0 }, field: "capacity.api_calls", session: ""),
+            bad(
+                "capacity.api_calls 1025",
+                hello { $0.capacity.apiCalls = 1025 },
+                field: "capacity.api_calls",
+                session: ""
+            ),
+            bad("software_version empty", hello { $0.softwareVersion = "" }, field: "software_version", session: ""),
+            bad("protocol_minor -1", hello { $0.protocolMinor = -1 }, field: "protocol_minor", session: ""),
+            bad("protocol_minor 1001", hello { $0.protocolMinor = 1001 }, field: "protocol_minor", session: ""),
+            bad(
+                "running attempt 0",
+                hello { $0.running = [JobRef(episodeId: "e", attempt: 0)] },
+                field: "running.attempt",
+                session: ""
+            ),
+            bad(
+                "running episode_id ..",
+                hello { $0.running = [JobRef(episodeId: "..", attempt: 1)] },
+                field: "running.episode_id",
+                session: ""
+            ),
+            bad(
+                "running 1025 entries",
+                hello { $0.running = Array(repeating: JobRef(episodeId: "e", attempt: 1), count: 1025) },
+                field: "running",
+                session: ""
+            ),
+            // WELCOME
+            bad("session empty", welcome { $0.session = "" }, field: "session"),
+            bad("heartbeat_interval_ms 9", welcome { $0.heartbeatIntervalMs = 9 }, field: "heartbeat_interval_ms"),
+            bad(
+                "heartbeat_interval_ms 60001",
+                welcome { $0.heartbeatIntervalMs = 60_001 },
+                field: "heartbeat_interval_ms"
+            ),
+            bad("liveness 0", welcome { $0.liveness = 0 }, field: "liveness"),
+            bad("liveness 101", welcome { $0.liveness = 101 }, field: "liveness"),
+            bad("max_message_bytes 1023", welcome { $0.maxMessageBytes = 1023 }, field: "max_message_bytes"),
+            bad("max_message_bytes 2^30+1", welcome { $0.maxMessageBytes = (1 << 30) + 1 }, field: "max_message_bytes"),
+            bad("WELCOME software_version empty", welcome { $0.softwareVersion = "" }, field: "software_version"),
+            // JOB
+            bad("batch_id empty", job { $0.batchId = "" }, field: "batch_id"),
+            bad("batch_id with /", job { $0.batchId = "../etc" }, field: "batch_id"),
+            bad("JOB episode_id ..", job { $0.episodeId = ".." }, field: "episode_id"),
+            bad("attempt 0", job { $0.attempt = 0 }, field: "attempt"),
+            bad("attempt negative", job { $0.attempt = -3 }, field: "attempt"),
+            bad("attempt 1 000 001", job { $0.attempt = 1_000_001 }, field: "attempt"),
+            bad("topic empty", job { $0.spec.topic = "" }, field: "spec.topic"),
+            bad("topic 4097 bytes", job { $0.spec.topic = long4097 }, field: "spec.topic"),
+            bad("scenes 0", job { $0.spec.scenes = 0 }, field: "spec.scenes"),
+            bad("scenes 51", job { $0.spec.scenes = 51 }, field: "spec.scenes"),
+            bad("spec.id with /", job { $0.spec.id = "a/b" }, field: "spec.id"),
+            bad("13 characters", job { $0.spec.characters = (1...13).map { "c\($0)" } }, field: "spec.characters"),
+            bad("character empty", job { $0.spec.characters = [""] }, field: "spec.characters"),
+            bad("style 4097 bytes", job { $0.spec.style = long4097 }, field: "spec.style"),
+            // PROGRESS
+            bad("PROGRESS attempt 0", progress { $0.attempt = 0 }, field: "attempt"),
+            bad("total -1", progress { $0.total = -1 }, field: "total"),
+            bad(
+                "total 100 001",
+                progress {
+                    $0.total = 100_001
+                    $0.succeeded = 0
+                },
+                field: "total"
+            ),
+            bad(
+                "succeeded > total",
+                progress {
+                    $0.succeeded = 5
+                    $0.total = 4
+                },
+                field: "succeeded"
+            ),
+            bad(
+                "succeeded -1",
+                progress {
+                    $0.succeeded = -1
+                    $0.total = 4
+                },
+                field: "succeeded"
+            ),
+            // RESULT
+            bad("RESULT episode_id empty", result { $0.episodeId = "" }, field: "episode_id"),
+            bad("RESULT attempt -1", result { $0.attempt = -1 }, field: "attempt"),
+            bad("error 4097 bytes", result { $0.error = long4097 }, field: "error"),
+            bad("duration_ms -1", result { $0.durationMs = -1 }, field: "duration_ms"),
+            bad("duration_ms 31 days", result { $0.durationMs = 31 * 24 * 3_600_000 }, field: "duration_ms"),
+            bad("api_calls -1", result { $0.apiCalls = -1 }, field: "api_calls"),
+            bad("api_calls 1 000 001", result { $0.apiCalls = 1_000_001 }, field: "api_calls"),
+            bad(
+                "placeholder item empty",
+                result { $0.placeholders = [Placeholder(stage: .voices, item: "", reason: "r")] },
+                field: "placeholders.item"
+            ),
+            bad(
+                "placeholder reason 4097",
+                result { $0.placeholders = [Placeholder(stage: .voices, item: "i", reason: long4097)] },
+                field: "placeholders.reason"
+            ),
+            bad(
+                "trace name empty",
+                result { $0.trace = [TraceEvent(seq: 1, event: .callStart, name: "")] },
+                field: "trace.name"
+            ),
+            // HEARTBEAT, DISCONNECT, CANCEL
+            bad(
+                "HEARTBEAT running attempt 0",
+                .heartbeat(Heartbeat(running: [JobRef(episodeId: "e", attempt: 0)])),
+                field: "running.attempt"
+            ),
+            bad(
+                "HEARTBEAT running episode_id empty",
+                .heartbeat(Heartbeat(running: [JobRef(episodeId: "", attempt: 1)])),
+                field: "running.episode_id"
+            ),
+            bad("detail 4097 bytes", .disconnect(Disconnect(reason: .shutdown, detail: long4097)), field: "detail"),
+            bad("CANCEL attempt 0", .cancel(Cancel(episodeId: "e", attempt: 0)), field: "attempt"),
+            bad(
+                "CANCEL episode_id with control char",
+                .cancel(Cancel(episodeId: "e\u{8}", attempt: 1)),
+                field: "episode_id"
+            ),
+        ]
 }
 
 @Suite("Validation: field ranges")

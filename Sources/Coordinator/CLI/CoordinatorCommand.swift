@@ -47,6 +47,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var output: String = "output"
 
     @Option(
+        help:
+            "How local workers deliver finished episodes: transfer (over ZeroMQ, each file checked by SHA-256; default) or shared (written straight into --output; the coordinator checks the digests). Env REELFARM_ARTIFACTS."
+    )
+    var artifacts: String?
+
+    @Option(
         name: .customLong("batch-id"),
         help: "Name of the batch and its output folder (default: batch-YYYYMMDD-HHMMSS)."
     )
@@ -226,13 +232,19 @@ struct CoordinatorCommand: AsyncParsableCommand {
         )
         let executable = workers > 0 ? try LocalWorkerPool.locateWorker(explicit: workerBinary) : nil
 
-        // Local workers write episodes straight into this coordinator's output folder.
+        // Local workers keep their attempts' files under this coordinator's output folder (`.work`) and
+        // deliver them by transfer, or publish them there themselves (shared).
+        let delivery = artifacts ?? environment.value("REELFARM_ARTIFACTS")?.value ?? ArtifactDelivery.transfer.rawValue
+        guard ArtifactDelivery(rawValue: delivery) != nil else {
+            throw ConfigurationError("--artifacts must be transfer or shared, got \"\(delivery)\"")
+        }
         let outputURL = URL(fileURLWithPath: output).standardizedFileURL
         var workerArguments = [
             "--max-parallel-episodes", "\(parallelism.maxParallelEpisodes)",
             "--max-parallel-api-calls", "\(parallelism.maxParallelAPICalls)",
             "--log-level", level.rawValue,
             "--output", outputURL.path,
+            "--artifacts", delivery,
             // The coordinator stops its local workers only when it stops itself: they hand their
             // attempts back at once instead of finishing them for nobody.
             "--shutdown-grace", "0",

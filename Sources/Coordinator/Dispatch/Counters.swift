@@ -30,6 +30,8 @@ struct DispatchCounters: Sendable, Equatable, Codable {
     /// Lease messages refused by the lease manager, by reason (`unknown_lease`, `lease_overdrawn`,
     /// `unknown_provider`, `duplicate_request`).
     var leaseRejected: [String: Int] = [:]
+    /// Episode files pulled from workers (PROTOCOL §17).
+    var artifacts = ArtifactCounters()
 
     var totalRejected: Int {
         decodeErrors.values.reduce(0, +) + unknownSession + outOfOrder + leaseRejected.values.reduce(0, +)

@@ -6,6 +6,9 @@ enum DispatchAction: Equatable, Sendable {
     case send(to: [UInt8], Envelope)
     /// Something worth logging or recording happened.
     case notice(DispatchNotice)
+    /// Hand a command to the artifact store (the disk task); its event comes back through
+    /// ``Dispatcher/onArtifactEvent(_:now:)``.
+    case store(ArtifactCommand)
 }
 
 /// Events the shell logs, counts or records. The dispatcher itself never logs.
@@ -34,6 +37,8 @@ enum DispatchNotice: Equatable, Sendable {
     case batchComplete(succeeded: Int, failed: Int)
     /// A worker began a graceful shutdown: no more jobs for it.
     case workerDraining(workerId: String, running: Int)
+    /// A successful attempt's files are being pulled from its worker (or, shared delivery, checked).
+    case collecting(JobRef, workerId: String, files: Int, bytes: Int, delivery: ArtifactDelivery)
     /// A reconnecting worker's attempt was taken back instead of being run again.
     case readopted(JobRef, workerId: String)
     /// Something happened to a provider budget (a pause, a decrease, the circuit, a bad lease message).

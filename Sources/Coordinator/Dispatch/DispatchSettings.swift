@@ -11,6 +11,8 @@ struct DispatchSettings: Sendable, Equatable {
     var maxAttempts: Int = 3
     /// The coordinator's software version, sent in WELCOME.
     var softwareVersion: String = ReelfarmVersion.current
+    /// How episode files are pulled from workers.
+    var artifacts = ArtifactSettings()
 
     /// Silence after which a worker is declared dead.
     var deadAfter: Duration { heartbeatInterval * liveness }

@@ -38,6 +38,8 @@ struct Dispatcher: Sendable {
     private(set) var leases: LeaseManager
     /// Dispatches so far; an episode's `dispatchOrder` ranks its lease requests.
     private var dispatchCounter = 0
+    /// Transfers of successful attempts' files from their workers.
+    private var collector: ArtifactCollector
 
     init(
         batchId: String,
@@ -49,6 +51,7 @@ struct Dispatcher: Sendable {
         self.batchId = batchId
         self.settings = settings
         self.leases = LeaseManager(settings: leases)
+        self.collector = ArtifactCollector(settings: settings.artifacts)
         self.makeSession = makeSession
         self.episodes = specs.enumerated().map { i, spec in
             EpisodeRecord(index: i, id: spec.id ?? "episode_\(i + 1)", spec: spec)
@@ -105,6 +108,8 @@ struct Dispatcher: Sendable {
     var failedCount: Int { episodes.count { $0.status == .failed } }
     var pendingCount: Int { queue.count }
     var runningCount: Int { workers.values.reduce(0) { $0 + $1.inflight.count } }
+    /// Transfers of episode files in progress or waiting.
+    var collectingCount: Int { episodes.count { collector.isCollecting($0.id) } }
     /// Episode slots of all connected workers.
     var totalSlots: Int { workers.values.reduce(0) { $0 + $1.hello.capacity.episodes } }
 
@@ -167,6 +172,8 @@ struct Dispatcher: Sendable {
             }
         case .result(let result):
             handleResult(result, session: session, now: now, into: &actions)
+        case .artifactChunk(let chunk):
+            apply(collector.onChunk(chunk, session: session, now: now), now: now, into: &actions)
         case .disconnect(let disconnect):
             drop(
                 session: session,
@@ -183,7 +190,7 @@ struct Dispatcher: Sendable {
             }
             let leaseActions = leases.onMessage(envelope.message, session: session, priority: priority, now: now)
             apply(leaseActions, now: now, into: &actions)
-        case .welcome, .job, .cancel, .leaseGrant, .providerPause:
+        case .welcome, .job, .cancel, .leaseGrant, .providerPause, .artifactFetch, .artifactAck:
             counters.outOfOrder += 1
             actions.append(
                 .notice(
@@ -255,6 +262,15 @@ struct Dispatcher: Sendable {
             actions.append(.send(to: worker.routingId, Envelope(session: session, .heartbeat(Heartbeat()))))
         }
         apply(leases.advance(now: now), now: now, into: &actions)
+        apply(collector.onTick(now: now), now: now, into: &actions)
+        dispatch(now: now, into: &actions)
+        return actions
+    }
+
+    /// The artifact store carried out a command.
+    mutating func onArtifactEvent(_ event: ArtifactEvent, now: ContinuousClock.Instant) -> [DispatchAction] {
+        var actions: [DispatchAction] = []
+        apply(collector.onEvent(event, now: now), now: now, into: &actions)
         dispatch(now: now, into: &actions)
         return actions
     }
@@ -446,11 +462,24 @@ struct Dispatcher: Sendable {
         let lateSuccess =
             index.map { !episodes[$0].isFinished && ref.attempt < episodes[$0].attempts } ?? false
             && result.status == .succeeded
+        // An episode whose files are on their way from a successful attempt takes no other result.
+        let collecting = index.map { collector.isCollecting(episodes[$0].id) } ?? false
         let isDuplicate =
-            worker.inflight.contains(ref) && (index.map { episodes[$0].isFinished } ?? false)
+            worker.inflight.contains(ref) && (index.map { episodes[$0].isFinished } ?? false || collecting)
             && result.status == .succeeded
-        guard worker.inflight.contains(ref), let index, !episodes[index].isFinished, isCurrent || lateSuccess else {
+        guard worker.inflight.contains(ref), let index, !episodes[index].isFinished, !collecting,
+            isCurrent || lateSuccess
+        else {
             if worker.inflight.remove(ref) != nil { workers[session] = worker }
+            if !result.artifacts.isEmpty, result.effectiveDelivery == .transfer {
+                // Its worker holds the files until told: they are not wanted.
+                send(
+                    .cancel(Cancel(episodeId: ref.episodeId, attempt: ref.attempt)),
+                    to: session,
+                    now: now,
+                    into: &actions
+                )
+            }
             // A second success of a finished episode is a duplicate; anything else fenced is stale.
             if isDuplicate { counters.duplicateResults += 1 } else { counters.staleResults += 1 }
             actions.append(.notice(.stale(kind: .result, ref, workerId: worker.hello.workerId)))
@@ -505,54 +534,170 @@ struct Dispatcher: Sendable {
         }
         episode.session = nil
         episode.apiCalls += result.apiCalls
+        episodes[index] = episode
         switch result.status {
+        case .succeeded where !result.artifacts.isEmpty:
+            // Done only once its files are durable here: until then the episode stays in flight on this
+            // session (a lost worker requeues it), and no other result of it is taken.
+            episode.status = .running
+            episode.session = session
+            episode.workerId = worker.hello.workerId
+            episodes[index] = episode
+            actions.append(
+                .notice(
+                    .collecting(
+                        ref,
+                        workerId: worker.hello.workerId,
+                        files: result.artifacts.count,
+                        bytes: result.artifacts.reduce(0) { $0 + $1.size },
+                        delivery: result.effectiveDelivery
+                    )
+                )
+            )
+            apply(collector.begin(result, session: session, now: now), now: now, into: &actions)
         case .succeeded:
-            episode.status = .succeeded
+            succeed(index, ref: ref, result: result, workerId: worker.hello.workerId, now: now, into: &actions)
+        case .failed:
+            failAttempt(
+                index,
+                ref: ref,
+                workerId: worker.hello.workerId,
+                error: result.error ?? "unknown error",
+                now: now,
+                into: &actions
+            )
+        }
+        checkComplete(into: &actions)
+    }
+
+    /// The episode succeeded with this attempt's result (its files, if any, are durable).
+    private mutating func succeed(
+        _ index: Int,
+        ref: JobRef,
+        result: EpisodeResult,
+        workerId: String,
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
+        var episode = episodes[index]
+        episode.session = nil
+        episode.status = .succeeded
+        episode.workerId = workerId
+        episode.finishedAt = now
+        episode.durationMs = result.durationMs
+        episode.placeholders = result.placeholders
+        episode.artifacts = result.artifacts
+        episodes[index] = episode
+        finishedCount += 1
+        actions.append(
+            .notice(
+                .episodeSucceeded(
+                    episodeId: episode.id,
+                    attempt: ref.attempt,
+                    workerId: workerId,
+                    finished: finishedCount,
+                    total: episodes.count,
+                    durationMs: result.durationMs,
+                    placeholders: result.placeholders.count
+                )
+            )
+        )
+    }
+
+    /// The attempt failed: retried as the next attempt, or the episode fails once out of attempts.
+    private mutating func failAttempt(
+        _ index: Int,
+        ref: JobRef,
+        workerId: String,
+        error: String,
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
+        var episode = episodes[index]
+        episode.session = nil
+        episode.errors.append("attempt \(ref.attempt) on \(workerId): \(error)")
+        let willRetry = episode.attempts < settings.maxAttempts
+        actions.append(.notice(.attemptFailed(ref, workerId: workerId, error: error, willRetry: willRetry)))
+        if willRetry {
+            episode.status = .pending
+            queue.append(index)
+        } else {
+            episode.status = .failed
             episode.finishedAt = now
-            episode.durationMs = result.durationMs
-            episode.placeholders = result.placeholders
             finishedCount += 1
             actions.append(
                 .notice(
-                    .episodeSucceeded(
+                    .episodeFailed(
                         episodeId: episode.id,
-                        attempt: ref.attempt,
-                        workerId: worker.hello.workerId,
                         finished: finishedCount,
                         total: episodes.count,
-                        durationMs: result.durationMs,
-                        placeholders: result.placeholders.count
+                        reasons: episode.errors
                     )
                 )
             )
-        case .failed:
-            let error = result.error ?? "unknown error"
-            episode.errors.append("attempt \(ref.attempt) on \(worker.hello.workerId): \(error)")
-            let willRetry = episode.attempts < settings.maxAttempts
-            actions.append(
-                .notice(.attemptFailed(ref, workerId: worker.hello.workerId, error: error, willRetry: willRetry))
-            )
-            if willRetry {
-                episode.status = .pending
-                queue.append(index)
-            } else {
-                episode.status = .failed
-                episode.finishedAt = now
-                finishedCount += 1
-                actions.append(
-                    .notice(
-                        .episodeFailed(
-                            episodeId: episode.id,
-                            finished: finishedCount,
-                            total: episodes.count,
-                            reasons: episode.errors
-                        )
-                    )
-                )
-            }
         }
         episodes[index] = episode
-        checkComplete(into: &actions)
+    }
+
+    /// Carries out the artifact collector's outputs.
+    private mutating func apply(
+        _ outputs: [ArtifactCollector.Output],
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
+        for output in outputs {
+            switch output {
+            case .fetch(let session, let fetch):
+                send(.artifactFetch(fetch), to: session, now: now, into: &actions)
+            case .store(let command):
+                actions.append(.store(command))
+            case .stored(let ref, let session, let result):
+                guard let index = indexById[ref.episodeId], !episodes[index].isFinished else { continue }
+                let workerId = workers[session]?.hello.workerId ?? episodes[index].workerId ?? "unknown"
+                succeed(index, ref: ref, result: result, workerId: workerId, now: now, into: &actions)
+                if result.effectiveDelivery == .transfer {
+                    // After the journal has the episode (the shell flushes before it sends): the worker
+                    // may now delete its copy.
+                    send(
+                        .artifactAck(ArtifactAck(episodeId: ref.episodeId, attempt: ref.attempt)),
+                        to: session,
+                        now: now,
+                        into: &actions
+                    )
+                }
+                checkComplete(into: &actions)
+            case .failed(let ref, let session, let reason):
+                guard let index = indexById[ref.episodeId], !episodes[index].isFinished,
+                    episodes[index].session == session
+                else { continue }
+                let workerId = workers[session]?.hello.workerId ?? episodes[index].workerId ?? "unknown"
+                failAttempt(index, ref: ref, workerId: workerId, error: reason, now: now, into: &actions)
+                // The worker still holds the files: they are no longer wanted.
+                send(
+                    .cancel(Cancel(episodeId: ref.episodeId, attempt: ref.attempt)),
+                    to: session,
+                    now: now,
+                    into: &actions
+                )
+                checkComplete(into: &actions)
+            case .rejected(let reason, let detail):
+                actions.append(.notice(.rejected(reason: reason, detail: detail)))
+            }
+        }
+        counters.artifacts = collector.counters
+    }
+
+    /// Sends a message on a session, if it is still connected.
+    private mutating func send(
+        _ message: Message,
+        to session: String,
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
+        guard var worker = workers[session] else { return }
+        worker.lastSent = now
+        workers[session] = worker
+        actions.append(.send(to: worker.routingId, Envelope(session: session, message)))
     }
 
     /// Removes a worker and gives its attempts back: requeued at the front, or failed when out of attempts.
@@ -567,7 +712,10 @@ struct Dispatcher: Sendable {
             sessionByRoutingId.removeValue(forKey: worker.routingId)
         }
         apply(leases.workerLeft(session: session, lastHeard: worker.lastHeard, now: now), now: now, into: &actions)
-        let lost = worker.inflight.sorted { $0.episodeId < $1.episodeId }
+        // Attempts whose files were still coming count as lost too: they are not done until stored.
+        let collecting = collector.refs(of: session)
+        apply(collector.abort(session: session, now: now), now: now, into: &actions)
+        let lost = worker.inflight.union(collecting).sorted { $0.episodeId < $1.episodeId }
         var requeued: [JobRef] = []
         for ref in lost {
             guard let index = indexById[ref.episodeId], episodes[index].session == session else { continue }

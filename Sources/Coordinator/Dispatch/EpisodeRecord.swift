@@ -22,6 +22,8 @@ struct EpisodeRecord: Sendable, Equatable {
     /// One line per failed or lost attempt.
     var errors: [String] = []
     var placeholders: [Placeholder] = []
+    /// The files of the successful attempt, as stored and checked (recorded in the journal).
+    var artifacts: [ArtifactFile] = []
     var apiCalls = 0
     /// Rank of the current attempt's dispatch (lower = earlier); its lease requests are served in this order.
     var dispatchOrder: Int?

@@ -10,6 +10,9 @@ import Shared
 /// - `batch`: one row per batch, its status (`running` until it ends) and the dispatch counters.
 /// - `episode`: one row per episode with its spec and latest state (status, attempts, worker, result).
 /// - `attempt_event`: an append-only log (dispatched, succeeded, failed, lost, re-adopted…).
+/// - `artifact`: the files of each succeeded episode with their size and SHA-256, written in the same
+///   transaction that records the success, after the files themselves are durable.
+/// - `lease_start`: when budgeted calls started (a restarted coordinator counts them in its windows).
 ///
 /// **Batched writes.** Changes are buffered (an episode's latest snapshot wins) and written in one
 /// transaction by ``flush()``, which the service calls every 100 ms and at the end; the journal is never
@@ -104,6 +107,21 @@ final class Journal: @unchecked Sendable {
             try db.execute(sql: "CREATE TABLE lease_start (provider TEXT NOT NULL, at REAL NOT NULL)")
             try db.execute(sql: "CREATE INDEX lease_start_at ON lease_start (at)")
         }
+        migrator.registerMigration("v3-artifacts") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE artifact (
+                        batch_id TEXT NOT NULL,
+                        episode_id TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        name TEXT NOT NULL,
+                        size INTEGER NOT NULL,
+                        sha256 TEXT NOT NULL,
+                        PRIMARY KEY (batch_id, episode_id, name)
+                    )
+                    """
+            )
+        }
         return migrator
     }
 
@@ -143,6 +161,8 @@ final class Journal: @unchecked Sendable {
                     (try? decoder.decode([Placeholder].self, from: Data((r["placeholders"] as String).utf8))) ?? []
                 episodes.append(e)
             }
+            let files = try Self.artifacts(batchId: id, db: db)
+            for i in episodes.indices { episodes[i].artifacts = files[episodes[i].id] ?? [] }
             return StoredBatch(id: id, episodes: episodes, counters: counters)
         }
     }
@@ -166,6 +186,25 @@ final class Journal: @unchecked Sendable {
             )
             return Dictionary(uniqueKeysWithValues: rows.map { ($0["id"], $0["status"]) })
         }
+    }
+
+    /// The recorded files of every succeeded episode of a batch, by episode id, in name order.
+    func artifacts(batchId: String) throws -> [String: [ArtifactFile]] {
+        try pool.read { db in try Self.artifacts(batchId: batchId, db: db) }
+    }
+
+    private static func artifacts(batchId: String, db: Database) throws -> [String: [ArtifactFile]] {
+        var out: [String: [ArtifactFile]] = [:]
+        for row in try Row.fetchAll(
+            db,
+            sql: "SELECT episode_id, name, size, sha256 FROM artifact WHERE batch_id = ? ORDER BY episode_id, name",
+            arguments: [batchId]
+        ) {
+            out[row["episode_id"], default: []].append(
+                ArtifactFile(name: row["name"], size: row["size"], sha256: row["sha256"])
+            )
+        }
+        return out
     }
 
     // MARK: - Writing
@@ -295,6 +334,19 @@ final class Journal: @unchecked Sendable {
                 e.apiCalls, json(e.errors), json(e.placeholders),
             ]
         )
+        if e.status == .succeeded, !e.artifacts.isEmpty {
+            try db.execute(
+                sql: "DELETE FROM artifact WHERE batch_id = ? AND episode_id = ?",
+                arguments: [batchId, e.id]
+            )
+            for file in e.artifacts {
+                try db.execute(
+                    sql:
+                        "INSERT INTO artifact (batch_id, episode_id, attempt, name, size, sha256) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [batchId, e.id, e.attempts, file.name, file.size, file.sha256]
+                )
+            }
+        }
     }
 
     private static var encoder: JSONEncoder {

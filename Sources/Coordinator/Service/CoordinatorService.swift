@@ -59,6 +59,8 @@ final class CoordinatorService: Service {
         case tick
         /// A lease deadline passed (a permit left a window, a slot expired, a pause ended).
         case leaseTimer
+        /// The artifact store carried out a command.
+        case artifact(ArtifactEvent)
         case shutdown
     }
 
@@ -146,6 +148,16 @@ final class CoordinatorService: Service {
             logger.info("Rate-limit budgets (\(settings.leases.mode.rawValue)): \(budgets)")
         }
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
+        // The disk task owns the artifact store and carries out its commands in order, off this loop, so
+        // that writing and syncing files never delays a lease grant or a heartbeat.
+        let (storeCommands, storeQueue) = AsyncStream.makeStream(of: ArtifactCommand.self)
+        let store = ArtifactStore(batchFolder: batchDir)
+        store.clearIncoming()
+        let diskTask = Task.detached {
+            for await command in storeCommands {
+                if let event = store.perform(command) { continuation.yield(.artifact(event)) }
+            }
+        }
         var rejections = RejectionLog()
         var interrupted = false
 
@@ -199,6 +211,8 @@ final class CoordinatorService: Service {
                     case .leaseTimer:
                         leaseTimer = nil
                         actions = dispatcher.onLeaseTimer(now: now)
+                    case .artifact(let event):
+                        actions = dispatcher.onArtifactEvent(event, now: now)
                     case .shutdown:
                         interrupted = true
                         logger.notice("shutdown requested; stopping dispatch")
@@ -214,7 +228,13 @@ final class CoordinatorService: Service {
                             Self.flush(journal, dispatcher: dispatcher, logger: logger)
                         }
                     }
-                    perform(actions, thread: thread, traceWriter: traceWriter, rejections: &rejections)
+                    perform(
+                        actions,
+                        thread: thread,
+                        traceWriter: traceWriter,
+                        rejections: &rejections,
+                        store: storeQueue
+                    )
                     if let due = dispatcher.nextLeaseDeadline(after: clock.now) {
                         if leaseTimer.map({ due < $0.at }) ?? true {
                             leaseTimer?.task.cancel()
@@ -237,7 +257,7 @@ final class CoordinatorService: Service {
                 reason: interrupted ? .shutdown : .batchComplete,
                 detail: interrupted ? "coordinator stopped" : "batch \(settings.batch.id) complete"
             )
-            perform(goodbye, thread: thread, traceWriter: traceWriter, rejections: &rejections)
+            perform(goodbye, thread: thread, traceWriter: traceWriter, rejections: &rejections, store: storeQueue)
             if let journal {
                 // A complete batch is closed; an interrupted one stays `running`, to be resumed.
                 Self.flush(
@@ -260,6 +280,8 @@ final class CoordinatorService: Service {
             group.cancelAll()
             continuation.finish()
         }
+        storeQueue.finish()
+        await diskTask.value
         await thread.close()
         context.shutdown()
         traceWriter.close()
@@ -340,12 +362,15 @@ final class CoordinatorService: Service {
         _ actions: [DispatchAction],
         thread: ZMQSocketThread,
         traceWriter: TraceWriter,
-        rejections: inout RejectionLog
+        rejections: inout RejectionLog,
+        store: AsyncStream<ArtifactCommand>.Continuation
     ) {
         for action in actions {
             switch action {
             case .send(let routingId, let envelope):
                 thread.send([routingId] + Codec.encode(envelope))
+            case .store(let command):
+                store.yield(command)
             case .notice(let notice):
                 log(notice, traceWriter: traceWriter, rejections: &rejections)
             }
@@ -425,6 +450,14 @@ final class CoordinatorService: Service {
             logger.notice(
                 "worker draining: no more jobs for it",
                 metadata: ["worker": "\(workerId)", "running": "\(running)"]
+            )
+        case .collecting(let ref, let workerId, let files, let bytes, let delivery):
+            logger.debug(
+                delivery == .transfer ? "pulling episode files" : "checking episode files (shared delivery)",
+                metadata: [
+                    "episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)",
+                    "files": "\(files)", "bytes": "\(bytes)",
+                ]
             )
         case .readopted(let ref, let workerId):
             logger.info(

@@ -13,6 +13,11 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
     public var apiCalls: Int
     /// Start and end events of the attempt and its calls, ordered by a per-worker-process sequence number.
     public var trace: [TraceEvent]
+    /// Minor 2: the files a successful attempt made (its offer, PROTOCOL §17). Empty for a failed attempt
+    /// and for workers that keep no files (the simulation).
+    public var artifacts: [ArtifactFile]
+    /// Minor 2: how ``artifacts`` reach the coordinator; `nil` (written only with artifacts) means transfer.
+    public var delivery: ArtifactDelivery?
 
     public enum Status: String, Codable, Sendable {
         case succeeded, failed
@@ -26,7 +31,9 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
         durationMs: Int,
         placeholders: [Placeholder] = [],
         apiCalls: Int = 0,
-        trace: [TraceEvent] = []
+        trace: [TraceEvent] = [],
+        artifacts: [ArtifactFile] = [],
+        delivery: ArtifactDelivery? = nil
     ) {
         self.episodeId = episodeId
         self.attempt = attempt
@@ -36,6 +43,8 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
         self.placeholders = placeholders
         self.apiCalls = apiCalls
         self.trace = trace
+        self.artifacts = artifacts
+        self.delivery = delivery
     }
 
     public init(from decoder: any Decoder) throws {
@@ -48,7 +57,31 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
         placeholders = try c.decodeIfPresent([Placeholder].self, forKey: .placeholders) ?? []
         apiCalls = try c.decodeIfPresent(Int.self, forKey: .apiCalls) ?? 0
         trace = try c.decodeIfPresent([TraceEvent].self, forKey: .trace) ?? []
+        artifacts = try c.decodeIfPresent([ArtifactFile].self, forKey: .artifacts) ?? []
+        delivery = try c.decodeIfPresent(ArtifactDelivery.self, forKey: .delivery)
     }
+
+    enum CodingKeys: String, CodingKey {
+        case episodeId, attempt, status, error, durationMs, placeholders, apiCalls, trace, artifacts, delivery
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(episodeId, forKey: .episodeId)
+        try c.encode(attempt, forKey: .attempt)
+        try c.encode(status, forKey: .status)
+        try c.encodeIfPresent(error, forKey: .error)
+        try c.encode(durationMs, forKey: .durationMs)
+        try c.encode(placeholders, forKey: .placeholders)
+        try c.encode(apiCalls, forKey: .apiCalls)
+        try c.encode(trace, forKey: .trace)
+        // Written only when set, so a RESULT without files is byte for byte what minor 1 sent.
+        if !artifacts.isEmpty { try c.encode(artifacts, forKey: .artifacts) }
+        try c.encodeIfPresent(delivery, forKey: .delivery)
+    }
+
+    /// How the files travel: ``delivery``, transfer when unset.
+    public var effectiveDelivery: ArtifactDelivery { delivery ?? .transfer }
 
     public var ref: JobRef { JobRef(episodeId: episodeId, attempt: attempt) }
 }

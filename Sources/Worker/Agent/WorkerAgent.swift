@@ -3,6 +3,9 @@ import Protocol
 import ServiceLifecycle
 import Shared
 
+import class Foundation.FileHandle
+import struct Foundation.URL
+
 /// The worker's I/O shell: owns the DEALER socket through a ``ZMQSocketThread``, feeds socket events,
 /// clock ticks and finished attempts into ``WorkerCore``, and carries out its actions — sending,
 /// renewing the socket, starting and cancelling ``EpisodePipeline`` runs.
@@ -33,7 +36,8 @@ final class WorkerAgent: Service {
     private enum Input: Sendable {
         case socket(ZMQSocketThread.Event)
         case tick
-        case finished(EpisodeResult)
+        /// An attempt ended; `files` is the folder of the files it offers for transfer, if any.
+        case finished(EpisodeResult, files: URL?)
         case progress(Progress)
         /// A lease message from the ``LeaseClient`` for the coordinator.
         case lease(Message)
@@ -98,9 +102,9 @@ final class WorkerAgent: Service {
                         actions = core.onSendFailed(now: now)
                     case .tick:
                         actions = core.onTick(now: now)
-                    case .finished(let result):
+                    case .finished(let result, let files):
                         tasks.removeValue(forKey: result.ref)
-                        actions = core.onFinished(result, now: now)
+                        actions = core.onFinished(result, files: files?.path, now: now)
                     case .progress(let progress):
                         actions = core.onProgress(progress, now: now)
                     case .lease(let message):
@@ -137,6 +141,7 @@ final class WorkerAgent: Service {
             metadata: [
                 "reconnects": "\(c.reconnects)", "rejected": "\(rejections.total)", "out_of_order": "\(c.outOfOrder)",
                 "duplicate_jobs": "\(c.duplicateJobs)", "over_capacity_jobs": "\(c.overCapacityJobs)",
+                "chunks_served": "\(c.chunksServed)", "episodes_delivered": "\(c.artifactsDelivered)",
             ]
         )
     }
@@ -196,11 +201,31 @@ final class WorkerAgent: Service {
             case .start(let job):
                 let pipeline = self.pipeline
                 tasks[job.ref] = Task {
-                    let result = await pipeline.run(job) { progress in continuation.yield(.progress(progress)) }
-                    continuation.yield(.finished(result))
+                    let (result, files) = await pipeline.runKeepingFiles(job) { progress in
+                        continuation.yield(.progress(progress))
+                    }
+                    continuation.yield(.finished(result, files: files))
                 }
             case .cancel(let ref):
                 tasks.removeValue(forKey: ref)?.cancel()
+            case .serveChunk(let fetch, let folder, let session):
+                let chunk = Self.readChunk(fetch, folder: URL(fileURLWithPath: folder))
+                if let error = chunk.error {
+                    logger.error(
+                        "cannot read an offered file",
+                        metadata: ["file": "\(fetch.name)", "error": "\(error)"]
+                    )
+                }
+                thread.send(Codec.encode(Envelope(session: session, .artifactChunk(chunk))))
+            case .deleteFiles(let folder):
+                do {
+                    try AttemptWorkspace.deleteOffered(URL(fileURLWithPath: folder))
+                } catch {
+                    logger.warning(
+                        "cannot delete delivered files",
+                        metadata: ["path": "\(folder)", "error": "\(error)"]
+                    )
+                }
             case .log(let level, let message, let metadata):
                 let meta = metadata.mapValues { Logger.MetadataValue.string($0) }
                 switch level {
@@ -210,5 +235,34 @@ final class WorkerAgent: Service {
                 }
             }
         }
+    }
+
+    /// Reads the bytes one ARTIFACT_FETCH asks for (at most `length`, fewer at the end of the file). A
+    /// file that cannot be read becomes a chunk with `error` and no bytes, so the coordinator gives up on
+    /// these files at once instead of waiting.
+    static func readChunk(_ fetch: ArtifactFetch, folder: URL) -> ArtifactChunk {
+        var chunk = ArtifactChunk(
+            episodeId: fetch.episodeId,
+            attempt: fetch.attempt,
+            name: fetch.name,
+            offset: fetch.offset,
+            data: []
+        )
+        do {
+            let handle = try FileHandle(forReadingFrom: folder.appendingPathComponent(fetch.name))
+            defer { try? handle.close() }
+            try handle.seek(toOffset: UInt64(fetch.offset))
+            var data: [UInt8] = []
+            data.reserveCapacity(fetch.length)
+            while data.count < fetch.length, let more = try handle.read(upToCount: fetch.length - data.count),
+                !more.isEmpty
+            {
+                data.append(contentsOf: more)
+            }
+            chunk.data = data
+        } catch {
+            chunk.error = "cannot read \(fetch.name): \(error)"
+        }
+        return chunk
     }
 }

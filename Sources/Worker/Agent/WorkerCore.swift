@@ -39,13 +39,27 @@ struct WorkerCore: Sendable {
         var overCapacityJobs = 0
         var reconnects = 0
         var resultsHeld = 0
+        var chunksServed = 0
+        var fetchesRefused = 0
+        var artifactsDelivered = 0
+    }
+
+    /// A finished attempt whose RESULT must still reach the coordinator, or whose files the coordinator
+    /// has not yet acknowledged.
+    struct Outgoing: Sendable, Equatable {
+        var result: EpisodeResult
+        /// The folder that holds the offered files (transfer delivery), kept until ARTIFACT_ACK or CANCEL.
+        var folder: String?
+        /// The session the RESULT last went out on; `nil` while it waits for one.
+        var sentOn: String?
     }
 
     private(set) var state: State
     private(set) var counters = Counters()
     private(set) var running: [JobRef: Job] = [:]
     private(set) var queued: Deque<Job> = []
-    private(set) var heldResults: [EpisodeResult] = []
+    /// Results not yet delivered and files not yet acknowledged, by attempt.
+    private(set) var outbox: [JobRef: Outgoing] = [:]
     /// Set once a graceful shutdown began: no new work, finish or hand back by this deadline.
     private(set) var drainDeadline: ContinuousClock.Instant?
     private(set) var heartbeatInterval: Duration
@@ -79,6 +93,18 @@ struct WorkerCore: Sendable {
         return nil
     }
     var runningRefs: [JobRef] { running.keys.sorted { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) } }
+    /// Finished attempts whose RESULT waits for a session (sent after the next WELCOME).
+    var heldResults: [EpisodeResult] {
+        outbox.values.filter { $0.sentOn == nil }.map(\.result).sorted {
+            ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt)
+        }
+    }
+    /// Attempts whose files wait for the coordinator's ARTIFACT_ACK.
+    var awaitingAck: [JobRef] {
+        outbox.filter { $0.value.folder != nil }.keys.sorted { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) }
+    }
+    /// Nothing left to finish or deliver: a draining worker may say goodbye.
+    private var idle: Bool { running.isEmpty && outbox.isEmpty }
 
     // MARK: - Inputs
 
@@ -112,10 +138,10 @@ struct WorkerCore: Sendable {
             if drainDeadline != nil {
                 actions.append(send(.heartbeat(Heartbeat(running: runningRefs, draining: true)), now: now))
             }
-            let held = heldResults
-            heldResults = []
-            for result in held {
-                actions.append(send(.result(result), now: now))
+            // Results that finished without a session, and offers whose files the coordinator has not
+            // acknowledged (it may have restarted): sent again on the new session.
+            for ref in outbox.keys.sorted(by: { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) }) {
+                actions += deliver(ref, now: now)
             }
         case (.connected(let session), let message) where envelope.session == session:
             lastHeard = now
@@ -151,20 +177,32 @@ struct WorkerCore: Sendable {
         return []
     }
 
-    /// An attempt ended on this worker. Its RESULT goes out now, or after the next WELCOME.
-    mutating func onFinished(_ result: EpisodeResult, now: ContinuousClock.Instant) -> [WorkerAction] {
+    /// An attempt ended on this worker. Its RESULT goes out now, or after the next WELCOME. With `files`
+    /// (the folder of a successful attempt's offered artifacts) the entry stays until the coordinator
+    /// acknowledges the files, and the RESULT is offered again on every new session until then.
+    mutating func onFinished(
+        _ result: EpisodeResult,
+        files: String? = nil,
+        now: ContinuousClock.Instant
+    )
+        -> [WorkerAction]
+    {
         guard running.removeValue(forKey: result.ref) != nil else {
-            return []  // cancelled: the coordinator no longer wants it
+            // Cancelled: the coordinator no longer wants it.
+            return files.map { [.deleteFiles($0)] } ?? []
         }
         var actions: [WorkerAction] = []
+        let keepsFiles =
+            result.status == .succeeded && !result.artifacts.isEmpty
+            && result.effectiveDelivery == .transfer
+        outbox[result.ref] = Outgoing(result: result, folder: keepsFiles ? files : nil)
         if session != nil {
-            actions.append(send(.result(result), now: now))
+            actions += deliver(result.ref, now: now)
         } else {
-            heldResults.append(result)
             counters.resultsHeld += 1
         }
         if drainDeadline != nil {
-            if running.isEmpty { actions += shutdown(now: now, detail: "worker stopped; every attempt finished") }
+            if idle { actions += shutdown(now: now, detail: "worker stopped; every attempt finished and delivered") }
             return actions
         }
         actions += startQueued()
@@ -185,7 +223,7 @@ struct WorkerCore: Sendable {
         ]
         // Jobs queued beyond capacity were never started: they go back with the goodbye.
         queued = []
-        if running.isEmpty {
+        if idle {
             return actions + shutdown(now: now, detail: "worker stopped")
         }
         if session != nil {
@@ -250,8 +288,11 @@ struct WorkerCore: Sendable {
             actions.append(send(.disconnect(Disconnect(reason: .shutdown, detail: detail)), now: now))
         }
         for ref in runningRefs { actions.append(.cancel(ref)) }
+        // Files not acknowledged are of no use once we are gone: the coordinator runs the attempt again.
+        for ref in awaitingAck { if let folder = outbox[ref]?.folder { actions.append(.deleteFiles(folder)) } }
         running = [:]
         queued = []
+        outbox = [:]
         state = .stopped
         actions.append(.leases(.sessionLost))
         actions.append(.exit)
@@ -291,10 +332,53 @@ struct WorkerCore: Sendable {
         case .cancel(let cancel):
             let ref = JobRef(episodeId: cancel.episodeId, attempt: cancel.attempt)
             if running.removeValue(forKey: ref) != nil {
-                return [.cancel(ref)] + startQueued()
+                return [.cancel(ref)] + startQueued() + drainedIfIdle(now: now)
             }
             queued.removeAll { $0.ref == ref }
+            if let gone = outbox.removeValue(forKey: ref) {
+                // The episode ended elsewhere, or the coordinator gave up on these files.
+                return (gone.folder.map { [.deleteFiles($0)] } ?? []) + drainedIfIdle(now: now)
+            }
             return []
+        case .artifactFetch(let fetch):
+            guard let entry = outbox[fetch.ref], let folder = entry.folder,
+                let file = entry.result.artifacts.first(where: { $0.name == fetch.name }),
+                fetch.offset <= file.size
+            else {
+                counters.fetchesRefused += 1
+                let chunk = ArtifactChunk(
+                    episodeId: fetch.episodeId,
+                    attempt: fetch.attempt,
+                    name: fetch.name,
+                    offset: fetch.offset,
+                    error:
+                        "this worker does not hold \(fetch.name) of \(fetch.episodeId) attempt \(fetch.attempt) at that offset",
+                    data: []
+                )
+                return [
+                    .log(
+                        .warning,
+                        "ARTIFACT_FETCH for files not held",
+                        ["episode": fetch.episodeId, "file": fetch.name]
+                    ),
+                    send(.artifactChunk(chunk), now: now),
+                ]
+            }
+            counters.chunksServed += 1
+            lastSent = now
+            return [.serveChunk(fetch, folder: folder, session: session ?? "")]
+        case .artifactAck(let ack):
+            guard let gone = outbox.removeValue(forKey: ack.ref) else { return [] }
+            counters.artifactsDelivered += 1
+            var actions: [WorkerAction] = [
+                .log(
+                    .info,
+                    "episode files delivered",
+                    ["episode": ack.episodeId, "attempt": "\(ack.attempt)", "files": "\(gone.result.artifacts.count)"]
+                )
+            ]
+            if let folder = gone.folder { actions.append(.deleteFiles(folder)) }
+            return actions + drainedIfIdle(now: now)
         case .heartbeat:
             return []
         case .leaseGrant, .providerPause:
@@ -306,7 +390,7 @@ struct WorkerCore: Sendable {
                 immediate: d.reason == .unknownSession
             )
         case .hello, .welcome, .progress, .result, .leaseRequest, .leaseStarted, .leaseRelease, .leaseCancel,
-            .providerSignal:
+            .providerSignal, .artifactChunk:
             counters.outOfOrder += 1
             return [.log(.debug, "unexpected message ignored", ["kind": "\(message.kind)"])]
         }
@@ -330,6 +414,24 @@ struct WorkerCore: Sendable {
         ]
     }
 
+    /// Sends an outbox entry's RESULT on the current session; entries without files leave the outbox.
+    private mutating func deliver(_ ref: JobRef, now: ContinuousClock.Instant) -> [WorkerAction] {
+        guard let session, var entry = outbox[ref], entry.sentOn != session else { return [] }
+        if entry.folder == nil {
+            outbox.removeValue(forKey: ref)
+        } else {
+            entry.sentOn = session
+            outbox[ref] = entry
+        }
+        return [send(.result(entry.result), now: now)]
+    }
+
+    /// A draining worker whose last attempt ended, or whose last files were acknowledged, says goodbye.
+    private mutating func drainedIfIdle(now: ContinuousClock.Instant) -> [WorkerAction] {
+        guard drainDeadline != nil, idle, state != .stopped else { return [] }
+        return shutdown(now: now, detail: "worker stopped; every attempt finished and delivered")
+    }
+
     private mutating func startQueued() -> [WorkerAction] {
         var actions: [WorkerAction] = []
         while running.count < capacity, let job = queued.popFirst() {
@@ -343,7 +445,7 @@ struct WorkerCore: Sendable {
         var hello = settings.hello
         // Attempts still running and finished ones whose RESULT waits for delivery: the coordinator
         // re-adopts them instead of running them again.
-        hello.running = Array(Set(runningRefs + heldResults.map(\.ref))).sorted {
+        hello.running = Array(Set(runningRefs + outbox.keys)).sorted {
             ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt)
         }
         lastSent = now
@@ -373,6 +475,10 @@ enum WorkerAction: Sendable, Equatable {
     case leases(LeaseEvent)
     /// The graceful shutdown is complete: the agent stops.
     case exit
+    /// Answer an ARTIFACT_FETCH with the bytes of `folder/fetch.name` (an ARTIFACT_CHUNK on `session`).
+    case serveChunk(ArtifactFetch, folder: String, session: String)
+    /// Delete a folder of offered files (acknowledged, or no longer wanted).
+    case deleteFiles(String)
 
     enum LogLevel: Sendable, Equatable { case debug, info, warning }
 

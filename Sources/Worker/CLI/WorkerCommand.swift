@@ -68,6 +68,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Folder that gets OUTPUT/<batch>/<episode>/episode.mp4, script.json and manifest.json.")
     var output: String = "output"
 
+    @Option(
+        help:
+            "How finished episodes reach the coordinator: transfer (over ZeroMQ, checked by SHA-256; default) or shared (written straight into --output, which the coordinator must see too). Env REELFARM_ARTIFACTS; file: artifacts."
+    )
+    var artifacts: String?
+
     @Option(help: "A JSON or YAML settings file: providers, models, base URLs, render preset (env REELFARM_CONFIG).")
     var config: String?
 
@@ -204,6 +210,7 @@ struct WorkerCommand: AsyncParsableCommand {
             metadata: [
                 "providers": "\(providerConfig.summary)",
                 "output": "\(providerConfig.writesFiles ? outputRoot.path : "none (simulated)")",
+                "artifacts": "\(artifacts ?? "default")",
             ]
         )
         let lossPolicy: LeaseClient.LossPolicy
@@ -222,13 +229,29 @@ struct WorkerCommand: AsyncParsableCommand {
             lossPolicy = LeaseClient.LossPolicy(rawValue: text) ?? .wait
         }
         let leases = LeaseClient(lossPolicy: lossPolicy)
+        let delivery: ArtifactDelivery
+        if let flag = artifacts {
+            guard let mode = ArtifactDelivery(rawValue: flag) else {
+                throw ConfigurationError("--artifacts must be transfer or shared, got \"\(flag)\"")
+            }
+            delivery = mode
+        } else {
+            let text = try sources.choice(
+                env: "REELFARM_ARTIFACTS",
+                key: "artifacts",
+                default: ArtifactDelivery.transfer.rawValue,
+                allowed: ArtifactDelivery.allCases.map(\.rawValue)
+            )
+            delivery = ArtifactDelivery(rawValue: text) ?? .transfer
+        }
         let pipeline = EpisodePipeline(
             providers: providerConfig.makeProviderSet(simulation: simulation),
             limits: limits,
             trace: TraceRecorder(),
             logger: logger,
             outputRoot: providerConfig.writesFiles ? outputRoot : nil,
-            gate: leases
+            gate: leases,
+            delivery: delivery
         )
         let grace = try ParallelismSettings.positiveInt(
             flag: shutdownGrace,

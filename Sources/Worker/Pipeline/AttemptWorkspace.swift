@@ -1,4 +1,6 @@
 import Foundation
+import Protocol
+import Shared
 
 #if canImport(Glibc)
 import Glibc
@@ -79,6 +81,41 @@ struct AttemptWorkspace: Sendable {
         removeWorkFolderIfEmpty()
     }
 
+    /// The files of the finished attempt as it offers them (PROTOCOL §17): every file of ``directory``
+    /// with its size and SHA-256, in name order. A file whose name cannot travel fails the attempt.
+    func artifacts() throws -> [ArtifactFile] {
+        try Self.artifacts(in: directory)
+    }
+
+    static func artifacts(in folder: URL) throws -> [ArtifactFile] {
+        let files = FileManager.default
+        var out: [ArtifactFile] = []
+        for name in try files.contentsOfDirectory(atPath: folder.path).sorted() {
+            let url = folder.appendingPathComponent(name)
+            var isFolder: ObjCBool = false
+            guard files.fileExists(atPath: url.path, isDirectory: &isFolder), !isFolder.boolValue else { continue }
+            guard ArtifactFile.isValidName(name) else {
+                throw AttemptWorkspaceError("\(name) is not a name an episode file may have (A-Z a-z 0-9 . _ -)")
+            }
+            let size = (try files.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue ?? 0
+            out.append(ArtifactFile(name: name, size: size, sha256: try DurableFiles.sha256(of: url)))
+        }
+        return out
+    }
+
+    /// Makes the published episode durable: its files, its folder, and the batch folder that names it.
+    func syncPublished() throws {
+        try DurableFiles.syncContents(of: destination)
+        try DurableFiles.sync(destination.deletingLastPathComponent())
+    }
+
+    /// Deletes a workspace whose files were delivered (or are no longer wanted), and `.work` if that
+    /// leaves it empty.
+    static func deleteOffered(_ folder: URL) throws {
+        try FileManager.default.removeItem(at: folder)
+        _ = folder.deletingLastPathComponent().withUnsafeFileSystemRepresentation { path in path.map { rmdir($0) } }
+    }
+
     /// Deletes the workspace and everything in it.
     func discard() {
         try? FileManager.default.removeItem(at: directory)
@@ -89,4 +126,10 @@ struct AttemptWorkspace: Sendable {
     private func removeWorkFolderIfEmpty() {
         _ = workFolder.withUnsafeFileSystemRepresentation { path in path.map { rmdir($0) } }
     }
+}
+
+/// A workspace that cannot be offered.
+struct AttemptWorkspaceError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

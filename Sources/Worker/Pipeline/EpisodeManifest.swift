@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Shared
 
 /// `manifest.json`: what an episode folder holds, written next to the files before the folder is
 /// published. Keys are snake_case, as everywhere in Reelfarm's JSON (see ``EpisodeFiles``).
@@ -63,15 +64,9 @@ enum EpisodeFiles {
         return decoder
     }
 
-    /// The hex SHA-256 of a file, read in 64 KiB chunks.
+    /// The hex SHA-256 of a file.
     static func sha256(of file: URL) throws -> String {
-        let handle = try FileHandle(forReadingFrom: file)
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 1 << 16), !chunk.isEmpty {
-            hasher.update(data: chunk)
-        }
-        return hasher.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        try DurableFiles.sha256(of: file)
     }
 
     /// Writes `script.json` and `manifest.json` into the workspace. Asset files outside the workspace are

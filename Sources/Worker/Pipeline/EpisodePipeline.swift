@@ -22,6 +22,11 @@ import struct Foundation.URL
 /// (replacing an older attempt's). A failed or cancelled attempt's workspace is deleted. File errors fail
 /// the attempt ("output: <reason>"). Without an output root (the simulation) no files are kept.
 ///
+/// **Delivery.** The RESULT of a successful attempt lists its files with their SHA-256 (`artifacts`).
+/// With ``ArtifactDelivery/shared`` the folder is published as above and synced to disk before the
+/// RESULT. With ``ArtifactDelivery/transfer`` it is not published: the workspace stays as it is, and
+/// ``runKeepingFiles(_:progress:)`` returns it for the worker to serve to the coordinator.
+///
 /// Every external call (script, voices, images) holds a permit of the attempt's own limiter
 /// (`limits.apiCallsPerEpisode`) and, if set, of the worker-wide `limits.workerAPICalls`. Trace events
 /// are recorded inside the permits, so replaying them by `seq` proves the limits held.
@@ -36,6 +41,8 @@ struct EpisodePipeline: Sendable {
     var tools: ToolLocator
     /// The fleet's rate-limit budget, passed to every call in its ``CallContext``.
     var gate: any ProviderGate
+    /// How a successful attempt's files reach the coordinator.
+    var delivery: ArtifactDelivery
 
     init(
         providers: ProviderSet,
@@ -44,7 +51,8 @@ struct EpisodePipeline: Sendable {
         logger: Logger,
         outputRoot: URL? = nil,
         tools: ToolLocator = .environment,
-        gate: any ProviderGate = OpenGate()
+        gate: any ProviderGate = OpenGate(),
+        delivery: ArtifactDelivery = .shared
     ) {
         self.providers = providers
         self.limits = limits
@@ -53,6 +61,7 @@ struct EpisodePipeline: Sendable {
         self.outputRoot = outputRoot
         self.tools = tools
         self.gate = gate
+        self.delivery = delivery
     }
 
     /// Runs one attempt of one episode. Never throws: any failure becomes a failed ``EpisodeResult``.
@@ -61,6 +70,16 @@ struct EpisodePipeline: Sendable {
     /// - Parameter progress: called when a stage starts, finishes or fails (possibly from several tasks
     ///   at once, since the voice, scene and B-roll stages run side by side).
     func run(_ job: Job, progress: @escaping @Sendable (Progress) -> Void) async -> EpisodeResult {
+        await runKeepingFiles(job, progress: progress).result
+    }
+
+    /// Runs one attempt like ``run(_:progress:)``, and returns as well the folder of the files it offers
+    /// for transfer (a successful attempt with ``ArtifactDelivery/transfer`` delivery), which the caller
+    /// keeps until the coordinator acknowledges them.
+    func runKeepingFiles(
+        _ job: Job,
+        progress: @escaping @Sendable (Progress) -> Void
+    ) async -> (result: EpisodeResult, files: URL?) {
         var logger = self.logger
         logger[metadataKey: "episode"] = "\(job.episodeId)"
         logger[metadataKey: "attempt"] = "\(job.attempt)"
@@ -74,7 +93,8 @@ struct EpisodePipeline: Sendable {
             progress: progress,
             outputRoot: outputRoot,
             tools: tools,
-            gate: gate
+            gate: gate,
+            delivery: delivery
         )
         return await attempt.run()
     }
@@ -107,23 +127,25 @@ private struct Attempt: Sendable {
     let outputRoot: URL?
     let tools: ToolLocator
     let gate: any ProviderGate
+    let delivery: ArtifactDelivery
     /// The attempt's folder, once created (only with an output root).
     var workspace: AttemptWorkspace?
 
-    func run() async -> EpisodeResult {
+    func run() async -> (result: EpisodeResult, files: URL?) {
         let started = ContinuousClock.now
         record.record(.episodeStart, "episode")
         logger.debug("Episode attempt started", metadata: ["topic": "\(job.spec.topic)"])
 
         var failure: AttemptFailure?
         var workspace: AttemptWorkspace?
+        var artifacts: [ArtifactFile] = []
         do throws(AttemptFailure) {
             workspace = try openWorkspace()
             var attempt = self
             attempt.workspace = workspace
             let script = try await attempt.writeScript()
             let assets = try await attempt.makeAssets(for: script)
-            try await attempt.render(script, assets)
+            artifacts = try await attempt.render(script, assets)
         } catch {
             failure = error
         }
@@ -139,7 +161,9 @@ private struct Attempt: Sendable {
             durationMs: elapsed.wholeMilliseconds,
             placeholders: record.placeholders,
             apiCalls: record.apiCalls,
-            trace: record.events
+            trace: record.events,
+            artifacts: failure == nil ? artifacts : [],
+            delivery: failure == nil && !artifacts.isEmpty ? delivery : nil
         )
         switch failure {
         case nil:
@@ -151,7 +175,8 @@ private struct Attempt: Sendable {
         case .failed(let message):
             logger.error("Episode failed in \(elapsed.secondsText): \(message)")
         }
-        return result
+        let kept = failure == nil && delivery == .transfer && !artifacts.isEmpty ? workspace?.directory : nil
+        return (result, kept)
     }
 
     // MARK: - Stages
@@ -240,7 +265,8 @@ private struct Attempt: Sendable {
         return assets
     }
 
-    private func render(_ script: Script, _ assets: EpisodeAssets) async throws(AttemptFailure) {
+    /// Renders, then writes and delivers the episode's files; returns what it offers (none without files).
+    private func render(_ script: Script, _ assets: EpisodeAssets) async throws(AttemptFailure) -> [ArtifactFile] {
         try checkCancellation()
         send(.render, .started)
         if limits.renders.availablePermits == 0 {
@@ -269,11 +295,13 @@ private struct Attempt: Sendable {
             logger.warning("❌ render failed: \(reason)")
             throw .failed("render: \(reason)")
         }
+        var artifacts: [ArtifactFile] = []
         if let workspace {
-            try await publish(script, assets, rendered, to: workspace)
+            artifacts = try await publish(script, assets, rendered, to: workspace)
         }
         send(.render, .finished)
         logger.info("✅ render completed in \(elapsed.secondsText)")
+        return artifacts
     }
 
     // MARK: - Files
@@ -295,13 +323,15 @@ private struct Attempt: Sendable {
         }
     }
 
-    /// Writes `script.json` and `manifest.json`, then renames the workspace to the episode's folder.
+    /// Writes `script.json` and `manifest.json` and lists the files with their digests. Shared delivery
+    /// then renames the workspace to the episode's folder and syncs it; transfer delivery leaves it be.
     private func publish(
         _ script: Script,
         _ assets: EpisodeAssets,
         _ rendered: RenderedEpisode,
         to workspace: AttemptWorkspace
-    ) async throws(AttemptFailure) {
+    ) async throws(AttemptFailure) -> [ArtifactFile] {
+        let artifacts: [ArtifactFile]
         do {
             _ = try await EpisodeFiles.write(
                 script: script,
@@ -312,7 +342,11 @@ private struct Attempt: Sendable {
                 probe: try? MediaProbe(tools: tools)
             )
             try checkCancellation()
-            try workspace.publish()
+            artifacts = try workspace.artifacts()
+            if delivery == .shared {
+                try workspace.publish()
+                try workspace.syncPublished()
+            }
         } catch {
             if Task.isCancelled { throw .cancelled }
             let reason = FailureReason.describe(error)
@@ -320,7 +354,16 @@ private struct Attempt: Sendable {
             logger.warning("❌ saving the episode failed: \(reason)")
             throw .failed("output: \(reason)")
         }
-        logger.info("Episode saved", metadata: ["path": "\(workspace.destination.path)"])
+        if delivery == .shared {
+            logger.info("Episode saved", metadata: ["path": "\(workspace.destination.path)"])
+        } else {
+            let bytes = artifacts.reduce(0) { $0 + $1.size }
+            logger.info(
+                "Episode files ready for the coordinator",
+                metadata: ["files": "\(artifacts.count)", "bytes": "\(bytes)", "path": "\(workspace.directory.path)"]
+            )
+        }
+        return artifacts
     }
 
     // MARK: - API batches

@@ -1,0 +1,327 @@
+import DequeModule
+import Protocol
+import Shared
+
+/// How the coordinator pulls episode files from workers (PROTOCOL §17).
+struct ArtifactSettings: Sendable, Equatable {
+    /// Bytes asked for in one ARTIFACT_FETCH. The default is 256 KiB.
+    var chunkBytes = 256 * 1024
+    /// Chunks one transfer may have outstanding: asked for, or received and not yet on disk. This is the
+    /// credit of the ZeroMQ Guide's `fileio3` pattern; with the chunk size it bounds the memory a transfer
+    /// holds (2 MiB by default) and keeps the link busy. The default is 8.
+    var credit = 8
+    /// Transfers at once; more wait their turn. The default is 4.
+    var maxTransfers = 4
+    /// A transfer that makes no progress for this long is given up (the attempt fails and is retried).
+    /// The default is 30 s.
+    var stallTimeout: Duration = .seconds(30)
+    /// Times one file is fetched again after a SHA-256 mismatch before the transfer is given up.
+    /// The default is 3.
+    var maxFileRetries = 3
+}
+
+/// What the collector asks the disk (``ArtifactStore``) to do. Commands of one transfer carry its `id`;
+/// they are carried out in order.
+enum ArtifactCommand: Sendable, Equatable {
+    /// Create the transfer's incoming folder (`<batch>/.incoming/<episode>-attempt-<n>-<id>/`).
+    case begin(id: Int, ref: JobRef)
+    /// Write a chunk at `offset` of `file` (`offset` 0 starts the file afresh). With `last`, check the
+    /// file's SHA-256, sync it and rename it into place.
+    case write(id: Int, file: ArtifactFile, offset: Int, bytes: [UInt8], last: Bool)
+    /// Every file is stored: sync the folder and rename it to `<batch>/<episode>/`, then sync the batch.
+    case publish(id: Int, ref: JobRef)
+    /// Shared delivery: check that `<batch>/<episode>/` holds these files with these digests.
+    case verifyShared(id: Int, ref: JobRef, files: [ArtifactFile])
+    /// Give up: delete the incoming folder.
+    case discard(id: Int)
+}
+
+/// What the disk reports back, one event per command (none for `discard`).
+enum ArtifactEvent: Sendable, Equatable {
+    /// A chunk that was not a file's last is written.
+    case written(id: Int)
+    /// A file's last chunk is written, its digest matched, and it is synced and in place.
+    case fileStored(id: Int, name: String)
+    /// A file's digest did not match the offer; the partial file is deleted.
+    case fileCorrupt(id: Int, name: String, actual: String)
+    /// The episode folder is in place and durable (or, shared delivery, checked).
+    case published(id: Int)
+    case failed(id: Int, error: String)
+
+    var id: Int {
+        switch self {
+        case .written(let id), .fileStored(let id, _), .fileCorrupt(let id, _, _), .published(let id),
+            .failed(let id, _):
+            id
+        }
+    }
+}
+
+/// Counts for `summary.json`.
+struct ArtifactCounters: Sendable, Equatable, Codable {
+    /// Episodes whose files arrived and are durable.
+    var episodesStored = 0
+    var filesStored = 0
+    var bytesReceived = 0
+    /// Files whose SHA-256 did not match the offer (fetched again).
+    var checksumMismatches = 0
+    /// Transfers given up (the attempt failed and was retried), and transfers cut short by a lost worker.
+    var transfersFailed = 0
+    var transfersAborted = 0
+    /// ARTIFACT_CHUNKs for no transfer in progress on that session (late, or after a give-up).
+    var staleChunks = 0
+}
+
+/// The pure state machine of episode-file transfers. The dispatcher feeds it RESULT offers, chunks,
+/// disk events and ticks; it answers with fetches to send, disk commands, and outcomes.
+///
+/// Flow control: a transfer never has more than `credit` chunks outstanding (fetched and not yet
+/// arrived, or arrived and not yet written), and at most `maxTransfers` run at once, so the memory
+/// held for files is bounded by `maxTransfers × credit × chunkBytes` (8 MiB by default) however many
+/// workers deliver at once. Chunks arrive in the order they were fetched (one DEALER–ROUTER connection
+/// keeps order), so any other chunk is a fault of the sender and ends the transfer.
+struct ArtifactCollector: Sendable {
+    enum Output: Sendable, Equatable {
+        case fetch(session: String, ArtifactFetch)
+        case store(ArtifactCommand)
+        /// Every file is durable: the episode succeeded with this result.
+        case stored(JobRef, session: String, EpisodeResult)
+        /// The transfer was given up: the attempt failed with this reason.
+        case failed(JobRef, session: String, reason: String)
+        case rejected(reason: String, detail: String)
+    }
+
+    private struct Piece: Sendable, Equatable {
+        var file: ArtifactFile
+        var offset: Int
+        var length: Int
+        var last: Bool { offset + length >= file.size }
+    }
+
+    private struct Transfer: Sendable {
+        let id: Int
+        let ref: JobRef
+        let session: String
+        let result: EpisodeResult
+        var started = false
+        var pending: Deque<Piece> = []
+        var expected: Deque<Piece> = []
+        var unwritten = 0
+        var stored: Set<String> = []
+        var retries: [String: Int] = [:]
+        var publishing = false
+        var lastProgress: ContinuousClock.Instant
+    }
+
+    let settings: ArtifactSettings
+    private(set) var counters = ArtifactCounters()
+    private var transfers: [JobRef: Transfer] = [:]
+    private var refById: [Int: JobRef] = [:]
+    private var waiting: Deque<JobRef> = []
+    private var nextId = 0
+
+    init(settings: ArtifactSettings = ArtifactSettings()) {
+        self.settings = settings
+    }
+
+    /// Whether some attempt of this episode is having its files collected.
+    func isCollecting(_ episodeId: String) -> Bool {
+        transfers.keys.contains { $0.episodeId == episodeId }
+    }
+
+    /// The attempts whose files come from this session.
+    func refs(of session: String) -> [JobRef] {
+        transfers.values.filter { $0.session == session }.map(\.ref).sorted {
+            ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt)
+        }
+    }
+
+    var activeCount: Int { transfers.values.count { $0.started } }
+
+    /// A successful RESULT offers files: start pulling them (or queue the transfer behind others).
+    mutating func begin(_ result: EpisodeResult, session: String, now: ContinuousClock.Instant) -> [Output] {
+        nextId += 1
+        var transfer = Transfer(id: nextId, ref: result.ref, session: session, result: result, lastProgress: now)
+        for file in result.artifacts { transfer.pending.append(contentsOf: pieces(of: file)) }
+        transfers[result.ref] = transfer
+        refById[nextId] = result.ref
+        waiting.append(result.ref)
+        return startWaiting(now: now)
+    }
+
+    /// An ARTIFACT_CHUNK arrived on `session`.
+    mutating func onChunk(_ chunk: ArtifactChunk, session: String, now: ContinuousClock.Instant) -> [Output] {
+        guard var t = transfers[chunk.ref], t.session == session, t.started else {
+            counters.staleChunks += 1
+            return [
+                .rejected(
+                    reason: "stale_chunk",
+                    detail:
+                        "ARTIFACT_CHUNK \(chunk.name)@\(chunk.offset) of \(chunk.episodeId) attempt \(chunk.attempt) for no transfer on that session"
+                )
+            ]
+        }
+        if let error = chunk.error {
+            return fail(chunk.ref, reason: "the worker could not send \(chunk.name): \(error)", now: now)
+        }
+        guard let piece = t.expected.first, piece.file.name == chunk.name, piece.offset == chunk.offset,
+            chunk.data.count == piece.length
+        else {
+            let wanted = t.expected.first.map { "\($0.file.name)@\($0.offset) (\($0.length) bytes)" } ?? "nothing"
+            return fail(
+                chunk.ref,
+                reason:
+                    "the worker sent \(chunk.name)@\(chunk.offset) (\(chunk.data.count) bytes) where \(wanted) was due",
+                now: now
+            )
+        }
+        t.expected.removeFirst()
+        t.unwritten += 1
+        t.lastProgress = now
+        transfers[chunk.ref] = t
+        counters.bytesReceived += chunk.data.count
+        return [.store(.write(id: t.id, file: piece.file, offset: piece.offset, bytes: chunk.data, last: piece.last))]
+    }
+
+    /// The disk carried out a command.
+    mutating func onEvent(_ event: ArtifactEvent, now: ContinuousClock.Instant) -> [Output] {
+        guard let ref = refById[event.id], var t = transfers[ref], t.id == event.id else {
+            return []  // a transfer given up meanwhile
+        }
+        t.lastProgress = now
+        switch event {
+        case .written:
+            t.unwritten -= 1
+            transfers[ref] = t
+            return fill(ref)
+        case .fileStored(_, let name):
+            t.unwritten -= 1
+            t.stored.insert(name)
+            counters.filesStored += 1
+            transfers[ref] = t
+            return fill(ref) + publishIfComplete(ref)
+        case .fileCorrupt(_, let name, let actual):
+            t.unwritten -= 1
+            counters.checksumMismatches += 1
+            let tries = t.retries[name, default: 0] + 1
+            t.retries[name] = tries
+            guard tries <= settings.maxFileRetries,
+                let file = t.result.artifacts.first(where: { $0.name == name })
+            else {
+                transfers[ref] = t
+                return fail(
+                    ref,
+                    reason:
+                        "\(name) arrived with SHA-256 \(actual.prefix(12))… instead of the offered one, \(tries) times",
+                    now: now
+                )
+            }
+            t.pending.append(contentsOf: pieces(of: file))
+            transfers[ref] = t
+            return fill(ref)
+        case .published:
+            transfers.removeValue(forKey: ref)
+            refById.removeValue(forKey: t.id)
+            counters.episodesStored += 1
+            return [.stored(ref, session: t.session, t.result)] + startWaiting(now: now)
+        case .failed(_, let error):
+            return fail(ref, reason: error, now: now)
+        }
+    }
+
+    /// The worker is gone (dead, or said goodbye): drop its transfers. The dispatcher requeues the episodes.
+    mutating func abort(session: String, now: ContinuousClock.Instant) -> [Output] {
+        var outputs: [Output] = []
+        for ref in refs(of: session) {
+            guard let t = transfers.removeValue(forKey: ref) else { continue }
+            refById.removeValue(forKey: t.id)
+            waiting.removeAll { $0 == ref }
+            counters.transfersAborted += 1
+            if t.started { outputs.append(.store(.discard(id: t.id))) }
+        }
+        return outputs + startWaiting(now: now)
+    }
+
+    /// Gives up on transfers that made no progress for `stallTimeout`.
+    mutating func onTick(now: ContinuousClock.Instant) -> [Output] {
+        var outputs: [Output] = []
+        let stalled = transfers.values.filter { $0.started && now - $0.lastProgress >= settings.stallTimeout }
+            .sorted { $0.id < $1.id }
+        for t in stalled {
+            outputs += fail(
+                t.ref,
+                reason: "no progress for \((now - t.lastProgress).shortDescription) (worker stopped answering fetches)",
+                now: now
+            )
+        }
+        return outputs
+    }
+
+    // MARK: - Internals
+
+    private func pieces(of file: ArtifactFile) -> [Piece] {
+        if file.size == 0 { return [Piece(file: file, offset: 0, length: 0)] }
+        return stride(from: 0, to: file.size, by: settings.chunkBytes).map {
+            Piece(file: file, offset: $0, length: min(settings.chunkBytes, file.size - $0))
+        }
+    }
+
+    private mutating func startWaiting(now: ContinuousClock.Instant) -> [Output] {
+        var outputs: [Output] = []
+        while activeCount < settings.maxTransfers, let ref = waiting.popFirst() {
+            guard var t = transfers[ref] else { continue }
+            t.started = true
+            t.lastProgress = now
+            transfers[ref] = t
+            if t.result.effectiveDelivery == .shared {
+                t.publishing = true
+                transfers[ref] = t
+                outputs.append(.store(.verifyShared(id: t.id, ref: ref, files: t.result.artifacts)))
+            } else {
+                outputs.append(.store(.begin(id: t.id, ref: ref)))
+                outputs += fill(ref)
+            }
+        }
+        return outputs
+    }
+
+    private mutating func fill(_ ref: JobRef) -> [Output] {
+        guard var t = transfers[ref], t.started, !t.publishing else { return [] }
+        var outputs: [Output] = []
+        while t.expected.count + t.unwritten < settings.credit, let piece = t.pending.popFirst() {
+            t.expected.append(piece)
+            outputs.append(
+                .fetch(
+                    session: t.session,
+                    ArtifactFetch(
+                        episodeId: ref.episodeId,
+                        attempt: ref.attempt,
+                        name: piece.file.name,
+                        offset: piece.offset,
+                        length: piece.length
+                    )
+                )
+            )
+        }
+        transfers[ref] = t
+        return outputs
+    }
+
+    private mutating func publishIfComplete(_ ref: JobRef) -> [Output] {
+        guard var t = transfers[ref], !t.publishing, t.pending.isEmpty, t.expected.isEmpty, t.unwritten == 0,
+            t.stored.count == t.result.artifacts.count
+        else { return [] }
+        t.publishing = true
+        transfers[ref] = t
+        return [.store(.publish(id: t.id, ref: ref))]
+    }
+
+    private mutating func fail(_ ref: JobRef, reason: String, now: ContinuousClock.Instant) -> [Output] {
+        guard let t = transfers.removeValue(forKey: ref) else { return [] }
+        refById.removeValue(forKey: t.id)
+        waiting.removeAll { $0 == ref }
+        counters.transfersFailed += 1
+        return [.store(.discard(id: t.id)), .failed(ref, session: t.session, reason: "artifacts: \(reason)")]
+            + startWaiting(now: now)
+    }
+}
