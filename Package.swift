@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "SharedTests", dependencies: ["Shared", "CZMQ"], swiftSettings: strictSettings),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator", "Protocol", "Shared"],
+            dependencies: ["Coordinator", "Protocol", "Shared", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -50,6 +50,41 @@ struct OfflinePipelineTests {
         return result
     }
 
+    @Test("transfer delivery: nothing is published, the kept folder is offered file by file with digests")
+    func transferDeliveryKeepsTheWorkspace() async throws {
+        let out = try output()
+        defer { out.folder.remove() }
+        var pipeline = makeOfflinePipeline(output: out.folder.url)
+        pipeline.delivery = .transfer
+        let (result, files) = await pipeline.runKeepingFiles(makeJob(scenes: 1), progress: { _ in })
+        #expect(result.status == .succeeded)
+        #expect(result.delivery == .transfer)
+        let folder = try #require(files)
+        #expect(folder.path.hasPrefix(out.work.path), "kept in .work, not published")
+        #expect(!FileManager.default.fileExists(atPath: out.episode().path))
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(result.artifacts.map(\.name) == names)
+        #expect(names.contains("episode.mp4") && names.contains("manifest.json"))
+        for file in result.artifacts {
+            #expect(try EpisodeFiles.sha256(of: folder.appendingPathComponent(file.name)) == file.sha256)
+        }
+        try AttemptWorkspace.deleteOffered(folder)
+        #expect(!FileManager.default.fileExists(atPath: out.work.path), "the empty .work goes too")
+    }
+
+    @Test("shared delivery: the RESULT lists the published files with their digests")
+    func sharedDeliveryListsThePublishedFiles() async throws {
+        let out = try output()
+        defer { out.folder.remove() }
+        let (result, files) = await makeOfflinePipeline(output: out.folder.url)
+            .runKeepingFiles(makeJob(scenes: 1), progress: { _ in })
+        #expect(result.status == .succeeded && result.delivery == .shared && files == nil)
+        for file in result.artifacts {
+            #expect(try EpisodeFiles.sha256(of: out.episode().appendingPathComponent(file.name)) == file.sha256)
+        }
+        #expect(!result.artifacts.isEmpty)
+    }
+
     @Test func aFourSceneEpisodeBecomesAWatchableMP4() async throws {
         let out = try output()
         defer { out.folder.remove() }
