@@ -1,4 +1,6 @@
 import Foundation
+import Protocol
+import Shared
 import Testing
 
 @testable import Coordinator
@@ -7,20 +9,39 @@ import Testing
 import Glibc
 #endif
 
-/// 60 episodes while a random worker is killed with SIGKILL every couple of seconds (a new one takes its
-/// place), and the coordinator is killed with SIGKILL once and started again on the same state: every
-/// episode ends exactly once, in the summary and in the journal.
+/// 60 episodes against the mock provider, under fleet budgets at the mock's own limits, while a random
+/// worker is killed with SIGKILL every 1.5 s (a new one takes its place) and the coordinator is killed
+/// with SIGKILL once and started again on the same state. Workers keep their files in their own folders
+/// (as on other boxes), so every file reaches the coordinator over ZeroMQ. Checked: every episode ended
+/// exactly once in the summary and in the journal, every recorded file is in the output folder with its
+/// SHA-256, and the mock answered no request with a 429.
 @Suite(.serialized) struct ChaosTests {
     @Test func sixtyEpisodesSurviveKilledWorkersAndAKilledCoordinator() async throws {
         let dir = try Harness.tempDir("chaos")
         let out = dir.appendingPathComponent("output")
         let state = dir.appendingPathComponent("state")
         let endpoint = "tcp://127.0.0.1:\(try ReconnectTests.freePort())"
-        // About 3 s an episode, so 60 on 12 slots take long enough for the chaos, also on a busy machine.
-        let env = ["REELFARM_SIM_LATENCY": "llm=600,tts=300,image=800,render=300"]
+        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir) else { return }
+        defer { mock.signal(SIGTERM) }
+        // 1 script call, 2 voice lines and 6 images (4 scenes, 2 B-roll) an episode; the render is simulated
+        // (300 ms) so that 60 episodes fit a CI budget, but every voice and image is a real file.
+        _ = try await EpisodeFileTests.http(
+            "POST",
+            "\(base)/admin/config",
+            body: """
+                {"script_lines": 2, "script_broll": 2, "script_narration": false,
+                 "openai": {"request_limit": 10, "window_ms": 1000, "latency_ms": 100},
+                 "huggingface": {"request_limit": 20, "window_ms": 1000, "latency_ms": 200},
+                 "elevenlabs": {"request_limit": 20, "window_ms": 1000, "latency_ms": 50, "max_concurrent": null}}
+                """
+        )
+        var env = BudgetTests.environment(base)
+        env["REELFARM_SIM_LATENCY"] = "render=300"
         let command = [
             "--workers", "0", "--episodes", "60", "--bind", endpoint, "--output", out.path, "--state", state.path,
             "--batch-id", "chaos", "--heartbeat-ms", "250", "--liveness", "3", "--max-attempts", "10",
+            "--config", try BudgetTests.settings(in: dir).path,
+            "--budget", "llm=10/s", "--budget", "image=20/s", "--budget", "tts=20/s",
         ]
         var coordinator = try Child(
             name: "coordinator-1",
@@ -37,7 +58,10 @@ import Glibc
                 try Child(
                     name: "worker-\(started)",
                     executable: Harness.workerPath,
-                    arguments: ["--connect", endpoint, "--worker-id", "w\(started)", "--max-parallel-episodes", "3"],
+                    arguments: [
+                        "--connect", endpoint, "--worker-id", "w\(started)", "--max-parallel-episodes", "3",
+                        "--output", dir.appendingPathComponent("spool-\(started)").path,
+                    ],
                     environment: env,
                     cwd: dir
                 )
@@ -49,7 +73,7 @@ import Glibc
         var rng = SystemRandomNumberGenerator()
         var workerKills = 0
         var coordinatorKilled = false
-        let deadline = ContinuousClock.now + .seconds(240)
+        let deadline = ContinuousClock.now + .seconds(300)
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(1500))
             // The batch is over (or the coordinator died by itself): stop the chaos.
@@ -78,22 +102,48 @@ import Glibc
         #expect(coordinatorKilled, "the batch ended before the coordinator could be killed")
         #expect(await coordinator.wait(timeout: .seconds(60)) == 0, "log:\n\(coordinator.log.suffix(6000))")
         #expect(coordinator.log.contains("resuming batch chaos"))
+        #expect(coordinator.log.contains("lease windows seeded from the journal"), "calls before the kill count")
         #expect(workerKills >= 3, "only \(workerKills) workers were killed")
 
         let summary = try Summary.load(out, batch: "chaos")
         #expect(summary.totals.succeeded == 60)
         #expect(Set(summary.episodes.map(\.id)).count == 60)
         #expect(summary.episodes.allSatisfy { $0.status == "succeeded" })
-        // The journal agrees, episode by episode.
-        let statuses = try Journal(directory: state).episodeStatuses(batchId: "chaos")
+        // The journal agrees, episode by episode, and recorded each success exactly once.
+        let journal = try Journal(directory: state)
+        let statuses = try journal.episodeStatuses(batchId: "chaos")
         #expect(statuses.count == 60 && statuses.values.allSatisfy { $0 == "succeeded" }, "\(statuses)")
-        let json =
-            try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("chaos/summary.json")))
-            as? [String: Any] ?? [:]
+        let successes = try journal.eventCounts(batchId: "chaos", event: "succeeded")
+        #expect(successes.count == 60 && successes.values.allSatisfy { $0 == 1 }, "\(successes)")
+        // Every recorded file is in the episode's folder with its digest, and nothing else is.
+        let files = try journal.artifacts(batchId: "chaos")
+        #expect(files.count == 60)
+        var checked = 0
+        for (episode, list) in files {
+            let folder = out.appendingPathComponent("chaos/\(episode)")
+            let present = Set((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+            #expect(present == Set(list.map(\.name)), "\(episode): \(present.sorted())")
+            #expect(list.contains { $0.name.hasSuffix(".png") } && list.contains { $0.name.hasSuffix(".wav") })
+            for file in list {
+                let url = folder.appendingPathComponent(file.name)
+                #expect(try DurableFiles.sha256(of: url) == file.sha256, "\(episode)/\(file.name)")
+                checked += 1
+            }
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("chaos/.incoming").path))
+        // The provider never had to say no.
+        let stats = try await EpisodeFileTests.http("GET", "\(base)/stats")
+        for provider in ["openai", "huggingface", "elevenlabs"] {
+            let counters = BudgetTests.counters(stats, provider)
+            #expect(counters["rejected_total"] as? Int == 0, "\(provider): \(counters)")
+        }
+        let json = try BudgetTests.summaryJSON(out, "chaos")
         let counters = json["counters"] as? [String: Any] ?? [:]
         #expect((counters["attempts_requeued"] as? Int ?? 0) >= 1, "\(counters)")
+        let artifacts = counters["artifacts"] as? [String: Any] ?? [:]
+        #expect((artifacts["episodes_stored"] as? Int ?? 0) >= 60, "\(artifacts)")
         print(
-            "chaos: \(workerKills) workers killed, coordinator killed once; counters: "
+            "chaos: \(workerKills) workers killed, coordinator killed once, \(checked) files checked; counters: "
                 + counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         )
     }

@@ -120,8 +120,10 @@ struct ArtifactCollector: Sendable {
     private var waiting: Deque<JobRef> = []
     private var nextId = 0
 
-    init(settings: ArtifactSettings = ArtifactSettings()) {
+    /// - Parameter counters: the counts so far (a batch resumed from the journal goes on counting).
+    init(settings: ArtifactSettings = ArtifactSettings(), counters: ArtifactCounters = ArtifactCounters()) {
         self.settings = settings
+        self.counters = counters
     }
 
     /// Whether some attempt of this episode is having its files collected.

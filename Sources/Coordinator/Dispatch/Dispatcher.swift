@@ -88,6 +88,7 @@ struct Dispatcher: Sendable {
         self.episodes = restored
         self.queue = queue
         self.counters = counters
+        self.collector = ArtifactCollector(settings: settings.artifacts, counters: counters.artifacts)
         self.finishedCount = restored.count { $0.isFinished }
         self.indexById = [:]
         for e in restored { indexById[e.id] = e.index }

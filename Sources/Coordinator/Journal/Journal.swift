@@ -188,6 +188,19 @@ final class Journal: @unchecked Sendable {
         }
     }
 
+    /// How many times each episode of a batch has this event in the log (e.g. `succeeded`).
+    func eventCounts(batchId: String, event: String) throws -> [String: Int] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT episode_id, COUNT(*) AS n FROM attempt_event WHERE batch_id = ? AND event = ? GROUP BY episode_id",
+                arguments: [batchId, event]
+            )
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["episode_id"], $0["n"]) })
+        }
+    }
+
     /// The recorded files of every succeeded episode of a batch, by episode id, in name order.
     func artifacts(batchId: String) throws -> [String: [ArtifactFile]] {
         try pool.read { db in try Self.artifacts(batchId: batchId, db: db) }

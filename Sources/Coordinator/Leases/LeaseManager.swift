@@ -405,6 +405,7 @@ struct LeaseManager: Sendable {
                 stats[provider, default: ProviderStats()].granted += permits.count
                 stats[provider, default: ProviderStats()].totalWaitMs += wait * permits.count
                 stats[provider, default: ProviderStats()].maxWaitMs = max(stats[provider]?.maxWaitMs ?? 0, wait)
+                actions.append(.notice(.granted(provider: provider, count: permits.count)))
                 actions.append(
                     .send(
                         session: head.session,
@@ -471,4 +472,8 @@ enum LeaseNotice: Sendable, Equatable {
     case rejected(reason: String, detail: String)
     /// Calls started (journaled, so that a restarted coordinator counts them).
     case started(provider: String, count: Int)
+    /// Permits granted. Journaled *before* the grant is sent (write-ahead): a worker uses a permit at
+    /// once, so a coordinator killed right after granting still finds the call in its windows on restart,
+    /// even when the worker that made it died too and cannot report it.
+    case granted(provider: String, count: Int)
 }

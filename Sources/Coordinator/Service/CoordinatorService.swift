@@ -486,7 +486,7 @@ final class CoordinatorService: Service {
                 "🔴 \(provider): billing or quota error, circuit OPEN: every remaining \(provider) call uses a placeholder. Fix the account, then rerun the failed items.",
                 metadata: ["provider": "\(provider)", "detail": "\(detail)"]
             )
-        case .started:
+        case .started, .granted:
             break  // journaled, not logged
         case .rejected(let reason, let detail):
             let (count, shouldLog) = rejections.record(reason)
@@ -514,7 +514,8 @@ final class CoordinatorService: Service {
     }
 
     /// Buffers what the dispatcher's notices changed: the episodes' latest state and an event each.
-    /// Returns whether an episode ended (then the caller flushes at once).
+    /// Returns whether the buffer must be written before the actions are carried out: an episode ended,
+    /// or permits were granted.
     @discardableResult
     private static func journal(_ actions: [DispatchAction], dispatcher: Dispatcher, into journal: Journal) -> Bool {
         var ended = false
@@ -539,6 +540,12 @@ final class CoordinatorService: Service {
                 for ref in requeued { record(ref.episodeId, "lost", attempt: ref.attempt, worker: workerId) }
             case .readopted(let ref, let workerId):
                 record(ref.episodeId, "readopted", attempt: ref.attempt, worker: workerId)
+            case .lease(.started(let provider, let count)):
+                journal.leaseStarted(provider: provider, count: count)
+            case .lease(.granted(let provider, let count)):
+                // Write-ahead: flushed before the grant leaves (see LeaseNotice.granted).
+                journal.leaseStarted(provider: provider, count: count)
+                ended = true
             default: break
             }
         }
