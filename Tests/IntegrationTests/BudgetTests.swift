@@ -23,11 +23,11 @@ import Glibc
     /// A settings file for a debug build on a busy 2-core machine: a wider margin than the 15 ms default
     /// (the time between a worker's LEASE_STARTED and its request reaching the mock varies more here;
     /// 10–20 ms late was seen, so 150 ms leaves room for a loaded CI machine).
-    static func settings(in dir: URL, extra: String = "") throws -> URL {
+    static func settings(in dir: URL, marginMs: Int = 150, extra: String = "") throws -> URL {
         let url = dir.appendingPathComponent("reelfarm.yaml")
         try """
         leases:
-          margin_ms: 150
+          margin_ms: \(marginMs)
         http:
           max_retries: 3
         \(extra)

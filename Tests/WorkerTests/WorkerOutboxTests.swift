@@ -123,3 +123,43 @@ struct WorkerOutboxTests {
         #expect(c.outbox.isEmpty)
     }
 }
+
+@Suite("Worker core: a transfer worker needs a minor-2 coordinator")
+struct WorkerMinorTests {
+    @Test("a WELCOME of minor 1 is not a registration for a worker that delivers by transfer")
+    func oldCoordinatorIsRefused() {
+        let h = WorkerCoreTests()
+        var settings = WorkerCore.Settings(
+            hello: Hello(
+                workerId: "w1",
+                instance: "i1",
+                host: "h",
+                pid: 1,
+                capacity: Capacity(episodes: 1, apiCalls: 1),
+                softwareVersion: "test"
+            )
+        )
+        settings.minimumCoordinatorMinor = 2
+        var c = WorkerCore(settings: settings, now: h.t0, jitter: { $0 })
+        _ = c.start(now: h.t0)
+        let old = Welcome(
+            session: "s1",
+            heartbeatIntervalMs: 1000,
+            liveness: 3,
+            maxMessageBytes: 1 << 20,
+            softwareVersion: "old",
+            protocolMinor: 1
+        )
+        let out = c.onEnvelope(Envelope(session: "s1", .welcome(old)), now: h.t0)
+        #expect(c.session == nil)
+        #expect(
+            out.contains {
+                if case .log(.warning, _, let meta) = $0 {
+                    return meta["reason"]?.contains("--artifacts shared") == true
+                }
+                return false
+            }
+        )
+        #expect(c.onEnvelope(h.welcome(), now: h.t0).isEmpty || c.session == nil, "still backing off")
+    }
+}

@@ -66,7 +66,9 @@ final class WorkerAgent: Service {
             ]
         )
 
-        var core = WorkerCore(settings: .init(hello: settings.hello), now: clock.now)
+        var coreSettings = WorkerCore.Settings(hello: settings.hello)
+        coreSettings.minimumCoordinatorMinor = pipeline.delivery == .transfer && pipeline.outputRoot != nil ? 2 : 0
+        var core = WorkerCore(settings: coreSettings, now: clock.now)
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
         var tasks: [JobRef: Task<Void, Never>] = [:]
         var rejections = RejectionLog()

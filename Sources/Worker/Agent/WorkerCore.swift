@@ -31,6 +31,9 @@ struct WorkerCore: Sendable {
         /// Delay before HELLO is sent again on the same socket when libzmq could not send it
         /// (no connection yet with ZMQ_IMMEDIATE). The default is 250 ms.
         var helloRetry: Duration = .milliseconds(250)
+        /// The oldest coordinator minor this worker can work for: 2 when it offers files by transfer (an
+        /// older coordinator would record episodes without pulling their files). The default is 0.
+        var minimumCoordinatorMinor = 0
     }
 
     struct Counters: Sendable, Equatable {
@@ -117,6 +120,13 @@ struct WorkerCore: Sendable {
     mutating func onEnvelope(_ envelope: Envelope, now: ContinuousClock.Instant) -> [WorkerAction] {
         var actions: [WorkerAction] = []
         switch (state, envelope.message) {
+        case (.greeting, .welcome(let welcome)) where welcome.protocolMinor < settings.minimumCoordinatorMinor:
+            return lose(
+                reason:
+                    "the coordinator speaks protocol minor \(welcome.protocolMinor), and delivering episode files by transfer needs \(settings.minimumCoordinatorMinor): upgrade it, or run this worker with --artifacts shared",
+                now: now,
+                immediate: false
+            )
         case (.greeting, .welcome(let welcome)):
             lastHeard = now
             state = .connected(session: welcome.session)
