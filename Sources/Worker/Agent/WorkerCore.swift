@@ -380,14 +380,15 @@ struct WorkerCore: Sendable {
         case .artifactAck(let ack):
             guard let gone = outbox.removeValue(forKey: ack.ref) else { return [] }
             counters.artifactsDelivered += 1
-            var actions: [WorkerAction] = [
+            // Deleted first, then logged: a log line saying "delivered" means the copy is gone.
+            var actions: [WorkerAction] = gone.folder.map { [.deleteFiles($0)] } ?? []
+            actions.append(
                 .log(
                     .info,
                     "episode files delivered",
                     ["episode": ack.episodeId, "attempt": "\(ack.attempt)", "files": "\(gone.result.artifacts.count)"]
                 )
-            ]
-            if let folder = gone.folder { actions.append(.deleteFiles(folder)) }
+            )
             return actions + drainedIfIdle(now: now)
         case .heartbeat:
             return []
