@@ -14,7 +14,8 @@ import Glibc
 /// with SIGKILL once and started again on the same state. Workers keep their files in their own folders
 /// (as on other boxes), so every file reaches the coordinator over ZeroMQ. Checked: every episode ended
 /// exactly once in the summary and in the journal, every recorded file is in the output folder with its
-/// SHA-256, and the mock answered no request with a 429.
+/// SHA-256, and the mock answered no request with a 429. `scripts/test` runs it alone, after the rest of
+/// the suite: on 2 cores shared with ffmpeg renders, requests reach the mock too late for any sane margin.
 @Suite(.serialized) struct ChaosTests {
     @Test func sixtyEpisodesSurviveKilledWorkersAndAKilledCoordinator() async throws {
         let dir = try Harness.tempDir("chaos")
@@ -37,9 +38,12 @@ import Glibc
         )
         var env = BudgetTests.environment(base)
         env["REELFARM_SIM_LATENCY"] = "render=300"
+        // A worker lives 6 s on average and an episode takes 3–6 s here, so an attempt is lost about half of
+        // the time: with the default 3 attempts (or even 10) an unlucky episode would rightly be failed as a
+        // poison episode. This test is about exactly-once, not poison, so attempts are plenty.
         let command = [
             "--workers", "0", "--episodes", "60", "--bind", endpoint, "--output", out.path, "--state", state.path,
-            "--batch-id", "chaos", "--heartbeat-ms", "250", "--liveness", "3", "--max-attempts", "10",
+            "--batch-id", "chaos", "--heartbeat-ms", "250", "--liveness", "3", "--max-attempts", "100",
             // The margin covers the time from a worker's LEASE_STARTED to its request reaching the mock.
             // With worker processes starting every 1.5 s beside the rest of the suite on 2 cores, 150 ms
             // was seen to fall short (5 image 429s in one run of 475 requests); 400 ms holds.
@@ -105,17 +109,24 @@ import Glibc
         #expect(coordinatorKilled, "the batch ended before the coordinator could be killed")
         #expect(await coordinator.wait(timeout: .seconds(60)) == 0, "log:\n\(coordinator.log.suffix(6000))")
         #expect(coordinator.log.contains("resuming batch chaos"))
-        #expect(coordinator.log.contains("lease windows seeded from the journal"), "calls before the kill count")
         #expect(workerKills >= 3, "only \(workerKills) workers were killed")
 
         let summary = try Summary.load(out, batch: "chaos")
-        #expect(summary.totals.succeeded == 60)
+        let unfinished = summary.episodes.filter { $0.status != "succeeded" }
+        #expect(
+            summary.totals.succeeded == 60,
+            "not succeeded: \(unfinished.map { "\($0.id) \($0.status): \($0.errors)" })"
+        )
         #expect(Set(summary.episodes.map(\.id)).count == 60)
         #expect(summary.episodes.allSatisfy { $0.status == "succeeded" })
         // The journal agrees, episode by episode, and recorded each success exactly once.
         let journal = try Journal(directory: state)
         let statuses = try journal.episodeStatuses(batchId: "chaos")
         #expect(statuses.count == 60 && statuses.values.allSatisfy { $0 == "succeeded" }, "\(statuses)")
+        // Every grant was journaled before it was sent (the restarted coordinator counts the recent ones):
+        // at least one per call of the 60 episodes (9 each).
+        let journaledCalls = try journal.recentStarts(within: .seconds(3600)).values.reduce(0) { $0 + $1.count }
+        #expect(journaledCalls >= 60 * 9, "\(journaledCalls) lease grants and starts journaled")
         let successes = try journal.eventCounts(batchId: "chaos", event: "succeeded")
         #expect(successes.count == 60 && successes.values.allSatisfy { $0 == 1 }, "\(successes)")
         // Every recorded file is in the episode's folder with its digest, and nothing else is.
