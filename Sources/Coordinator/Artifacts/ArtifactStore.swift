@@ -144,20 +144,8 @@ final class ArtifactStore {
         let files = FileManager.default
         try DurableFiles.sync(folder)
         let destination = batchFolder.appendingPathComponent(try SafeName.component(episodeId), isDirectory: true)
-        var aside: URL?
-        if files.fileExists(atPath: destination.path) {
-            let old = incomingFolder.appendingPathComponent("replaced-\(UUID().uuidString.lowercased())")
-            try files.moveItem(at: destination, to: old)
-            aside = old
-        }
-        do {
-            try files.moveItem(at: folder, to: destination)
-        } catch {
-            if let aside { try? files.moveItem(at: aside, to: destination) }
-            throw error
-        }
+        try DurableFiles.moveReplacing(folder, to: destination, asideIn: incomingFolder)
         try DurableFiles.sync(batchFolder)
-        if let aside { try? files.removeItem(at: aside) }
         if (try? files.contentsOfDirectory(atPath: incomingFolder.path).isEmpty) == true {
             try? files.removeItem(at: incomingFolder)
         }

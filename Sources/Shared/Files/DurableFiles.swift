@@ -30,6 +30,30 @@ public enum DurableFiles {
         try sync(folder)
     }
 
+    /// Renames `folder` to `destination`. An existing `destination` is first moved into `asideFolder`
+    /// (under a unique name), put back if the rename fails, and deleted once the new folder is in place,
+    /// so `destination` is always either the old folder or the new one, never a mix. Sync the parent of
+    /// `destination` afterwards to make the rename durable.
+    public static func moveReplacing(_ folder: URL, to destination: URL, asideIn asideFolder: URL) throws {
+        let files = FileManager.default
+        var aside: URL?
+        if files.fileExists(atPath: destination.path) {
+            let old = asideFolder.appendingPathComponent(
+                "\(destination.lastPathComponent)-replaced-\(UUID().uuidString.lowercased())",
+                isDirectory: true
+            )
+            try files.moveItem(at: destination, to: old)
+            aside = old
+        }
+        do {
+            try files.moveItem(at: folder, to: destination)
+        } catch {
+            if let aside { try? files.moveItem(at: aside, to: destination) }
+            throw error
+        }
+        if let aside { try? files.removeItem(at: aside) }
+    }
+
     /// The lowercase hex SHA-256 of a file, read in 64 KiB chunks.
     public static func sha256(of file: URL) throws -> String {
         let handle = try FileHandle(forReadingFrom: file)

@@ -61,23 +61,7 @@ struct AttemptWorkspace: Sendable {
     /// Renames the workspace to ``destination``. An older episode folder there (an earlier attempt's) is
     /// moved aside first and deleted once the new one is in place.
     func publish() throws {
-        let files = FileManager.default
-        var replaced: URL?
-        if files.fileExists(atPath: destination.path) {
-            let aside = workFolder.appendingPathComponent(
-                "\(destination.lastPathComponent)-replaced-\(UUID().uuidString.lowercased())",
-                isDirectory: true
-            )
-            try files.moveItem(at: destination, to: aside)
-            replaced = aside
-        }
-        do {
-            try files.moveItem(at: directory, to: destination)
-        } catch {
-            if let replaced { try? files.moveItem(at: replaced, to: destination) }
-            throw error
-        }
-        if let replaced { try? files.removeItem(at: replaced) }
+        try DurableFiles.moveReplacing(directory, to: destination, asideIn: workFolder)
         removeWorkFolderIfEmpty()
     }
 
