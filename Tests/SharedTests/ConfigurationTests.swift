@@ -85,6 +85,35 @@ import Testing
         #expect(line == "T INFO     worker [episode_3] hello a=x attempt=1")
     }
 
+    @Test("JSON log lines parse, keep every field, and escape what JSON must")
+    func jsonLogLines() throws {
+        let line = ReelfarmLogHandler.json(
+            timestamp: "2026-11-26T18:40:01.123Z",
+            level: .warning,
+            label: "coordinator",
+            message: "quote \" backslash \\ newline \n tab \t bell \u{07} é 🎬",
+            metadata: [
+                "episode": "episode_3", "message": "shadowed", "count": .stringConvertible(7),
+                "list": .array(["a", "b"]), "nested": .dictionary(["k": "v"]),
+            ]
+        )
+        #expect(!line.contains("\n"))
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        )
+        #expect(object["ts"] as? String == "2026-11-26T18:40:01.123Z")
+        #expect(object["level"] as? String == "warning")
+        #expect(object["logger"] as? String == "coordinator")
+        #expect(object["message"] as? String == "quote \" backslash \\ newline \n tab \t bell \u{07} é 🎬")
+        #expect(object["meta.message"] as? String == "shadowed")
+        #expect(object["episode"] as? String == "episode_3")
+        #expect(object["count"] as? String == "7")
+        #expect(object["list"] as? [String] == ["a", "b"])
+        #expect((object["nested"] as? [String: String]) == ["k": "v"])
+        #expect(try LoggingSetup.format("JSON") == .json)
+        #expect(throws: ConfigurationError.self) { try LoggingSetup.format("yaml") }
+    }
+
     @Test func logLevelsParse() throws {
         #expect(try LoggingSetup.level("DEBUG") == .debug)
         #expect(throws: ConfigurationError.self) { try LoggingSetup.level("loud") }

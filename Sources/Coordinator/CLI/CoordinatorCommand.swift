@@ -128,6 +128,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     )
     var logLevel: String?
 
+    @Option(
+        name: .customLong("log-format"),
+        help: "text (for people, default) or json (one object per line, for log shippers) (env LOG_FORMAT)."
+    )
+    var logFormat: String?
+
     func validate() throws {
         if episodes != nil && batch != nil {
             throw ValidationError("give either --episodes N or --batch FILE, not both")
@@ -146,7 +152,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     func run() async throws {
         let environment = try await EnvironmentSettings.load(envFile: envFile)
         let level = try LoggingSetup.level(logLevel ?? environment.value("LOG_LEVEL")?.value ?? "info")
-        LoggingSetup.bootstrap(level: level)
+        let format = try LoggingSetup.format(logFormat ?? environment.value("LOG_FORMAT")?.value ?? "text")
+        LoggingSetup.bootstrap(level: level, format: format)
         let logger = Logger(label: "coordinator")
 
         let parallelism = try ParallelismSettings.resolve(
@@ -243,6 +250,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             "--max-parallel-episodes", "\(parallelism.maxParallelEpisodes)",
             "--max-parallel-api-calls", "\(parallelism.maxParallelAPICalls)",
             "--log-level", level.rawValue,
+            "--log-format", format.rawValue,
             "--output", outputURL.path,
             "--artifacts", delivery,
             // The coordinator stops its local workers only when it stops itself: they hand their

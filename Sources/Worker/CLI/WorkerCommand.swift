@@ -124,13 +124,20 @@ struct WorkerCommand: AsyncParsableCommand {
     )
     var logLevel: String?
 
+    @Option(
+        name: .customLong("log-format"),
+        help: "text (for people, default) or json (one object per line, for log shippers) (env LOG_FORMAT)."
+    )
+    var logFormat: String?
+
     func run() async throws {
         let environment = try await EnvironmentSettings.load(envFile: envFile)
         let configPath = config ?? environment.value("REELFARM_CONFIG")?.value
         let file: ConfigFile? = if let configPath { try await ConfigFile.load(configPath) } else { nil }
         let sources = SettingsSources(environment: environment, file: file)
         let level = try LoggingSetup.level(logLevel ?? environment.value("LOG_LEVEL")?.value ?? "info")
-        LoggingSetup.bootstrap(level: level)
+        let format = try LoggingSetup.format(logFormat ?? environment.value("LOG_FORMAT")?.value ?? "text")
+        LoggingSetup.bootstrap(level: level, format: format)
         var logger = Logger(label: "worker")
 
         guard let endpoint = connect ?? environment.value("REELFARM_CONNECT")?.value else {
