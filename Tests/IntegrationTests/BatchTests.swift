@@ -41,6 +41,36 @@ import Glibc
         #expect(coordinator.log.contains("API batch complete:"))
     }
 
+    @Test("without a terminal, progress is a log line every --progress-interval; JSON logs parse")
+    func progressLinesAndJSONLogs() async throws {
+        let dir = try Harness.tempDir("progress")
+        let out = dir.appendingPathComponent("output")
+        var env = Harness.fastSimulation
+        env["REELFARM_SIM_LATENCY"] = "llm=300,tts=200,image=400,render=200"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "1", "--episodes", "6", "--max-parallel-episodes", "2", "--bind", "tcp://127.0.0.1:*",
+                "--output", out.path, "--batch-id", "progress", "--progress-interval", "1", "--log-format", "json",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        #expect(await coordinator.wait() == 0, "log:\n\(coordinator.log.suffix(4000))")
+        let lines = coordinator.log.split(separator: "\n").filter { $0.hasPrefix("{") }
+        var progress: [String] = []
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+            #expect(object["ts"] is String && object["level"] is String && object["message"] is String, "\(line)")
+            if let message = object["message"] as? String, message.hasPrefix("progress: ") { progress.append(message) }
+        }
+        #expect(lines.count > 10)
+        #expect(!progress.isEmpty, "no progress line in:\n\(coordinator.log.suffix(3000))")
+        #expect(progress.allSatisfy { $0.contains("/6 done") && $0.contains("1 workers") }, "\(progress)")
+        #expect(!coordinator.log.contains("\u{1B}["), "no terminal escapes without a terminal")
+    }
+
     @Test func twoEpisodesWhoseScriptAlwaysFailsFailAlone() async throws {
         let dir = try Harness.tempDir("failing")
         let out = dir.appendingPathComponent("output")

@@ -129,6 +129,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var logLevel: String?
 
     @Option(
+        help:
+            "auto (a live progress bar when standard error is a terminal, else a progress log line every --progress-interval), bar, log or off (env REELFARM_PROGRESS)."
+    )
+    var progress: String?
+
+    @Option(
+        name: .customLong("progress-interval"),
+        help: "Seconds between progress log lines when there is no bar (env REELFARM_PROGRESS_INTERVAL, default 10)."
+    )
+    var progressInterval: String?
+
+    @Option(
         name: .customLong("log-format"),
         help: "text (for people, default) or json (one object per line, for log shippers) (env LOG_FORMAT)."
     )
@@ -260,6 +272,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let configPath {
             workerArguments += ["--config", URL(fileURLWithPath: configPath).standardizedFileURL.path]
         }
+        let progressName = progress ?? environment.value("REELFARM_PROGRESS")?.value ?? "auto"
+        let progressMode: CoordinatorService.ProgressMode
+        switch progressName {
+        case "auto": progressMode = format == .text && StatusLine.standardErrorIsTerminal ? .bar : .log
+        default:
+            guard let mode = CoordinatorService.ProgressMode(rawValue: progressName) else {
+                throw ConfigurationError("--progress must be auto, bar, log or off, got \"\(progressName)\"")
+            }
+            progressMode = mode
+        }
+        let interval = try ParallelismSettings.positiveInt(
+            flag: progressInterval,
+            flagName: "--progress-interval",
+            environment: environment,
+            key: "REELFARM_PROGRESS_INTERVAL",
+            default: 10,
+            range: 1...86_400
+        )
         let service = CoordinatorService(
             settings: .init(
                 bind: bind,
@@ -272,7 +302,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 parallelism: parallelism,
                 localWorkers: workers,
                 workerExecutable: executable,
-                workerArguments: workerArguments
+                workerArguments: workerArguments,
+                progress: progressMode,
+                progressInterval: .seconds(interval)
             ),
             logger: logger
         )

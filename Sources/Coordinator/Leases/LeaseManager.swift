@@ -34,6 +34,35 @@ struct LeaseManager: Sendable {
     private var recentStarts: [String: Deque<Instant>] = [:]
 
     /// One queued request (or what is left of it).
+    /// One provider's budget right now, for the progress line and the status API.
+    struct Usage: Sendable, Equatable {
+        var provider: String
+        /// Calls counted in the current request window, and the window's (effective) limit.
+        var inWindow: Int
+        var limit: Int?
+        var inFlight: Int
+        var maxConcurrent: Int?
+        /// Calls waiting for a permit.
+        var waiting: Int
+        var held: Bool
+    }
+
+    /// Every budget's use at `now`, by provider name.
+    func usage(now: Instant) -> [Usage] {
+        ledgers.keys.sorted().compactMap { provider in
+            guard let ledger = ledgers[provider] else { return nil }
+            return Usage(
+                provider: provider,
+                inWindow: ledger.callsInWindow(now: now),
+                limit: ledger.effectiveRequests,
+                inFlight: ledger.inFlight,
+                maxConcurrent: ledger.effectiveConcurrency,
+                waiting: (queues[provider] ?? []).reduce(0) { $0 + $1.remaining },
+                held: ledger.isHeld(now: now)
+            )
+        }
+    }
+
     private struct Waiting: Sendable {
         var session: String
         var requestId: String

@@ -28,6 +28,14 @@ final class CoordinatorService: Service {
         var workerArguments: [String]
         /// How often the dispatcher's clock advances. The default is 50 ms.
         var tick: Duration = .milliseconds(50)
+        /// The live progress bar (a terminal), periodic progress log lines, or neither.
+        var progress: ProgressMode = .log
+        /// How often a progress log line is written (``ProgressMode/log``). The default is 10 s.
+        var progressInterval: Duration = .seconds(10)
+    }
+
+    enum ProgressMode: String, Sendable, CaseIterable {
+        case bar, log, off
     }
 
     /// How the batch ended, read by `main` after the service group finished.
@@ -160,6 +168,8 @@ final class CoordinatorService: Service {
         }
         var rejections = RejectionLog()
         var interrupted = false
+        var lastProgress = clock.now
+        if settings.progress == .bar { StatusLine.activate() }
 
         await withTaskGroup(of: Void.self) { group in
             thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
@@ -201,6 +211,17 @@ final class CoordinatorService: Service {
                         actions = dispatcher.onSendFailed(to: frames.first ?? [], now: now)
                     case .tick:
                         actions = dispatcher.onTick(now: now)
+                        switch settings.progress {
+                        case .bar where now - lastProgress >= .milliseconds(250):
+                            lastProgress = now
+                            StatusLine.update(dispatcher.progress(now: now).barLine())
+                        case .log where now - lastProgress >= settings.progressInterval:
+                            lastProgress = now
+                            let snapshot = dispatcher.progress(now: now)
+                            if snapshot.elapsed != nil { logger.info("\(snapshot.logLine)") }
+                        default:
+                            break
+                        }
                         if dispatcher.workers.isEmpty, now - lastHint >= .seconds(10) {
                             lastHint = now
                             logger.notice(
@@ -251,6 +272,8 @@ final class CoordinatorService: Service {
                 continuation.yield(.shutdown)
                 SecondSignal.exitOnNext(logger: self.logger)
             }
+            // The batch is over: no stale bar under the closing lines.
+            StatusLine.finish()
 
             // Say goodbye so that workers stop waiting, then give the socket a moment to flush.
             let goodbye = dispatcher.shutdown(
@@ -282,6 +305,7 @@ final class CoordinatorService: Service {
         }
         storeQueue.finish()
         await diskTask.value
+        StatusLine.finish()
         await thread.close()
         context.shutdown()
         traceWriter.close()

@@ -51,19 +51,32 @@ struct LocalWorkerPool: Sendable {
             let arguments =
                 ["--connect", settings.endpoint, "--worker-id", "\(host)-local-\(slot)"] + settings.arguments
             do {
-                let result = try await Subprocess.run(
-                    .path(FilePath(settings.executable)),
-                    arguments: Arguments(arguments),
-                    platformOptions: options,
-                    input: .none,
-                    output: .currentStandardOutput,
-                    error: .currentStandardError
-                ) { execution in
-                    let pid = execution.processIdentifier.value
-                    logger.info(
-                        "local worker started",
-                        metadata: ["slot": "\(slot)", "pid": "\(pid)", "restarts": "\(restarts)"]
-                    )
+                let status: TerminationStatus
+                if StatusLine.isActive {
+                    // A progress bar is drawn on this terminal: the worker's log lines are written above
+                    // it, line by line, instead of straight over it.
+                    status = try await Subprocess.run(
+                        .path(FilePath(settings.executable)),
+                        arguments: Arguments(arguments),
+                        platformOptions: options,
+                        input: .none,
+                        output: .currentStandardOutput,
+                        error: .sequence
+                    ) { execution in
+                        logStarted(slot: slot, pid: execution.processIdentifier.value, restarts: restarts)
+                        try await Self.relayLines(execution.standardError)
+                    }.terminationStatus
+                } else {
+                    status = try await Subprocess.run(
+                        .path(FilePath(settings.executable)),
+                        arguments: Arguments(arguments),
+                        platformOptions: options,
+                        input: .none,
+                        output: .currentStandardOutput,
+                        error: .currentStandardError
+                    ) { execution in
+                        logStarted(slot: slot, pid: execution.processIdentifier.value, restarts: restarts)
+                    }.terminationStatus
                 }
                 if Task.isCancelled { return }
                 let ran = ContinuousClock.now - started
@@ -72,7 +85,7 @@ struct LocalWorkerPool: Sendable {
                 logger.warning(
                     "local worker exited; restarting",
                     metadata: [
-                        "slot": "\(slot)", "status": "\(result.terminationStatus)",
+                        "slot": "\(slot)", "status": "\(status)",
                         "ran.s": "\(ran.shortDescription)", "restart.in": "\(backoff.shortDescription)",
                     ]
                 )
@@ -92,6 +105,23 @@ struct LocalWorkerPool: Sendable {
             }
             backoff = min(backoff * 2, .seconds(30))
         }
+    }
+
+    private func logStarted(slot: Int, pid: some CustomStringConvertible, restarts: Int) {
+        logger.info("local worker started", metadata: ["slot": "\(slot)", "pid": "\(pid)", "restarts": "\(restarts)"])
+    }
+
+    /// Writes a child's output through ``StatusLine`` one whole line at a time.
+    private static func relayLines(_ output: SubprocessOutputSequence) async throws {
+        var pending: [UInt8] = []
+        for try await buffer in output {
+            buffer.withUnsafeBytes { pending.append(contentsOf: $0) }
+            if let last = pending.lastIndex(of: 0x0A) {
+                StatusLine.write(Array(pending[...last]))
+                pending.removeSubrange(...last)
+            }
+        }
+        if !pending.isEmpty { StatusLine.write(pending + [0x0A]) }
     }
 
     /// Finds the `worker` executable: an explicit path, `REELFARM_WORKER_BIN`, the coordinator's own

@@ -149,6 +149,18 @@ public struct RateLedger: Sendable {
     /// Slots held right now.
     public var inFlight: Int { permits.values.count { $0.holdsSlot } }
 
+    /// Calls counted in the request window at `now` (started, or granted and not yet started), for
+    /// progress displays and metrics.
+    public func callsInWindow(now: Instant) -> Int {
+        let horizon = requestWindow + settings.margin
+        return permits.values.count { $0.latestStart + horizon > now }
+    }
+
+    /// Whether the provider is paused at `now`, or its circuit is open.
+    public func isHeld(now: Instant) -> Bool {
+        circuitOpen || (pausedUntil.map { $0 > now } ?? false)
+    }
+
     // MARK: - Granting
 
     /// Whether one call costing `units` may start at `now`, and if not, why.

@@ -60,14 +60,8 @@ public struct ReelfarmLogHandler: LogHandler {
             )
         var bytes = Array(line.utf8)
         bytes.append(0x0A)
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if n <= 0 { break }
-                offset += n
-            }
-        }
+        // One write for the line (and, on a terminal with a progress bar, the bar redrawn below it).
+        StatusLine.write(bytes)
     }
 
     /// Formats one line; exposed for tests.
