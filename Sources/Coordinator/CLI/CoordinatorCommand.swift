@@ -135,6 +135,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var progress: String?
 
     @Option(
+        help:
+            "The dashboard, JSON status API (/api/status) and Prometheus metrics (/metrics): HOST:PORT, PORT, or off (env REELFARM_HTTP, default 127.0.0.1:8090; port 0 picks a free one)."
+    )
+    var http: String?
+
+    @Option(
         name: .customLong("progress-interval"),
         help: "Seconds between progress log lines when there is no bar (env REELFARM_PROGRESS_INTERVAL, default 10)."
     )
@@ -290,6 +296,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             default: 10,
             range: 1...86_400
         )
+        let httpAddress = try StatusServer.parse(http ?? environment.value("REELFARM_HTTP")?.value ?? "127.0.0.1:8090")
+        let board = httpAddress.map { _ in StatusBoard() }
+        let metrics = httpAddress.map { _ in FleetMetrics() }
         let service = CoordinatorService(
             settings: .init(
                 bind: bind,
@@ -304,13 +313,33 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 workerExecutable: executable,
                 workerArguments: workerArguments,
                 progress: progressMode,
-                progressInterval: .seconds(interval)
+                progressInterval: .seconds(interval),
+                board: board,
+                metrics: metrics
             ),
             logger: logger
         )
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        if let httpAddress, let board, let metrics {
+            services.append(
+                .init(
+                    service: StatusServer(
+                        host: httpAddress.host,
+                        port: httpAddress.port,
+                        board: board,
+                        metrics: metrics,
+                        logger: logger
+                    ),
+                    successTerminationBehavior: .ignore,
+                    failureTerminationBehavior: .ignore
+                )
+            )
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
                 logger: Logger(label: "lifecycle")

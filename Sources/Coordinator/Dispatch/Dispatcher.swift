@@ -111,6 +111,8 @@ struct Dispatcher: Sendable {
     var runningCount: Int { workers.values.reduce(0) { $0 + $1.inflight.count } }
     /// Transfers of episode files in progress or waiting.
     var collectingCount: Int { episodes.count { collector.isCollecting($0.id) } }
+    /// Whether this episode's files are on their way to the output folder.
+    func collector(isCollecting episodeId: String) -> Bool { collector.isCollecting(episodeId) }
     /// Episode slots of all connected workers.
     var totalSlots: Int { workers.values.reduce(0) { $0 + $1.hello.capacity.episodes } }
 

@@ -32,6 +32,9 @@ final class CoordinatorService: Service {
         var progress: ProgressMode = .log
         /// How often a progress log line is written (``ProgressMode/log``). The default is 10 s.
         var progressInterval: Duration = .seconds(10)
+        /// Where the HTTP side reads the fleet's state and metrics (published every 250 ms), if it runs.
+        var board: StatusBoard?
+        var metrics: FleetMetrics?
     }
 
     enum ProgressMode: String, Sendable, CaseIterable {
@@ -169,7 +172,15 @@ final class CoordinatorService: Service {
         var rejections = RejectionLog()
         var interrupted = false
         var lastProgress = clock.now
+        var lastPublished = clock.now
         if settings.progress == .bar { StatusLine.activate() }
+        func publish(_ state: String, now: ContinuousClock.Instant) {
+            guard let board = settings.board else { return }
+            let status = dispatcher.fleetStatus(state: state, now: now)
+            board.publish(status)
+            settings.metrics?.update(status)
+        }
+        publish("running", now: clock.now)
 
         await withTaskGroup(of: Void.self) { group in
             thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
@@ -211,6 +222,10 @@ final class CoordinatorService: Service {
                         actions = dispatcher.onSendFailed(to: frames.first ?? [], now: now)
                     case .tick:
                         actions = dispatcher.onTick(now: now)
+                        if now - lastPublished >= .milliseconds(250) {
+                            lastPublished = now
+                            publish("running", now: now)
+                        }
                         switch settings.progress {
                         case .bar where now - lastProgress >= .milliseconds(250):
                             lastProgress = now
@@ -274,6 +289,7 @@ final class CoordinatorService: Service {
             }
             // The batch is over: no stale bar under the closing lines.
             StatusLine.finish()
+            publish(dispatcher.isComplete ? "completed" : "interrupted", now: clock.now)
 
             // Say goodbye so that workers stop waiting, then give the socket a moment to flush.
             let goodbye = dispatcher.shutdown(

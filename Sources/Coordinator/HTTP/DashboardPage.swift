@@ -1,0 +1,121 @@
+/// `GET /`: the dashboard, one self-contained page (no external scripts, fonts or styles, so it works on
+/// an offline render farm). It polls `/api/status` every second and draws: the batch's progress, the
+/// workers with their slots and heartbeat age, each provider budget's use against its limit over time,
+/// the episodes with state and attempt, and a timeline of the episodes per worker.
+enum DashboardPage {
+    static let html = #"""
+        <!doctype html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Reelfarm</title>
+        <style>
+          :root { --bg:#0f1115; --panel:#171a21; --text:#e6e6e6; --dim:#8b93a1; --ok:#3fb950; --bad:#f85149;
+                  --run:#58a6ff; --save:#d29922; --wait:#30363d; }
+          body { margin:0; font:14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--text); }
+          header { padding:12px 20px; display:flex; gap:20px; align-items:baseline; border-bottom:1px solid #222; }
+          h1 { font-size:18px; margin:0; } h2 { font-size:14px; margin:0 0 8px; color:var(--dim); font-weight:600; }
+          main { display:grid; grid-template-columns:repeat(auto-fit, minmax(420px, 1fr)); gap:16px; padding:16px 20px; }
+          section { background:var(--panel); border-radius:8px; padding:12px 14px; overflow:auto; }
+          .wide { grid-column:1 / -1; }
+          .bar { height:14px; background:var(--wait); border-radius:7px; overflow:hidden; display:flex; }
+          .bar span { display:block; height:100%; }
+          table { border-collapse:collapse; width:100%; } td, th { padding:3px 8px; text-align:left; white-space:nowrap; }
+          th { color:var(--dim); font-weight:500; border-bottom:1px solid #2a2f3a; }
+          .succeeded { color:var(--ok); } .failed { color:var(--bad); } .running { color:var(--run); }
+          .saving { color:var(--save); } .pending { color:var(--dim); }
+          #stats span { margin-right:14px; } #state { color:var(--dim); }
+          svg text { fill:var(--dim); font-size:11px; }
+        </style>
+        </head>
+        <body>
+        <header><h1>Reelfarm</h1><span id="batch"></span><span id="state"></span></header>
+        <main>
+          <section class="wide"><h2>Progress</h2><div class="bar" id="bar"></div><p id="stats"></p></section>
+          <section><h2>Workers</h2><table><thead><tr><th>worker</th><th>host</th><th>running / slots</th>
+            <th>done</th><th>heartbeat</th></tr></thead><tbody id="workers"></tbody></table></section>
+          <section><h2>Provider budgets (calls in the current window against the limit)</h2>
+            <table><thead><tr><th>provider</th><th>use</th><th>waiting</th><th>granted</th><th>429s</th></tr></thead>
+            <tbody id="budgets"></tbody></table><svg id="budgetChart" width="100%" height="120"></svg></section>
+          <section class="wide"><h2>Timeline (episodes per worker)</h2><svg id="timeline" width="100%" height="60"></svg></section>
+          <section class="wide"><h2>Episodes</h2><table><thead><tr><th>episode</th><th>state</th><th>attempt</th>
+            <th>worker</th><th>started</th><th>ended</th></tr></thead><tbody id="episodes"></tbody></table></section>
+        </main>
+        <script>
+        "use strict";
+        const history = {};   // provider -> [{t, use}]
+        const colors = ["#58a6ff", "#d29922", "#3fb950", "#bc8cff", "#f85149"];
+        const el = (id) => document.getElementById(id);
+        const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;"}[c]));
+        const secs = (s) => s == null ? "–" : s < 60 ? s.toFixed(1) + " s" : Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
+        function render(s) {
+          el("batch").textContent = "batch " + s.batch_id;
+          el("state").textContent = s.state + " · updated " + new Date(s.updated_at).toLocaleTimeString();
+          const p = s.progress, total = Math.max(1, p.total);
+          el("bar").innerHTML = [["succeeded","var(--ok)"],["failed","var(--bad)"],["saving","var(--save)"],["running","var(--run)"]]
+            .map(([k, c]) => `<span style="width:${100 * p[k] / total}%;background:${c}" title="${k}"></span>`).join("");
+          el("stats").innerHTML = `<span class="succeeded">${p.succeeded}/${p.total} done</span><span class="failed">${p.failed} failed</span>`
+            + `<span class="running">${p.running} running</span><span class="saving">${p.saving} saving</span>`
+            + `<span class="pending">${p.pending} pending</span><span>elapsed ${secs(p.elapsed_seconds)}</span><span>ETA ${secs(p.eta_seconds)}</span>`;
+          el("workers").innerHTML = s.workers.map((w) => `<tr><td>${esc(w.id)}${w.draining ? " (draining)" : ""}</td><td>${esc(w.host)}</td>`
+            + `<td>${w.running} / ${w.slots}</td><td>${w.completed}</td><td>${(w.heartbeat_age_ms / 1000).toFixed(1)} s</td></tr>`).join("")
+            || `<tr><td colspan="5" class="pending">no workers connected</td></tr>`;
+          const now = Date.now() / 1000;
+          el("budgets").innerHTML = s.budgets.map((b) => {
+            (history[b.provider] ??= []).push({ t: now, use: b.limit ? b.in_window / b.limit : 0 });
+            if (history[b.provider].length > 300) history[b.provider].shift();
+            const r429 = Object.entries(b.signals).filter(([k]) => k.includes("limited")).reduce((a, [, n]) => a + n, 0);
+            return `<tr><td>${esc(b.provider)}${b.paused ? " (paused)" : ""}</td><td>${b.in_window} / ${b.limit ?? "∞"}</td>`
+              + `<td>${b.waiting}</td><td>${b.granted}</td><td>${r429}</td></tr>`;
+          }).join("") || `<tr><td colspan="5" class="pending">no budgets set</td></tr>`;
+          drawBudgets(now);
+          drawTimeline(s);
+          el("episodes").innerHTML = s.episodes.map((e) => `<tr><td>${esc(e.id)}</td><td class="${esc(e.status)}">${esc(e.status)}</td>`
+            + `<td>${e.attempts}</td><td>${esc(e.worker)}</td><td>${secs(e.dispatched_after_seconds)}</td><td>${secs(e.finished_after_seconds)}</td></tr>`).join("");
+        }
+        function drawBudgets(now) {
+          const svg = el("budgetChart"), w = svg.clientWidth || 400, h = 120, span = 120;
+          let out = `<line x1="0" x2="${w}" y1="20" y2="20" stroke="#f85149" stroke-dasharray="4 3"/><text x="4" y="14">limit</text>`;
+          Object.entries(history).forEach(([provider, points], i) => {
+            const path = points.filter((p) => now - p.t <= span)
+              .map((p) => `${(w * (1 - (now - p.t) / span)).toFixed(1)},${(h - 10 - (h - 30) * Math.min(1.2, p.use)).toFixed(1)}`).join(" ");
+            out += `<polyline fill="none" stroke="${colors[i % colors.length]}" stroke-width="2" points="${path}"/>`
+              + `<text x="${60 + 70 * i}" y="14" style="fill:${colors[i % colors.length]}">${esc(provider)}</text>`;
+          });
+          svg.innerHTML = out;
+        }
+        function drawTimeline(s) {
+          const svg = el("timeline"), w = svg.clientWidth || 800;
+          const workers = [...new Set(s.episodes.filter((e) => e.worker).map((e) => e.worker))];
+          const end = Math.max(1, s.progress.elapsed_seconds ?? 1, ...s.episodes.map((e) => e.finished_after_seconds ?? 0));
+          const rowH = 18, left = 130, h = Math.max(40, 20 + rowH * workers.length);
+          svg.setAttribute("height", h);
+          let out = "";
+          workers.forEach((name, row) => {
+            const y = 10 + row * rowH;
+            out += `<text x="4" y="${y + 12}">${esc(name)}</text>`;
+            s.episodes.filter((e) => e.worker === name && e.dispatched_after_seconds != null).forEach((e) => {
+              const x0 = left + (w - left - 10) * e.dispatched_after_seconds / end;
+              const x1 = left + (w - left - 10) * (e.finished_after_seconds ?? s.progress.elapsed_seconds ?? end) / end;
+              const color = { succeeded: "#3fb950", failed: "#f85149", saving: "#d29922" }[e.status] ?? "#58a6ff";
+              out += `<rect x="${x0.toFixed(1)}" y="${y}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="${rowH - 4}" rx="3" fill="${color}" opacity="0.8"><title>${esc(e.id)}</title></rect>`;
+            });
+          });
+          svg.innerHTML = out;
+        }
+        async function poll() {
+          try {
+            const r = await fetch("api/status", { cache: "no-store" });
+            if (r.ok) render(await r.json());
+          } catch (e) {
+            el("state").textContent = "coordinator unreachable (batch over?)";
+          }
+          setTimeout(poll, 1000);
+        }
+        poll();
+        </script>
+        </body>
+        </html>
+        """#
+}

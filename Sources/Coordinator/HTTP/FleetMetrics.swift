@@ -1,0 +1,88 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+import Shared
+
+/// The coordinator's Prometheus metrics, through swift-metrics with the swift-prometheus backend.
+/// ``update(_:)`` is called with every published ``FleetStatus``; counters advance by what changed since.
+///
+/// | metric | type | labels |
+/// |---|---|---|
+/// | `reelfarm_episodes` | gauge | `state` = pending, running, saving, succeeded, failed |
+/// | `reelfarm_queue_depth` | gauge | episodes waiting for a worker (the autoscaling signal) |
+/// | `reelfarm_workers`, `reelfarm_slots` | gauge | connected workers and their episode slots |
+/// | `reelfarm_budget_calls_in_window`, `reelfarm_budget_limit`, `reelfarm_budget_waiting` | gauge | `provider` |
+/// | `reelfarm_permits_granted_total`, `reelfarm_calls_started_total` | counter | `provider` |
+/// | `reelfarm_provider_signals_total` | counter | `provider`, `kind` (`rate_limited` … : the 429s) |
+/// | `reelfarm_episode_duration_seconds` | histogram | first dispatch to the end, succeeded episodes |
+/// | `reelfarm_attempts_requeued_total`, `reelfarm_duplicate_results_total`, `reelfarm_workers_lost_total` | counter | |
+final class FleetMetrics: @unchecked Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    // Only touched by the coordinator's loop (one caller at a time).
+    private var seen: [String: Int] = [:]
+    private var durationsRecorded: Set<String> = []
+
+    init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600].map { .seconds($0) }
+        self.factory = factory
+    }
+
+    /// The text exposition format for `GET /metrics`.
+    func exposition() -> [UInt8] { registry.emitToBuffer() }
+
+    func update(_ status: FleetStatus) {
+        let p = status.progress
+        for (state, n) in [
+            ("pending", p.pending), ("running", p.running), ("saving", p.saving), ("succeeded", p.succeeded),
+            ("failed", p.failed),
+        ] {
+            gauge("reelfarm_episodes", ["state": state]).record(n)
+        }
+        gauge("reelfarm_queue_depth").record(p.pending)
+        gauge("reelfarm_workers").record(status.workers.count)
+        gauge("reelfarm_slots").record(status.workers.reduce(0) { $0 + $1.slots })
+        for b in status.budgets {
+            let labels = ["provider": b.provider]
+            gauge("reelfarm_budget_calls_in_window", labels).record(b.inWindow)
+            if let limit = b.limit { gauge("reelfarm_budget_limit", labels).record(limit) }
+            gauge("reelfarm_budget_waiting", labels).record(b.waiting)
+            advance("reelfarm_permits_granted_total", labels, to: b.granted)
+            advance("reelfarm_calls_started_total", labels, to: b.started)
+            for (kind, n) in b.signals {
+                advance("reelfarm_provider_signals_total", ["provider": b.provider, "kind": kind], to: n)
+            }
+        }
+        advance("reelfarm_attempts_requeued_total", [:], to: status.counters.attemptsRequeued)
+        advance("reelfarm_duplicate_results_total", [:], to: status.counters.duplicateResults)
+        advance("reelfarm_workers_lost_total", [:], to: status.counters.workersLost)
+        for e in status.episodes where e.status == "succeeded" && !durationsRecorded.contains(e.id) {
+            guard let start = e.dispatchedAfterSeconds, let end = e.finishedAfterSeconds else { continue }
+            durationsRecorded.insert(e.id)
+            CoreMetrics.Timer(label: "reelfarm_episode_duration_seconds", factory: factory).recordNanoseconds(
+                Int64((end - start) * 1e9)
+            )
+        }
+    }
+
+    private func gauge(_ name: String, _ labels: [String: String] = [:]) -> CoreMetrics.Gauge {
+        CoreMetrics.Gauge(
+            label: name,
+            dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+            factory: factory
+        )
+    }
+
+    private func advance(_ name: String, _ labels: [String: String], to total: Int) {
+        let key = name + labels.sorted { $0.key < $1.key }.map { "|\($0.key)=\($0.value)" }.joined()
+        let delta = total - seen[key, default: 0]
+        guard delta > 0 else { return }
+        seen[key] = total
+        CoreMetrics.Counter(
+            label: name,
+            dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+            factory: factory
+        ).increment(by: delta)
+    }
+}

@@ -1,0 +1,90 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Shared
+
+/// The coordinator's HTTP side (`--http`, loopback by default): the dashboard at `/`, the JSON status at
+/// `/api/status`, Prometheus metrics at `/metrics`, and `/health`.
+///
+/// Handlers only read what the coordinator's loop last published (``StatusBoard``, ``FleetMetrics``); they
+/// never touch the dispatcher. A port that cannot be bound is logged and the batch goes on without HTTP:
+/// a dashboard must never stop a batch.
+struct StatusServer: Service {
+    let host: String
+    let port: Int
+    let board: StatusBoard
+    let metrics: FleetMetrics
+    let logger: Logger
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        let board = self.board
+        let metrics = self.metrics
+        router.get("/") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html))
+            )
+        }
+        router.get("/api/status") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: board.json))
+            )
+        }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition()))
+            )
+        }
+        router.get("/health") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#))
+            )
+        }
+        return router
+    }
+
+    func run() async throws {
+        let logger = self.logger
+        let app = Application(
+            router: router(),
+            configuration: .init(address: .hostname(host, port: port), serverName: "reelfarm-coordinator"),
+            onServerRunning: { channel in
+                let address = channel.localAddress
+                logger.info(
+                    "dashboard and status API on http://\(address?.ipAddress ?? host):\(address?.port ?? port)/",
+                    metadata: ["metrics": "/metrics", "status": "/api/status"]
+                )
+            },
+            logger: Logger(label: "http")
+        )
+        do {
+            try await app.runService()
+        } catch {
+            logger.warning(
+                "HTTP disabled: cannot serve on \(host):\(port)",
+                metadata: ["error": "\(error)", "hint": "choose another --http HOST:PORT, or --http off"]
+            )
+            try? await gracefulShutdown()
+        }
+    }
+
+    /// Parses `--http`: `off`, `PORT`, `HOST:PORT` (`127.0.0.1:8090` by default).
+    static func parse(_ text: String) throws(ConfigurationError) -> (host: String, port: Int)? {
+        if text == "off" { return nil }
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        let host = parts.count == 2 ? String(parts[0]) : "127.0.0.1"
+        guard let port = Int(parts.last ?? ""), (0...65535).contains(port), !host.isEmpty, parts.count <= 2 else {
+            throw ConfigurationError("--http must be off, PORT or HOST:PORT (e.g. 127.0.0.1:8090), got \"\(text)\"")
+        }
+        return (host, port)
+    }
+}

@@ -1,0 +1,90 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The coordinator's HTTP side with the real binary: the JSON status API and the Prometheus metrics
+/// mid-batch agree with each other and with `summary.json`, and the dashboard page is served.
+@Suite(.serialized) struct StatusHTTPTests {
+    static func metric(_ text: String, _ name: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
+            return Double(line.split(separator: " ").last ?? "")
+        }
+        return nil
+    }
+
+    @Test("mid-batch /api/status and /metrics agree; the dashboard is served")
+    func statusAPIAndMetrics() async throws {
+        let dir = try Harness.tempDir("http")
+        let out = dir.appendingPathComponent("output")
+        var env = Harness.fastSimulation
+        env["REELFARM_SIM_LATENCY"] = "llm=300,tts=200,image=400,render=200"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "2", "--episodes", "12", "--max-parallel-episodes", "2", "--bind", "tcp://127.0.0.1:*",
+                "--output", out.path, "--batch-id", "http", "--http", "127.0.0.1:0", "--budget", "image=8/s",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        #expect(
+            await coordinator.waitForLog(within: .seconds(30), "the HTTP address") {
+                $0.contains("dashboard and status API on http://")
+            }
+        )
+        let line = coordinator.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }!
+        let base = String(line[line.range(of: "http://")!.lowerBound...].prefix { $0 != " " })
+        // Wait until a few episodes are done, then read both views of the same moment.
+        var status: [String: Any] = [:]
+        for _ in 0..<200 {
+            status = try await EpisodeFileTests.http("GET", "\(base)api/status")
+            let done = (status["progress"] as? [String: Any])?["succeeded"] as? Int ?? 0
+            if done >= 2 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let progress = status["progress"] as? [String: Any] ?? [:]
+        #expect(status["batch_id"] as? String == "http")
+        #expect(status["state"] as? String == "running")
+        #expect(progress["total"] as? Int == 12)
+        #expect((progress["succeeded"] as? Int ?? 0) >= 2)
+        let workers = status["workers"] as? [[String: Any]] ?? []
+        #expect(workers.count == 2 && workers.allSatisfy { $0["slots"] as? Int == 2 }, "\(workers)")
+        #expect((status["episodes"] as? [[String: Any]])?.count == 12)
+        let budgets = status["budgets"] as? [[String: Any]] ?? []
+        #expect(budgets.first?["provider"] as? String == "image" && budgets.first?["limit"] as? Int == 8)
+
+        let metrics = try await Self.text("\(base)metrics")
+        #expect(Self.metric(metrics, "reelfarm_workers") == 2)
+        #expect(Self.metric(metrics, "reelfarm_slots") == 4)
+        #expect(Self.metric(metrics, #"reelfarm_budget_limit{provider="image"}"#) == 8)
+        let states = ["pending", "running", "saving", "succeeded", "failed"].compactMap {
+            Self.metric(metrics, #"reelfarm_episodes{state="\#($0)"}"#)
+        }
+        #expect(states.count == 5 && states.reduce(0, +) == 12, "\(metrics)")
+        #expect((Self.metric(metrics, #"reelfarm_episodes{state="succeeded"}"#) ?? 0) >= 2)
+
+        let page = try await Self.text(base)
+        #expect(page.contains("<title>Reelfarm</title>") && page.contains("api/status"))
+
+        #expect(await coordinator.wait(timeout: .seconds(120)) == 0, "log:\n\(coordinator.log.suffix(3000))")
+        let summary = try Summary.load(out, batch: "http")
+        #expect(summary.totals.succeeded == 12)
+        // Calls started as the metrics counted them never exceed what the summary reports in the end.
+        let started = Self.metric(metrics, #"reelfarm_calls_started_total{provider="image"}"#) ?? -1
+        let json = try BudgetTests.summaryJSON(out, "http")
+        let image = (json["budgets"] as? [String: Any])?["image"] as? [String: Any] ?? [:]
+        #expect(started >= 0 && started <= Double(image["started"] as? Int ?? 0), "\(started) vs \(image)")
+    }
+
+    static func text(_ url: String) async throws -> String {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 8 << 20)
+        return String(buffer: body)
+    }
+}
