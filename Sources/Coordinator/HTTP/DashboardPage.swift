@@ -10,6 +10,7 @@ enum DashboardPage {
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>Reelfarm</title>
+        <link rel="icon" href="data:,">
         <style>
           :root { --bg:#0f1115; --panel:#171a21; --text:#e6e6e6; --dim:#8b93a1; --ok:#3fb950; --bad:#f85149;
                   --run:#58a6ff; --save:#d29922; --wait:#30363d; }
@@ -86,22 +87,28 @@ enum DashboardPage {
           svg.innerHTML = out;
         }
         function drawTimeline(s) {
-          const svg = el("timeline"), w = svg.clientWidth || 800;
-          const workers = [...new Set(s.episodes.filter((e) => e.worker).map((e) => e.worker))];
-          const end = Math.max(1, s.progress.elapsed_seconds ?? 1, ...s.episodes.map((e) => e.finished_after_seconds ?? 0));
-          const rowH = 18, left = 130, h = Math.max(40, 20 + rowH * workers.length);
-          svg.setAttribute("height", h);
-          let out = "";
-          workers.forEach((name, row) => {
-            const y = 10 + row * rowH;
-            out += `<text x="4" y="${y + 12}">${esc(name)}</text>`;
-            s.episodes.filter((e) => e.worker === name && e.dispatched_after_seconds != null).forEach((e) => {
-              const x0 = left + (w - left - 10) * e.dispatched_after_seconds / end;
-              const x1 = left + (w - left - 10) * (e.finished_after_seconds ?? s.progress.elapsed_seconds ?? end) / end;
-              const color = { succeeded: "#3fb950", failed: "#f85149", saving: "#d29922" }[e.status] ?? "#58a6ff";
-              out += `<rect x="${x0.toFixed(1)}" y="${y}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="${rowH - 4}" rx="3" fill="${color}" opacity="0.8"><title>${esc(e.id)}</title></rect>`;
-            });
+          // One lane per episode running at once on a worker (its slots), episodes laid out greedily.
+          const svg = el("timeline"), w = svg.clientWidth || 800, now = s.progress.elapsed_seconds ?? 1;
+          const end = Math.max(1, now, ...s.episodes.map((e) => e.finished_after_seconds ?? 0));
+          const workers = [...new Set(s.episodes.filter((e) => e.worker).map((e) => e.worker))].sort();
+          const rowH = 16, left = 130, scale = (t) => left + (w - left - 10) * t / end;
+          let out = "", row = 0;
+          workers.forEach((name) => {
+            const lanes = [];
+            s.episodes.filter((e) => e.worker === name && e.dispatched_after_seconds != null)
+              .sort((a, b) => a.dispatched_after_seconds - b.dispatched_after_seconds).forEach((e) => {
+                const t0 = e.dispatched_after_seconds, t1 = e.finished_after_seconds ?? now;
+                let lane = lanes.findIndex((last) => last <= t0 + 1e-3);
+                if (lane < 0) { lane = lanes.length; lanes.push(0); }
+                lanes[lane] = t1;
+                const y = 10 + (row + lane) * rowH;
+                const color = { succeeded: "#3fb950", failed: "#f85149", saving: "#d29922" }[e.status] ?? "#58a6ff";
+                out += `<rect x="${scale(t0).toFixed(1)}" y="${y}" width="${Math.max(2, scale(t1) - scale(t0)).toFixed(1)}" height="${rowH - 3}" rx="3" fill="${color}" opacity="0.85"><title>${esc(e.id)} (attempt ${e.attempts})</title></rect>`;
+              });
+            out += `<text x="4" y="${10 + row * rowH + 11}">${esc(name)}</text>`;
+            row += Math.max(1, lanes.length);
           });
+          svg.setAttribute("height", Math.max(40, 20 + row * rowH));
           svg.innerHTML = out;
         }
         async function poll() {

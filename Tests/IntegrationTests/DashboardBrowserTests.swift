@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Debian's Chromium, if installed.
+let chromiumPath: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first {
+    FileManager.default.isExecutableFile(atPath: $0)
+}
+
+/// Chromium (Debian's package, installed by `scripts/test`), headless, loads the dashboard of a running
+/// batch: the page renders the batch from `/api/status`, logs nothing to the console (no errors, no
+/// failed requests), and a screenshot is kept as a test artifact.
+@Suite(.serialized, .enabled(if: chromiumPath != nil, "needs chromium (scripts/test installs it)"))
+struct DashboardBrowserTests {
+    /// Where screenshots go: `REELFARM_TEST_ARTIFACTS`, else `.build/test-artifacts` of this checkout.
+    static var artifacts: URL {
+        if let dir = ProcessInfo.processInfo.environment["REELFARM_TEST_ARTIFACTS"] {
+            return URL(fileURLWithPath: dir)
+        }
+        return Harness.binDir.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("test-artifacts")
+    }
+
+    /// Runs headless Chromium on `url`; returns (stdout, stderr).
+    static func runChromium(_ arguments: [String], url: String) throws -> (String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chromiumPath!)
+        process.arguments =
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--enable-logging=stderr",
+                "--v=0", "--window-size=1280,1100", "--virtual-time-budget=4000",
+                "--user-data-dir=\(FileManager.default.temporaryDirectory.path)/reelfarm-chromium-\(UUID().uuidString)",
+            ] + arguments + [url]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
+
+    @Test("the dashboard of a running batch renders it, with no console errors; screenshot kept")
+    func dashboardInAHeadlessBrowser() async throws {
+        let dir = try Harness.tempDir("browser")
+        let out = dir.appendingPathComponent("output")
+        var env = Harness.fastSimulation
+        env["REELFARM_SIM_LATENCY"] = "llm=400,tts=300,image=600,render=300"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "2", "--episodes", "16", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "browser", "--http", "127.0.0.1:0", "--budget", "image=8/s",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        #expect(
+            await coordinator.waitForLog(within: .seconds(30), "the first episode") { $0.contains("completed (1/16)") }
+        )
+        let line = coordinator.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }
+        let url = try #require(line.map { String($0[$0.range(of: "http://")!.lowerBound...].prefix { $0 != " " }) })
+
+        let (dom, domLog) = try Self.runChromium(["--dump-dom"], url: url)
+        #expect(dom.contains("batch browser"), "the page did not render the batch:\n\(dom.prefix(2000))")
+        #expect(dom.range(of: #"\d+/16 done"#, options: .regularExpression) != nil)
+        #expect(dom.contains("local-1") && dom.contains("local-2"), "workers missing")
+        #expect(dom.contains("<rect"), "the timeline drew nothing")
+        let console = domLog.split(separator: "\n").filter { $0.contains(":CONSOLE") }
+        #expect(console.isEmpty, "console output: \(console)")
+
+        try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+        let shot = Self.artifacts.appendingPathComponent("dashboard.png")
+        try? FileManager.default.removeItem(at: shot)
+        let (_, shotLog) = try Self.runChromium(["--screenshot=\(shot.path)"], url: url)
+        let size = (try? FileManager.default.attributesOfItem(atPath: shot.path)[.size] as? Int) ?? 0
+        #expect(size > 10_000, "screenshot \(shot.path): \(size) bytes; \(shotLog.suffix(1000))")
+        print("dashboard screenshot: \(shot.path)")
+
+        #expect(await coordinator.wait(timeout: .seconds(120)) == 0, "log:\n\(coordinator.log.suffix(3000))")
+    }
+}
