@@ -85,4 +85,60 @@ struct DashboardBrowserTests {
 
         #expect(await coordinator.wait(timeout: .seconds(120)) == 0, "log:\n\(coordinator.log.suffix(3000))")
     }
+
+    @Test("report.html: self-contained, renders the batch, escapes hostile topics, no console output; screenshot kept")
+    func reportInAHeadlessBrowser() async throws {
+        let dir = try Harness.tempDir("report")
+        let out = dir.appendingPathComponent("output")
+        let batch = dir.appendingPathComponent("batch.yaml")
+        try """
+        - topic: "</script><script>document.title='pwned'</script> lighthouses"
+          id: hostile
+        - topic: honeybees
+          id: bees
+        - topic: octopus hearts
+          id: octopus
+        - topic: the emu war
+          id: emus
+        """.write(to: batch, atomically: true, encoding: .utf8)
+        var env = Harness.fastSimulation
+        env["REELFARM_SIM_FAIL"] = "llm:emus"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "2", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "report", "--http", "off", "--budget", "image=20/s", "--max-attempts", "2",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        #expect(
+            await coordinator.wait(timeout: .seconds(120)) == 1,
+            "emus fails: log:\n\(coordinator.log.suffix(3000))"
+        )
+        let report = out.appendingPathComponent("report/report.html")
+        let html = try String(contentsOf: report, encoding: .utf8)
+        #expect(!html.contains("<script>document.title"), "the hostile topic must stay data")
+        #expect(!html.contains("src=\"http") && !html.contains("href=\"http"), "nothing fetched from elsewhere")
+
+        let (dom, log) = try Self.runChromium(["--dump-dom"], url: report.absoluteString)
+        #expect(dom.contains("Batch report: completed with failures"), "\(dom.prefix(1500))")
+        #expect(dom.contains("3/4 succeeded") && dom.contains("1 failed"))
+        #expect(dom.contains("script: simulated failure"), "the failure is listed")
+        #expect(dom.contains("&lt;/script&gt;&lt;script&gt;document.title"), "the topic is shown as text")
+        #expect(!dom.contains("<title>pwned</title>"))
+        #expect(dom.components(separatedBy: "<rect").count - 1 >= 4, "the Gantt chart and the rate chart")
+        #expect(dom.contains("image: 20 per 1.0s"))
+        let console = log.split(separator: "\n").filter { $0.contains(":CONSOLE") }
+        #expect(console.isEmpty, "console output: \(console)")
+
+        try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+        let shot = Self.artifacts.appendingPathComponent("report.png")
+        try? FileManager.default.removeItem(at: shot)
+        _ = try Self.runChromium(["--screenshot=\(shot.path)"], url: report.absoluteString)
+        let size = (try? FileManager.default.attributesOfItem(atPath: shot.path)[.size] as? Int) ?? 0
+        #expect(size > 10_000, "screenshot \(shot.path): \(size) bytes")
+        print("report screenshot: \(shot.path)")
+    }
 }

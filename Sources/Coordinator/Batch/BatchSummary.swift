@@ -18,6 +18,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
         /// The episode's video relative to the batch folder, when it is in this coordinator's output
         /// folder (local workers, or a shared filesystem).
         var video: String?
+        /// Files of the episode stored in its folder (0 for simulated episodes, which keep none).
+        var files: Int = 0
         /// Seconds from the batch's first dispatch to this episode's first dispatch, and to its end.
         var dispatchedAfterSeconds: Double?
         var finishedAfterSeconds: Double?
@@ -108,6 +110,7 @@ struct BatchSummary: Codable, Sendable, Equatable {
                 placeholders: e.placeholders,
                 errors: e.errors,
                 video: hasVideo ? video : nil,
+                files: e.status == .succeeded ? e.artifacts.count : 0,
                 dispatchedAfterSeconds: seconds(e.firstDispatchedAt),
                 finishedAfterSeconds: seconds(e.finishedAt)
             )

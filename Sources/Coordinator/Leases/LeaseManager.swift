@@ -479,8 +479,17 @@ struct LeaseManager: Sendable {
         )
     }
 
+    /// Calls started per provider, counted per second since ``timelineOrigin`` (for the batch report's
+    /// call rate chart; bounded by the batch's length in seconds, not by its calls).
+    private(set) var startsPerSecond: [String: [Int: Int]] = [:]
+    /// The moment of the first call started through this manager.
+    private(set) var timelineOrigin: Instant?
+
     private mutating func noteStarts(_ provider: String, count: Int, now: Instant) {
         guard count > 0, let ledger = ledgers[provider] else { return }
+        let origin = timelineOrigin ?? now
+        timelineOrigin = origin
+        startsPerSecond[provider, default: [:]][Int((now - origin).secondsDouble), default: 0] += count
         let window = Duration.milliseconds(ledger.settings.budget.requestWindowMs)
         var starts = recentStarts[provider] ?? []
         for _ in 0..<count { starts.append(now) }

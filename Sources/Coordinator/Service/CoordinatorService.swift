@@ -343,6 +343,11 @@ final class CoordinatorService: Service {
         } catch {
             logger.error("cannot write summary.json", metadata: ["dir": "\(batchDir.path)", "error": "\(error)"])
         }
+        do {
+            try BatchReport.write(summary: summary, rates: BatchReport.rates(from: dispatcher), to: batchDir)
+        } catch {
+            logger.error("cannot write report.html", metadata: ["dir": "\(batchDir.path)", "error": "\(error)"])
+        }
         let succeeded = dispatcher.succeededCount
         let total = dispatcher.episodes.count
         let line =
