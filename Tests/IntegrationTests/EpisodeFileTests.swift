@@ -149,7 +149,11 @@ import Glibc
             #expect(manifest?.assets.filter { $0.kind == "scene" }.allSatisfy { $0.provider == "offline" } == true)
         }
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("offline").path)
-        #expect(Set(leftovers).isSubset(of: ["lighthouse", "honeybees", "summary.json", "trace.jsonl", ".work"]))
+        #expect(
+            Set(leftovers).isSubset(of: [
+                "lighthouse", "honeybees", "summary.json", "report.html", "trace.jsonl", ".work",
+            ])
+        )
         let work = out.appendingPathComponent("offline/.work")
         #expect((try? FileManager.default.contentsOfDirectory(atPath: work.path))?.isEmpty ?? true)
     }

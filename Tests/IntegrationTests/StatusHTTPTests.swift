@@ -22,12 +22,14 @@ import Glibc
         let dir = try Harness.tempDir("http")
         let out = dir.appendingPathComponent("output")
         var env = Harness.fastSimulation
-        env["REELFARM_SIM_LATENCY"] = "llm=300,tts=200,image=400,render=200"
+        // About 2 s an episode and 24 of them on 4 slots: the batch outlasts the polling below even when the
+        // test process gets little CPU.
+        env["REELFARM_SIM_LATENCY"] = "llm=500,tts=400,image=700,render=300"
         let coordinator = try Child(
             name: "coordinator",
             executable: Harness.coordinatorPath,
             arguments: [
-                "--workers", "2", "--episodes", "12", "--max-parallel-episodes", "2", "--bind", "tcp://127.0.0.1:*",
+                "--workers", "2", "--episodes", "24", "--max-parallel-episodes", "2", "--bind", "tcp://127.0.0.1:*",
                 "--output", out.path, "--batch-id", "http", "--http", "127.0.0.1:0", "--budget", "image=8/s",
             ],
             environment: env,
@@ -51,11 +53,11 @@ import Glibc
         let progress = status["progress"] as? [String: Any] ?? [:]
         #expect(status["batch_id"] as? String == "http")
         #expect(status["state"] as? String == "running")
-        #expect(progress["total"] as? Int == 12)
+        #expect(progress["total"] as? Int == 24)
         #expect((progress["succeeded"] as? Int ?? 0) >= 2)
         let workers = status["workers"] as? [[String: Any]] ?? []
         #expect(workers.count == 2 && workers.allSatisfy { $0["slots"] as? Int == 2 }, "\(workers)")
-        #expect((status["episodes"] as? [[String: Any]])?.count == 12)
+        #expect((status["episodes"] as? [[String: Any]])?.count == 24)
         let budgets = status["budgets"] as? [[String: Any]] ?? []
         #expect(budgets.first?["provider"] as? String == "image" && budgets.first?["limit"] as? Int == 8)
 
@@ -66,7 +68,7 @@ import Glibc
         let states = ["pending", "running", "saving", "succeeded", "failed"].compactMap {
             Self.metric(metrics, #"reelfarm_episodes{state="\#($0)"}"#)
         }
-        #expect(states.count == 5 && states.reduce(0, +) == 12, "\(metrics)")
+        #expect(states.count == 5 && states.reduce(0, +) == 24, "\(metrics)")
         #expect((Self.metric(metrics, #"reelfarm_episodes{state="succeeded"}"#) ?? 0) >= 2)
 
         let page = try await Self.text(base)
@@ -74,7 +76,7 @@ import Glibc
 
         #expect(await coordinator.wait(timeout: .seconds(120)) == 0, "log:\n\(coordinator.log.suffix(3000))")
         let summary = try Summary.load(out, batch: "http")
-        #expect(summary.totals.succeeded == 12)
+        #expect(summary.totals.succeeded == 24)
         // Calls started as the metrics counted them never exceed what the summary reports in the end.
         let started = Self.metric(metrics, #"reelfarm_calls_started_total{provider="image"}"#) ?? -1
         let json = try BudgetTests.summaryJSON(out, "http")
