@@ -201,8 +201,8 @@ import Testing
         var c = core()
         _ = c.start(now: t0)
         _ = c.onSendFailed(now: t0)
-        #expect(c.onTick(now: t0 + .milliseconds(200)).isEmpty)
-        #expect(sent(c.onTick(now: t0 + .milliseconds(250))).count == 1)
+        #expect(c.onTick(now: t0 + .milliseconds(40)).isEmpty)
+        #expect(sent(c.onTick(now: t0 + .milliseconds(50))).count == 1)
     }
 
     @Test func shutdownSaysGoodbyeAndCancelsEverything() {
