@@ -411,10 +411,12 @@ struct Dispatcher: Sendable {
     ) {
         guard var worker = workers[session] else { return }
         for ref in Set(refs).sorted(by: { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) }) {
-            guard let index = indexById[ref.episodeId], ref.attempt >= 1, ref.attempt <= episodes[index].attempts
-            else {
-                // Never handed out by this coordinator (or another batch's): nothing of ours to adopt.
-                counters.staleResults += 1
+            let index = indexById[ref.episodeId].flatMap {
+                ref.attempt >= 1 && ref.attempt <= episodes[$0].attempts ? $0 : nil
+            }
+            guard let index, !episodes[index].isFinished else {
+                // Never handed out by this coordinator (or another batch's), or already ended: cancelled.
+                if index == nil { counters.staleResults += 1 } else { counters.finishedElsewhereCancelled += 1 }
                 actions.append(
                     .send(
                         to: worker.routingId,
@@ -424,16 +426,6 @@ struct Dispatcher: Sendable {
                 continue
             }
             var episode = episodes[index]
-            if episode.isFinished {
-                counters.finishedElsewhereCancelled += 1
-                actions.append(
-                    .send(
-                        to: worker.routingId,
-                        Envelope(session: session, .cancel(Cancel(episodeId: ref.episodeId, attempt: ref.attempt)))
-                    )
-                )
-                continue
-            }
             worker.inflight.insert(ref)
             if episode.status == .pending, ref.attempt == episode.attempts {
                 queue.removeAll { $0 == index }
@@ -523,14 +515,12 @@ struct Dispatcher: Sendable {
             {
                 workers[other] = running
                 counters.supersededCancelled += 1
-                actions.append(
-                    .send(
-                        to: running.routingId,
-                        Envelope(session: other, .cancel(Cancel(episodeId: episode.id, attempt: episode.attempts)))
-                    )
+                send(
+                    .cancel(Cancel(episodeId: episode.id, attempt: episode.attempts)),
+                    to: other,
+                    now: now,
+                    into: &actions
                 )
-                running.lastSent = now
-                workers[other] = running
             }
             queue.removeAll { $0 == index }
             episode.workerId = worker.hello.workerId
