@@ -103,7 +103,7 @@ struct BatchSummary: Codable, Sendable, Equatable {
                 id: e.id,
                 topic: e.spec.topic,
                 status: e.isFinished ? e.status.rawValue : "unfinished",
-                attempts: e.attempts,
+                attempts: e.attemptsUsed,
                 worker: e.workerId,
                 durationSeconds: e.durationMs.map { Double($0) / 1000 },
                 apiCalls: e.apiCalls,

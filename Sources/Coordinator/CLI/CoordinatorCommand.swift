@@ -1,38 +1,46 @@
 import ArgumentParser
 import Foundation
-import Logging
-import Protocol
-import ServiceLifecycle
 import Shared
-import UnixSignals
 
-/// `coordinator`: runs a batch of episodes on the workers that connect to it.
+/// `coordinator`: the root command. Without a subcommand it runs one batch (``RunCommand``).
 struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
-        abstract: "Run a batch of AI video episodes across ZeroMQ workers.",
+        abstract: "Run batches of AI video episodes across ZeroMQ workers.",
+        discussion: """
+            Without a subcommand, runs one batch (`coordinator run`) and exits: 0 every episode succeeded, \
+            1 some failed, 2 usage or configuration error. `coordinator serve` keeps running and takes \
+            batches from `coordinator submit`; `status` and `scale` talk to a running coordinator's HTTP API.
+
+            Examples:
+              coordinator --workers 4 --episodes 24
+              coordinator serve --workers 2 --state state/      # then: coordinator submit --episodes 24
+              coordinator status
+              coordinator scale --workers 6
+            """,
+        version: ReelfarmVersion.current,
+        subcommands: [RunCommand.self, ServeCommand.self, SubmitCommand.self, StatusCommand.self, ScaleCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+/// `coordinator [run]`: runs one batch of episodes on the workers that connect to it, then exits.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run one batch and exit (the default subcommand).",
         discussion: """
             Binds a ZeroMQ ROUTER socket, dispatches episode jobs to workers by credit (never more in flight \
             than a worker announced), tracks their heartbeats, retries failed attempts and writes \
-            OUTPUT/<batch>/summary.json. Exit status: 0 every episode succeeded, 1 some failed, 2 usage or \
-            configuration error.
+            OUTPUT/<batch>/summary.json and report.html. Exit status: 0 every episode succeeded, 1 some \
+            failed, 2 usage or configuration error.
 
             Examples:
               coordinator --workers 4 --episodes 24
               coordinator --bind tcp://0.0.0.0:5555 --batch batch.yaml     # then: worker --connect tcp://HOST:5555
               coordinator --workers 4 --episodes 24 --budget image=10/s --budget llm=5/s --budget tts=20/s
-            """,
-        version: ReelfarmVersion.current
+            """
     )
-
-    @Option(
-        help:
-            "ZeroMQ endpoint to bind. A wildcard port (tcp://127.0.0.1:*) picks a free one; the real endpoint is logged."
-    )
-    var bind: String = "tcp://127.0.0.1:5555"
-
-    @Option(help: "Local worker processes to start and supervise (0: only remote workers).")
-    var workers: Int = 0
 
     @Option(
         name: [.customLong("episodes"), .customLong("batch-count")],
@@ -43,114 +51,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "A JSON or YAML batch file: a list of episode specs (topic, id, characters, scenes, style).")
     var batch: String?
 
-    @Option(help: "Folder that gets one sub-folder per batch.")
-    var output: String = "output"
-
-    @Option(
-        help:
-            "How local workers deliver finished episodes: transfer (over ZeroMQ, each file checked by SHA-256; default) or shared (written straight into --output; the coordinator checks the digests). Env REELFARM_ARTIFACTS."
-    )
-    var artifacts: String?
-
     @Option(
         name: .customLong("batch-id"),
         help: "Name of the batch and its output folder (default: batch-YYYYMMDD-HHMMSS)."
     )
     var batchId: String?
 
-    @Option(
-        name: .customLong("max-parallel-episodes"),
-        help: "Episodes each local worker runs at once (env MAX_PARALLEL_EPISODES, default 3)."
-    )
-    var maxParallelEpisodes: String?
-
-    @Option(
-        name: .customLong("max-parallel-api-calls"),
-        help: "API calls each episode makes at once (env MAX_PARALLEL_API_CALLS, default 5)."
-    )
-    var maxParallelAPICalls: String?
-
-    @Option(
-        name: .customLong("max-attempts"),
-        help: "Attempts per episode before it is failed (env MAX_ATTEMPTS, default 3)."
-    )
-    var maxAttempts: String?
-
-    @Option(
-        name: .customLong("heartbeat-ms"),
-        help: "Heartbeat interval in milliseconds (env HEARTBEAT_MS, default 1000)."
-    )
-    var heartbeatMs: String?
-
-    @Option(help: "Silent heartbeat intervals before a worker is declared dead (env LIVENESS, default 3).")
-    var liveness: String?
-
-    @Option(
-        help:
-            "A folder for the durable journal (SQLite). Started again with the same --state, the coordinator resumes the unfinished batch: finished episodes are not run again (env REELFARM_STATE)."
-    )
-    var state: String?
-
-    @Option(
-        name: .customLong("budget"),
-        help: ArgumentHelp(
-            "A fleet-wide rate-limit budget, repeatable: PROVIDER=RATE[,burst=N][,concurrent=N][,units=RATE] with PROVIDER llm, tts or image and RATE like 10/s or 500/min (env REELFARM_BUDGETS, ';'-separated; file: budgets:).",
-            valueName: "spec"
-        )
-    )
-    var budgets: [String] = []
-
-    @Option(
-        name: .customLong("budget-mode"),
-        help:
-            "leased (the coordinator leases permits; default), local (every worker enforces the full budget alone) or local-split (budget ÷ --workers each); env REELFARM_BUDGET_MODE."
-    )
-    var budgetMode: String?
-
-    @Option(
-        name: .customLong("worker-binary"),
-        help: "Path of the worker executable for --workers (default: next to this one)."
-    )
-    var workerBinary: String?
-
-    @Option(
-        help:
-            "A JSON or YAML settings file (providers, models, render preset) passed to the local workers (env REELFARM_CONFIG)."
-    )
-    var config: String?
-
-    @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
-    var envFile: String = ".env"
-
-    @Option(
-        name: .customLong("log-level"),
-        help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info)."
-    )
-    var logLevel: String?
-
-    @Option(
-        help:
-            "auto (a live progress bar when standard error is a terminal, else a progress log line every --progress-interval), bar, log or off (env REELFARM_PROGRESS)."
-    )
-    var progress: String?
-
-    @Option(
-        help:
-            "The dashboard, JSON status API (/api/status) and Prometheus metrics (/metrics): HOST:PORT, PORT, or off (env REELFARM_HTTP, default 127.0.0.1:8090; port 0 picks a free one)."
-    )
-    var http: String?
-
-    @Option(
-        name: .customLong("progress-interval"),
-        help: "Seconds between progress log lines when there is no bar (env REELFARM_PROGRESS_INTERVAL, default 10)."
-    )
-    var progressInterval: String?
-
-    @Option(
-        name: .customLong("log-format"),
-        help: "text (for people, default) or json (one object per line, for log shippers) (env LOG_FORMAT)."
-    )
-    var logFormat: String?
+    @OptionGroup var options: CoordinatorOptions
 
     func validate() throws {
         if episodes != nil && batch != nil {
@@ -162,195 +69,47 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if let episodes, !(1...BatchFile.maxEpisodes).contains(episodes) {
             throw ValidationError("--episodes must be from 1 to \(BatchFile.maxEpisodes), got \(episodes)")
         }
-        if !(0...256).contains(workers) {
-            throw ValidationError("--workers must be from 0 to 256, got \(workers)")
-        }
+        try options.validateWorkers()
     }
 
     func run() async throws {
-        let environment = try await EnvironmentSettings.load(envFile: envFile)
-        let level = try LoggingSetup.level(logLevel ?? environment.value("LOG_LEVEL")?.value ?? "info")
-        let format = try LoggingSetup.format(logFormat ?? environment.value("LOG_FORMAT")?.value ?? "text")
-        LoggingSetup.bootstrap(level: level, format: format)
-        let logger = Logger(label: "coordinator")
+        throw ExitCode(try await options.launch(.batch(episodes: episodes, file: batch, id: batchId)))
+    }
+}
 
-        let parallelism = try ParallelismSettings.resolve(
-            episodesFlag: maxParallelEpisodes,
-            apiCallsFlag: maxParallelAPICalls,
-            environment: environment
-        )
-        var dispatch = DispatchSettings()
-        dispatch.maxAttempts = try ParallelismSettings.positiveInt(
-            flag: maxAttempts,
-            flagName: "--max-attempts",
-            environment: environment,
-            key: "MAX_ATTEMPTS",
-            default: 3,
-            range: 1...100
-        )
-        dispatch.heartbeatInterval = .milliseconds(
-            try ParallelismSettings.positiveInt(
-                flag: heartbeatMs,
-                flagName: "--heartbeat-ms",
-                environment: environment,
-                key: "HEARTBEAT_MS",
-                default: 1000,
-                range: 10...60_000
-            )
-        )
-        dispatch.liveness = try ParallelismSettings.positiveInt(
-            flag: liveness,
-            flagName: "--liveness",
-            environment: environment,
-            key: "LIVENESS",
-            default: 3,
-            range: 1...100
-        )
+/// `coordinator serve`: the long-running mode.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Keep running and run the batches submitted over HTTP, one after another.",
+        discussion: """
+            Binds the ZeroMQ endpoint and the HTTP API (--http, loopback by default) and waits. Batches \
+            come from `coordinator submit` (or POST /api/batches) and run in submission order, each with \
+            the whole fleet and the whole rate-limit budgets; the workers stay connected between batches. \
+            Every batch gets OUTPUT/<batch>/ with its episodes, summary.json and report.html. With --state, \
+            queued and running batches survive a restart. SIGTERM or SIGINT stops it (exit 0).
 
-        // The journal: resume the unfinished batch it holds, or start a new one in it.
-        var journal: Journal?
-        var resumed: Journal.StoredBatch?
-        if let stateDir = state ?? environment.value("REELFARM_STATE")?.value {
-            do {
-                journal = try Journal(directory: URL(fileURLWithPath: stateDir))
-                resumed = try journal?.unfinishedBatch()
-            } catch {
-                throw ConfigurationError("cannot open the journal in --state \(stateDir): \(error)")
-            }
-            if let stored = resumed, let explicit = batchId, explicit != stored.id {
-                let done = stored.episodes.count { $0.isFinished }
-                throw ConfigurationError(
-                    "--state \(stateDir) holds the unfinished batch \(stored.id) (\(done)/\(stored.episodes.count) episodes done): run again without --batch-id (or with --batch-id \(stored.id)) to finish it, or use another --state"
-                )
-            }
-            if resumed == nil, let explicit = batchId,
-                (try? journal?.batches())??.contains(where: { $0.id == explicit }) == true
-            {
-                throw ConfigurationError(
-                    "--state \(stateDir) already holds a finished batch \(explicit); choose another --batch-id"
-                )
-            }
-        }
-        let id = resumed?.id ?? batchId ?? Batch.makeId()
-        do {
-            // A batch id becomes a folder name: the wire protocol's identifier rules apply.
-            try EpisodeSpec(topic: "batch", id: id).validate()
-        } catch {
-            throw ConfigurationError("--batch-id \(error.detail)")
-        }
-        let theBatch: Batch
-        if let resumed {
-            theBatch = Batch(id: resumed.id, episodes: resumed.episodes.map(\.spec))
-        } else if let path = batch {
-            theBatch = try BatchFile.load(path: path, batchId: id)
-        } else {
-            theBatch = Batch.generated(id: id, count: episodes ?? 0)
-        }
-        let configPath = config ?? environment.value("REELFARM_CONFIG")?.value
-        let configFile: ConfigFile? = if let configPath { try await ConfigFile.load(configPath) } else { nil }
-        let leases = try BudgetConfiguration.resolve(
-            flags: budgets,
-            mode: budgetMode,
-            localWorkers: workers,
-            environment: environment,
-            file: configFile
-        )
-        let executable = workers > 0 ? try LocalWorkerPool.locateWorker(explicit: workerBinary) : nil
+            Examples:
+              coordinator serve --workers 2 --state state/
+              coordinator serve --bind tcp://0.0.0.0:5555 --http 127.0.0.1:8090 --state /var/lib/reelfarm
+            """
+    )
 
-        // Local workers keep their attempts' files under this coordinator's output folder (`.work`) and
-        // deliver them by transfer, or publish them there themselves (shared).
-        let delivery = artifacts ?? environment.value("REELFARM_ARTIFACTS")?.value ?? ArtifactDelivery.transfer.rawValue
-        guard ArtifactDelivery(rawValue: delivery) != nil else {
-            throw ConfigurationError("--artifacts must be transfer or shared, got \"\(delivery)\"")
+    @OptionGroup var options: CoordinatorOptions
+
+    func validate() throws {
+        try options.validateWorkers()
+    }
+
+    func run() async throws {
+        throw ExitCode(try await options.launch(.serve))
+    }
+}
+
+extension CoordinatorOptions {
+    func validateWorkers() throws {
+        if !(0...256).contains(workers) {
+            throw ValidationError("--workers must be from 0 to 256, got \(workers)")
         }
-        let outputURL = URL(fileURLWithPath: output).standardizedFileURL
-        var workerArguments = [
-            "--max-parallel-episodes", "\(parallelism.maxParallelEpisodes)",
-            "--max-parallel-api-calls", "\(parallelism.maxParallelAPICalls)",
-            "--log-level", level.rawValue,
-            "--log-format", format.rawValue,
-            "--output", outputURL.path,
-            "--artifacts", delivery,
-            // The coordinator stops its local workers only when it stops itself: they hand their
-            // attempts back at once instead of finishing them for nobody.
-            "--shutdown-grace", "0",
-        ]
-        if let configPath {
-            workerArguments += ["--config", URL(fileURLWithPath: configPath).standardizedFileURL.path]
-        }
-        let progressName = progress ?? environment.value("REELFARM_PROGRESS")?.value ?? "auto"
-        let progressMode: CoordinatorService.ProgressMode
-        switch progressName {
-        case "auto": progressMode = format == .text && StatusLine.standardErrorIsTerminal ? .bar : .log
-        default:
-            guard let mode = CoordinatorService.ProgressMode(rawValue: progressName) else {
-                throw ConfigurationError("--progress must be auto, bar, log or off, got \"\(progressName)\"")
-            }
-            progressMode = mode
-        }
-        let interval = try ParallelismSettings.positiveInt(
-            flag: progressInterval,
-            flagName: "--progress-interval",
-            environment: environment,
-            key: "REELFARM_PROGRESS_INTERVAL",
-            default: 10,
-            range: 1...86_400
-        )
-        let httpAddress = try StatusServer.parse(http ?? environment.value("REELFARM_HTTP")?.value ?? "127.0.0.1:8090")
-        let board = httpAddress.map { _ in StatusBoard() }
-        let metrics = httpAddress.map { _ in FleetMetrics() }
-        let service = CoordinatorService(
-            settings: .init(
-                bind: bind,
-                output: outputURL,
-                batch: theBatch,
-                dispatch: dispatch,
-                leases: leases,
-                journal: journal,
-                resumed: resumed,
-                parallelism: parallelism,
-                localWorkers: workers,
-                workerExecutable: executable,
-                workerArguments: workerArguments,
-                progress: progressMode,
-                progressInterval: .seconds(interval),
-                board: board,
-                metrics: metrics
-            ),
-            logger: logger
-        )
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)
-        ]
-        if let httpAddress, let board, let metrics {
-            services.append(
-                .init(
-                    service: StatusServer(
-                        host: httpAddress.host,
-                        port: httpAddress.port,
-                        board: board,
-                        metrics: metrics,
-                        logger: logger
-                    ),
-                    successTerminationBehavior: .ignore,
-                    failureTerminationBehavior: .ignore
-                )
-            )
-        }
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services,
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                cancellationSignals: [],
-                logger: Logger(label: "lifecycle")
-            )
-        )
-        do {
-            try await group.run()
-        } catch let error as ZMQError {
-            throw ConfigurationError("cannot bind \(bind): \(error)")
-        }
-        let outcome = service.outcome
-        throw ExitCode(outcome.exitCode)
     }
 }

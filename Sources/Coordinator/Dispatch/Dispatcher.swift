@@ -14,7 +14,7 @@ import Shared
 /// - A RESULT counts only for the attempt in flight on the sender's session; anything else is stale.
 /// - An episode gets `maxAttempts` attempts (failures and lost attempts alike), then it is failed.
 struct Dispatcher: Sendable {
-    let batchId: String
+    private(set) var batchId: String
     let settings: DispatchSettings
     private(set) var episodes: [EpisodeRecord]
     private(set) var workers: [String: WorkerRecord] = [:]
@@ -44,6 +44,7 @@ struct Dispatcher: Sendable {
     init(
         batchId: String,
         specs: [EpisodeSpec],
+        attemptFloors: [String: Int] = [:],
         settings: DispatchSettings,
         leases: LeaseSettings = LeaseSettings(),
         makeSession: @escaping @Sendable () -> String
@@ -53,18 +54,13 @@ struct Dispatcher: Sendable {
         self.leases = LeaseManager(settings: leases)
         self.collector = ArtifactCollector(settings: settings.artifacts)
         self.makeSession = makeSession
-        self.episodes = specs.enumerated().map { i, spec in
-            EpisodeRecord(index: i, id: spec.id ?? "episode_\(i + 1)", spec: spec)
-        }
-        self.queue = Deque(episodes.indices)
-        for e in episodes { indexById[e.id] = e.index }
-        if episodes.isEmpty { isComplete = true }
+        self.episodes = []
+        self.queue = []
+        _ = load(batchId: batchId, specs: specs, attemptFloors: attemptFloors, now: nil)
     }
 
-    /// A dispatcher that carries on a batch read back from the journal after a restart: finished
-    /// episodes stay finished; episodes that were in flight keep their attempt count (so results of the
-    /// old attempts are still fenced) and wait until `holdUntil` for their workers to reconnect and
-    /// re-announce them (then they are re-adopted, not redone) before anyone else gets them.
+    /// A dispatcher that carries on a batch read back from the journal after a restart (see
+    /// ``load(batchId:restored:counters:holdUntil:now:)``).
     init(
         batchId: String,
         restored: [EpisodeRecord],
@@ -75,6 +71,40 @@ struct Dispatcher: Sendable {
         makeSession: @escaping @Sendable () -> String
     ) {
         self.init(batchId: batchId, specs: [], settings: settings, leases: leases, makeSession: makeSession)
+        _ = load(batchId: batchId, restored: restored, counters: counters, holdUntil: holdUntil, now: nil)
+    }
+
+    /// Makes `specs` the batch being dispatched (`coordinator serve` runs batches one after another on the
+    /// same workers and budgets). The previous batch must be complete. Each episode's attempt numbers
+    /// start above `attemptFloors[id]`, the highest attempt number an episode of that id had in an
+    /// earlier batch, so that an old attempt a worker still announces is never taken for a new one.
+    /// With `now`, hands out work at once.
+    mutating func load(
+        batchId: String,
+        specs: [EpisodeSpec],
+        attemptFloors: [String: Int] = [:],
+        now: ContinuousClock.Instant?
+    ) -> [DispatchAction] {
+        let records = specs.enumerated().map { i, spec in
+            var record = EpisodeRecord(index: i, id: spec.id ?? "episode_\(i + 1)", spec: spec)
+            record.attempts = attemptFloors[record.id] ?? 0
+            record.attemptBase = record.attempts
+            return record
+        }
+        return install(batchId: batchId, records: records, queue: Deque(records.indices), counters: .init(), now: now)
+    }
+
+    /// Makes a batch read back from the journal the batch being dispatched: finished episodes stay
+    /// finished; episodes that were in flight keep their attempt count (so results of the old attempts are
+    /// still fenced) and wait until `holdUntil` for their workers to reconnect and re-announce them (then
+    /// they are re-adopted, not redone) before anyone else gets them.
+    mutating func load(
+        batchId: String,
+        restored: [EpisodeRecord],
+        counters: DispatchCounters,
+        holdUntil: ContinuousClock.Instant,
+        now: ContinuousClock.Instant?
+    ) -> [DispatchAction] {
         var restored = restored
         var queue: Deque<Int> = []
         for i in restored.indices {
@@ -85,14 +115,35 @@ struct Dispatcher: Sendable {
             restored[i].session = nil
             queue.append(i)
         }
-        self.episodes = restored
+        return install(batchId: batchId, records: restored, queue: queue, counters: counters, now: now)
+    }
+
+    private mutating func install(
+        batchId: String,
+        records: [EpisodeRecord],
+        queue: Deque<Int>,
+        counters: DispatchCounters,
+        now: ContinuousClock.Instant?
+    ) -> [DispatchAction] {
+        self.batchId = batchId
+        self.episodes = records
         self.queue = queue
         self.counters = counters
         self.collector = ArtifactCollector(settings: settings.artifacts, counters: counters.artifacts)
-        self.finishedCount = restored.count { $0.isFinished }
+        self.finishedCount = records.count { $0.isFinished }
         self.indexById = [:]
-        for e in restored { indexById[e.id] = e.index }
-        self.isComplete = !restored.isEmpty && finishedCount == restored.count
+        for e in records { indexById[e.id] = e.index }
+        self.isComplete = finishedCount == records.count
+        self.dispatching = true
+        // Figures of the batch: the workers already connected count from its start.
+        for session in workers.keys { workers[session]?.inflight = [] }
+        peakWorkers = workers.count
+        peakSlots = totalSlots
+        instancesSeen = Set(workers.values.map(\.hello.instance))
+        leases.resetStatistics()
+        var actions: [DispatchAction] = []
+        if let now { dispatch(now: now, into: &actions) }
+        return actions
     }
 
     /// Counts budgeted calls started before a restart (from the journal) in the lease windows.
@@ -312,6 +363,31 @@ struct Dispatcher: Sendable {
         }
     }
 
+    /// Hands out queued episodes to workers with credit (after ``load(batchId:specs:attemptFloors:now:)``).
+    mutating func dispatchPending(now: ContinuousClock.Instant) -> [DispatchAction] {
+        var actions: [DispatchAction] = []
+        dispatch(now: now, into: &actions)
+        return actions
+    }
+
+    /// Stops handing jobs to the workers with this id (a local worker the pool is shrinking away). Their
+    /// attempts run on; the worker is stopped once ``isBusy(workerId:)`` says it is done.
+    mutating func retire(workerId: String) -> [DispatchAction] {
+        var actions: [DispatchAction] = []
+        for (session, worker) in workers where worker.hello.workerId == workerId && !worker.draining {
+            workers[session]?.draining = true
+            actions.append(.notice(.workerDraining(workerId: workerId, running: worker.inflight.count)))
+        }
+        return actions
+    }
+
+    /// Whether a worker with this id has attempts in flight or files on their way here.
+    func isBusy(workerId: String) -> Bool {
+        workers.values.contains { w in
+            w.hello.workerId == workerId && (!w.inflight.isEmpty || !collector.refs(of: w.session).isEmpty)
+        }
+    }
+
     /// Stop dispatching and say goodbye to every worker.
     mutating func shutdown(reason: Disconnect.Reason, detail: String) -> [DispatchAction] {
         dispatching = false
@@ -412,7 +488,7 @@ struct Dispatcher: Sendable {
         guard var worker = workers[session] else { return }
         for ref in Set(refs).sorted(by: { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) }) {
             let index = indexById[ref.episodeId].flatMap {
-                ref.attempt >= 1 && ref.attempt <= episodes[$0].attempts ? $0 : nil
+                episodes[$0].owns(attempt: ref.attempt) ? $0 : nil
             }
             guard let index, !episodes[index].isFinished else {
                 // Never handed out by this coordinator (or another batch's), or already ended: cancelled.
@@ -455,7 +531,11 @@ struct Dispatcher: Sendable {
         let index = indexById[ref.episodeId]
         let isCurrent = index.map { episodes[$0].session == session && episodes[$0].attempts == ref.attempt } ?? false
         let lateSuccess =
-            index.map { !episodes[$0].isFinished && ref.attempt < episodes[$0].attempts } ?? false
+            index.map {
+                !episodes[$0].isFinished && episodes[$0].owns(attempt: ref.attempt)
+                    && ref.attempt < episodes[$0].attempts
+            }
+            ?? false
             && result.status == .succeeded
         // An episode whose files are on their way from a successful attempt takes no other result.
         let collecting = index.map { collector.isCollecting(episodes[$0].id) } ?? false
@@ -609,7 +689,7 @@ struct Dispatcher: Sendable {
         var episode = episodes[index]
         episode.session = nil
         episode.errors.append("attempt \(ref.attempt) on \(workerId): \(error)")
-        let willRetry = episode.attempts < settings.maxAttempts
+        let willRetry = episode.attemptsUsed < settings.maxAttempts
         actions.append(.notice(.attemptFailed(ref, workerId: workerId, error: error, willRetry: willRetry)))
         if willRetry {
             episode.status = .pending
@@ -715,7 +795,7 @@ struct Dispatcher: Sendable {
             var episode = episodes[index]
             episode.session = nil
             episode.errors.append("attempt \(ref.attempt) on \(worker.hello.workerId) lost: \(reason)")
-            if episode.attempts < settings.maxAttempts {
+            if episode.attemptsUsed < settings.maxAttempts {
                 episode.status = .pending
                 queue.prepend(index)
                 requeued.append(ref)

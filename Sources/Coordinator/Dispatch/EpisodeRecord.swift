@@ -11,8 +11,13 @@ struct EpisodeRecord: Sendable, Equatable {
     let id: String
     let spec: EpisodeSpec
     var status: Status = .pending
-    /// Attempts dispatched so far; the attempt in flight, if any, is this number.
+    /// The number of the latest attempt dispatched; the attempt in flight, if any, is this number.
+    /// Numbering starts after ``attemptBase``.
     var attempts = 0
+    /// Attempt numbers at or below this one belong to earlier batches with an episode of the same id
+    /// (the same coordinator's journal, or an earlier batch of `coordinator serve`): a worker that still
+    /// announces one of them is fenced off instead of mistaken for this batch's episode.
+    var attemptBase = 0
     /// Session of the worker running the current attempt.
     var session: String?
     /// Worker of the latest attempt (of the successful one once succeeded).
@@ -35,6 +40,12 @@ struct EpisodeRecord: Sendable, Equatable {
     var notBefore: ContinuousClock.Instant?
 
     var isFinished: Bool { status == .succeeded || status == .failed }
+
+    /// Attempts this batch made of the episode (what `--max-attempts` limits and reports show).
+    var attemptsUsed: Int { attempts - attemptBase }
+
+    /// Whether `attempt` is an attempt of this batch's episode that was handed out.
+    func owns(attempt: Int) -> Bool { attempt > attemptBase && attempt <= attempts }
 
     var currentRef: JobRef { JobRef(episodeId: id, attempt: attempts) }
 }

@@ -10,10 +10,13 @@ import Shared
 /// |---|---|---|
 /// | `reelfarm_episodes` | gauge | `state` = pending, running, saving, succeeded, failed |
 /// | `reelfarm_queue_depth` | gauge | episodes waiting for a worker (the autoscaling signal) |
+/// | `reelfarm_batches` | gauge | `state` = queued, running, completed, interrupted (`coordinator serve`) |
+/// | `reelfarm_local_workers_target` | gauge | local worker processes wanted (`--workers`, `coordinator scale`) |
 /// | `reelfarm_workers`, `reelfarm_slots` | gauge | connected workers and their episode slots |
 /// | `reelfarm_budget_calls_in_window`, `reelfarm_budget_limit`, `reelfarm_budget_waiting` | gauge | `provider` |
 /// | `reelfarm_permits_granted_total`, `reelfarm_calls_started_total` | counter | `provider` |
 /// | `reelfarm_provider_signals_total` | counter | `provider`, `kind` (`rate_limited` … : the 429s) |
+/// | `reelfarm_episodes_finished_total` | counter | `outcome` = succeeded, failed; over every batch this process ran |
 /// | `reelfarm_episode_duration_seconds` | histogram | first dispatch to the end, succeeded episodes |
 /// | `reelfarm_attempts_requeued_total`, `reelfarm_duplicate_results_total`, `reelfarm_workers_lost_total` | counter | |
 final class FleetMetrics: @unchecked Sendable {
@@ -29,6 +32,13 @@ final class FleetMetrics: @unchecked Sendable {
         self.factory = factory
     }
 
+    /// A new batch starts (`coordinator serve`): its counts start from zero, so the counters go on from
+    /// what they reached (Prometheus counters never go down) and its episodes are new ones.
+    func batchStarted() {
+        seen = [:]
+        durationsRecorded = []
+    }
+
     /// The text exposition format for `GET /metrics`.
     func exposition() -> [UInt8] { registry.emitToBuffer() }
 
@@ -41,6 +51,12 @@ final class FleetMetrics: @unchecked Sendable {
             gauge("reelfarm_episodes", ["state": state]).record(n)
         }
         gauge("reelfarm_queue_depth").record(p.pending)
+        for state in ["queued", "running", "completed", "interrupted"] {
+            gauge("reelfarm_batches", ["state": state]).record(status.batches.count { $0.state == state })
+        }
+        if let pool = status.localWorkers {
+            gauge("reelfarm_local_workers_target").record(pool.target)
+        }
         gauge("reelfarm_workers").record(status.workers.count)
         gauge("reelfarm_slots").record(status.workers.reduce(0) { $0 + $1.slots })
         for b in status.budgets {
@@ -54,6 +70,8 @@ final class FleetMetrics: @unchecked Sendable {
                 advance("reelfarm_provider_signals_total", ["provider": b.provider, "kind": kind], to: n)
             }
         }
+        advance("reelfarm_episodes_finished_total", ["outcome": "succeeded"], to: p.succeeded)
+        advance("reelfarm_episodes_finished_total", ["outcome": "failed"], to: p.failed)
         advance("reelfarm_attempts_requeued_total", [:], to: status.counters.attemptsRequeued)
         advance("reelfarm_duplicate_results_total", [:], to: status.counters.duplicateResults)
         advance("reelfarm_workers_lost_total", [:], to: status.counters.workersLost)

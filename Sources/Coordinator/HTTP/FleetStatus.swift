@@ -50,8 +50,11 @@ struct FleetStatus: Codable, Sendable, Equatable {
         var finishedAfterSeconds: Double?
     }
 
+    /// `batch` (one-shot `coordinator`) or `serve`.
+    var mode = "batch"
+    /// The batch being dispatched (empty while `serve` is idle).
     var batchId: String
-    /// `running`, `completed` or `interrupted`.
+    /// `running`, `idle` (serve, no batch), `completed` (one-shot, done), `interrupted` or `stopped`.
     var state: String
     var updatedAt: String
     var progress: Progress
@@ -59,6 +62,10 @@ struct FleetStatus: Codable, Sendable, Equatable {
     var budgets: [Budget]
     var episodes: [Episode]
     var counters: DispatchCounters
+    /// Every batch this coordinator knows: queued, running, finished (`coordinator serve`).
+    var batches: [BatchListing] = []
+    /// The local worker pool (`--workers`, `coordinator scale`), when this coordinator can start workers.
+    var localWorkers: LocalWorkerPool.Snapshot?
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
@@ -124,7 +131,7 @@ extension Dispatcher {
                 FleetStatus.Episode(
                     id: $0.id,
                     status: collector(isCollecting: $0.id) ? "saving" : $0.status.rawValue,
-                    attempts: $0.attempts,
+                    attempts: $0.attemptsUsed,
                     worker: $0.workerId,
                     dispatchedAfterSeconds: after($0.firstDispatchedAt),
                     finishedAfterSeconds: after($0.finishedAt)

@@ -5,17 +5,27 @@ import ServiceLifecycle
 import Shared
 
 /// The coordinator's HTTP side (`--http`, loopback by default): the dashboard at `/`, the JSON status at
-/// `/api/status`, Prometheus metrics at `/metrics`, and `/health`.
+/// `/api/status`, Prometheus metrics at `/metrics`, `/health`, and the control API of `coordinator
+/// submit`, `status` and `scale` (`/api/batches`, `/api/scale`; see ``ControlAPI``).
 ///
-/// Handlers only read what the coordinator's loop last published (``StatusBoard``, ``FleetMetrics``); they
-/// never touch the dispatcher. A port that cannot be bound is logged and the batch goes on without HTTP:
-/// a dashboard must never stop a batch.
+/// Read handlers only read what the coordinator's loop last published (``StatusBoard``, ``FleetMetrics``);
+/// they never touch the dispatcher. Control handlers send their request to the loop through the
+/// ``ControlChannel`` and wait for its answer. A one-shot coordinator whose port cannot be bound logs it
+/// and goes on without HTTP (a dashboard must never stop a batch); `coordinator serve`, which takes its
+/// batches over HTTP, stops with a configuration error instead (`required`).
 struct StatusServer: Service {
     let host: String
     let port: Int
     let board: StatusBoard
     let metrics: FleetMetrics
+    var control: ControlChannel?
+    var required = false
     let logger: Logger
+
+    /// The port could not be bound and HTTP is required.
+    struct CannotServe: Error, CustomStringConvertible {
+        var description: String
+    }
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -41,6 +51,9 @@ struct StatusServer: Service {
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition()))
             )
+        }
+        if let control {
+            ControlAPI(board: board, control: control).register(on: router)
         }
         router.get("/health") { _, _ in
             Response(
@@ -68,6 +81,11 @@ struct StatusServer: Service {
         )
         do {
             try await app.runService()
+        } catch  where required {
+            throw CannotServe(
+                description:
+                    "cannot serve HTTP on \(host):\(port) (\(error)); coordinator serve needs it: choose another --http HOST:PORT"
+            )
         } catch {
             logger.warning(
                 "HTTP disabled: cannot serve on \(host):\(port)",

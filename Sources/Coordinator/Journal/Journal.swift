@@ -7,7 +7,8 @@ import Shared
 /// GRDB in WAL mode, so that a coordinator killed at any moment and started again with the same command
 /// carries on where it stopped.
 ///
-/// - `batch`: one row per batch, its status (`running` until it ends) and the dispatch counters.
+/// - `batch`: one row per batch, its status (`queued` when submitted to `coordinator serve` and not
+///   started, `running` until it ends, then `completed`) and the dispatch counters.
 /// - `episode`: one row per episode with its spec and latest state (status, attempts, worker, result).
 /// - `attempt_event`: an append-only log (dispatched, succeeded, failed, lost, re-adopted…).
 /// - `artifact`: the files of each succeeded episode with their size and SHA-256, written in the same
@@ -122,6 +123,10 @@ final class Journal: @unchecked Sendable {
                     """
             )
         }
+        migrator.registerMigration("v4-serve") { db in
+            // Attempt numbers continue across batches with episodes of the same id (EpisodeRecord.attemptBase).
+            try db.execute(sql: "ALTER TABLE episode ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -153,6 +158,7 @@ final class Journal: @unchecked Sendable {
                 var e = EpisodeRecord(index: index, id: r["id"], spec: spec)
                 e.status = EpisodeRecord.Status(rawValue: r["status"]) ?? .pending
                 e.attempts = r["attempts"]
+                e.attemptBase = r["attempt_base"]
                 e.workerId = r["worker"]
                 e.durationMs = r["duration_ms"]
                 e.apiCalls = r["api_calls"]
@@ -164,6 +170,68 @@ final class Journal: @unchecked Sendable {
             let files = try Self.artifacts(batchId: id, db: db)
             for i in episodes.indices { episodes[i].artifacts = files[episodes[i].id] ?? [] }
             return StoredBatch(id: id, episodes: episodes, counters: counters)
+        }
+    }
+
+    /// Batches submitted to `coordinator serve` and not started yet, oldest first, with their episodes.
+    func queuedBatches() throws -> [Batch] {
+        try pool.read { db in
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT id FROM batch WHERE status = 'queued' ORDER BY created_at, rowid"
+            ).map { row in
+                let id: String = row["id"]
+                let specs = try Row.fetchAll(
+                    db,
+                    sql: "SELECT spec FROM episode WHERE batch_id = ? ORDER BY position",
+                    arguments: [id]
+                ).map { try decoder.decode(EpisodeSpec.self, from: Data(($0["spec"] as String).utf8)) }
+                return Batch(id: id, episodes: specs)
+            }
+        }
+    }
+
+    /// Per episode id, the highest attempt number any other batch of this journal gave it (the floor of
+    /// a new batch's attempt numbers: see ``EpisodeRecord/attemptBase``).
+    func attemptFloors(excluding batchId: String) throws -> [String: Int] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT id, MAX(attempts) AS n FROM episode WHERE batch_id != ? GROUP BY id",
+                arguments: [batchId]
+            )
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["id"], $0["n"]) })
+        }
+    }
+
+    /// Finished batches (`completed`), oldest first, with their episode counts: what `coordinator serve`
+    /// lists after a restart.
+    func finishedBatches(limit: Int = 1000) throws -> [BatchListing] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM (
+                        SELECT b.id, b.created_at, b.updated_at, COUNT(e.id) AS episodes,
+                            SUM(e.status = 'succeeded') AS succeeded, SUM(e.status = 'failed') AS failed
+                        FROM batch b LEFT JOIN episode e ON e.batch_id = b.id
+                        WHERE b.status = 'completed' GROUP BY b.id ORDER BY b.created_at DESC, b.rowid DESC LIMIT ?
+                    ) ORDER BY created_at, id
+                    """,
+                arguments: [limit]
+            ).map { row in
+                BatchListing(
+                    id: row["id"],
+                    state: "completed",
+                    episodes: row["episodes"],
+                    succeeded: row["succeeded"] ?? 0,
+                    failed: row["failed"] ?? 0,
+                    submittedAt: row["created_at"],
+                    finishedAt: row["updated_at"]
+                )
+            }
         }
     }
 
@@ -222,15 +290,36 @@ final class Journal: @unchecked Sendable {
 
     // MARK: - Writing
 
-    /// Records a new batch and all its episodes (pending), at once.
+    /// Records a batch submitted to `coordinator serve` and its episodes, to be started later (status
+    /// `queued`): a coordinator restarted with the same `--state` still runs it.
+    func enqueue(_ batch: Batch) throws {
+        let now = Self.timestamp()
+        let encoder = Self.encoder
+        try pool.write { db in
+            try db.execute(
+                sql:
+                    "INSERT INTO batch (id, status, created_at, updated_at, counters) VALUES (?, 'queued', ?, ?, '{}')",
+                arguments: [batch.id, now, now]
+            )
+            for (i, spec) in batch.episodes.enumerated() {
+                let record = EpisodeRecord(index: i, id: spec.id ?? "episode_\(i + 1)", spec: spec)
+                try Self.upsert(record, batchId: batch.id, encoder: encoder, db: db)
+            }
+        }
+    }
+
+    /// Records a new batch (or starts a queued one) with all its episodes (pending), at once; the
+    /// journal's writes go to this batch from now on.
     func begin(batchId: String, episodes: [EpisodeRecord]) throws {
         self.batchId = batchId
         let now = Self.timestamp()
         let encoder = Self.encoder
         try pool.write { db in
             try db.execute(
-                sql:
-                    "INSERT INTO batch (id, status, created_at, updated_at, counters) VALUES (?, 'running', ?, ?, '{}')",
+                sql: """
+                    INSERT INTO batch (id, status, created_at, updated_at, counters) VALUES (?, 'running', ?, ?, '{}')
+                    ON CONFLICT (id) DO UPDATE SET status = 'running', updated_at = excluded.updated_at
+                    """,
                 arguments: [batchId, now, now]
             )
             for e in episodes {
@@ -335,15 +424,17 @@ final class Journal: @unchecked Sendable {
         // A running episode is stored as running: after a crash it is requeued or re-adopted.
         try db.execute(
             sql: """
-                INSERT INTO episode (batch_id, id, position, spec, status, attempts, worker, duration_ms, api_calls, errors, placeholders)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO episode (batch_id, id, position, spec, status, attempts, attempt_base, worker, duration_ms, api_calls, errors, placeholders)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (batch_id, id) DO UPDATE SET
-                    status = excluded.status, attempts = excluded.attempts, worker = excluded.worker,
+                    status = excluded.status, attempts = excluded.attempts, attempt_base = excluded.attempt_base,
+                    worker = excluded.worker,
                     duration_ms = excluded.duration_ms, api_calls = excluded.api_calls, errors = excluded.errors,
                     placeholders = excluded.placeholders
                 """,
             arguments: [
-                batchId, e.id, e.index, json(e.spec), e.status.rawValue, e.attempts, e.workerId, e.durationMs,
+                batchId, e.id, e.index, json(e.spec), e.status.rawValue, e.attempts, e.attemptBase, e.workerId,
+                e.durationMs,
                 e.apiCalls, json(e.errors), json(e.placeholders),
             ]
         )

@@ -119,6 +119,19 @@ struct LeaseManager: Sendable {
     /// Whether workers must lease permits (budgets set, leased mode).
     var isLeasing: Bool { !ledgers.isEmpty }
 
+    /// Starts the figures of a new batch (`coordinator serve`): counts and the call-rate timeline begin
+    /// again; the windows, the permits held and an open circuit carry on, since they are about the
+    /// provider, not the batch.
+    mutating func resetStatistics() {
+        for provider in stats.keys {
+            let open = stats[provider]?.circuitOpen ?? false
+            stats[provider] = ProviderStats()
+            stats[provider]?.circuitOpen = open
+        }
+        startsPerSecond = [:]
+        timelineOrigin = nil
+    }
+
     /// Calls waiting for a permit of `provider`.
     func backlog(_ provider: String) -> Int {
         queues[provider]?.reduce(0) { $0 + $1.remaining } ?? 0

@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import Logging
 import Protocol
@@ -6,16 +7,22 @@ import Shared
 import Synchronization
 
 /// The coordinator's I/O shell: binds the ROUTER socket, starts the local worker pool, feeds socket
-/// events and clock ticks into the ``Dispatcher``, carries out its actions, and writes the batch's
-/// `summary.json` and `trace.jsonl`.
+/// events, clock ticks and HTTP API requests into the ``Dispatcher``, carries out its actions, and writes
+/// each batch's `summary.json`, `report.html` and `trace.jsonl`.
+///
+/// One-shot (`coordinator --episodes N`) it runs one batch and returns. As `coordinator serve` it runs
+/// the batches submitted through ``ControlChannel`` one after another, on the same workers and the same
+/// rate-limit windows, until it is told to stop.
 ///
 /// The ROUTER socket is owned by one ``ZMQSocketThread``; this service only queues frames to it and
-/// reads its event stream. The dispatcher is owned by the single task running ``run()``.
+/// reads its event stream. The dispatcher, the journal and the batch queue are owned by the single task
+/// running ``run()``; the artifact store by the disk task it starts.
 final class CoordinatorService: Service {
     struct Settings: Sendable {
         var bind: String
         var output: URL
-        var batch: Batch
+        /// The batch to run first: the one-shot batch, or a batch `serve` resumes from the journal.
+        var batch: Batch?
         var dispatch: DispatchSettings
         var leases: LeaseSettings = LeaseSettings()
         /// The durable journal (`--state`), if any, and the batch it held unfinished (being resumed).
@@ -24,6 +31,7 @@ final class CoordinatorService: Service {
         var parallelism: ParallelismSettings
         /// Local worker processes to start (`--workers`); 0 waits for remote workers only.
         var localWorkers: Int
+        /// The `worker` executable for the local pool; without one, the pool cannot be started or scaled.
         var workerExecutable: String?
         var workerArguments: [String]
         /// How often the dispatcher's clock advances. The default is 50 ms.
@@ -35,13 +43,19 @@ final class CoordinatorService: Service {
         /// Where the HTTP side reads the fleet's state and metrics (published every 250 ms), if it runs.
         var board: StatusBoard?
         var metrics: FleetMetrics?
+        /// `coordinator serve`: keep running after a batch and take the next from the queue.
+        var serve = false
+        /// Batches the journal holds as submitted and not started (a restarted `serve`), oldest first.
+        var queued: [Batch] = []
+        /// Requests of the HTTP API (submit, scale).
+        var control: ControlChannel?
     }
 
     enum ProgressMode: String, Sendable, CaseIterable {
         case bar, log, off
     }
 
-    /// How the batch ended, read by `main` after the service group finished.
+    /// How the (last) batch ended, read by `main` after the service group finished.
     struct Outcome: Sendable {
         var succeeded = 0
         var failed = 0
@@ -72,13 +86,28 @@ final class CoordinatorService: Service {
         case leaseTimer
         /// The artifact store carried out a command.
         case artifact(ArtifactEvent)
+        /// A request of the HTTP API.
+        case control(ControlChannel.Request)
         case shutdown
     }
 
+    /// Work for the disk task: a new batch's folder, or a command of the current batch's store.
+    private enum DiskCommand: Sendable {
+        case open(URL)
+        case store(ArtifactCommand)
+    }
+
+    /// What the loop keeps about the batch being dispatched.
+    private struct BatchRun {
+        let id: String
+        let dir: URL
+        let trace: TraceWriter?
+        let startedAt: Date
+        let started: ContinuousClock.Instant
+    }
+
     func run() async throws {
-        let startedAt = Date()
         let clock = ContinuousClock()
-        let started = clock.now
         let context = try ZMQContext()
         let bindEndpoint = settings.bind
         let thread = try await ZMQSocketThread(name: "coordinator-router", context: context) { ctx in
@@ -94,111 +123,377 @@ final class CoordinatorService: Service {
         }
         let endpoint = thread.lastEndpoint ?? settings.bind
         onBound(endpoint)
-        let batchDir = settings.output.appendingPathComponent(settings.batch.id)
-        let traceWriter = try TraceWriter(url: batchDir.appendingPathComponent("trace.jsonl"))
         logger.info(
-            "coordinator listening",
-            metadata: ["endpoint": "\(endpoint)", "batch": "\(settings.batch.id)", "output": "\(batchDir.path)"]
-        )
-        logger.info(
-            "Batch processing: \(settings.batch.episodes.count) episodes with max parallelism: \(settings.parallelism.maxParallelEpisodes) per worker",
-            metadata: ["local_workers": "\(settings.localWorkers)", "max_attempts": "\(settings.dispatch.maxAttempts)"]
+            settings.serve
+                ? "coordinator listening (serve): submit batches with `coordinator submit`" : "coordinator listening",
+            metadata: [
+                "endpoint": "\(endpoint)", "output": "\(settings.output.path)",
+                "batch": "\(settings.batch?.id ?? "-")",
+            ]
         )
         if settings.localWorkers == 0 {
             logger.notice("no local workers; start workers with: worker --connect \(endpoint)")
         }
-
-        var dispatcher: Dispatcher
-        if let resumed = settings.resumed {
-            dispatcher = Dispatcher(
-                batchId: resumed.id,
-                restored: resumed.episodes,
-                counters: resumed.counters,
-                settings: settings.dispatch,
-                leases: settings.leases,
-                holdUntil: clock.now + settings.dispatch.deadAfter,
-                makeSession: { Self.randomSession() }
-            )
-            settings.journal?.resume(batchId: resumed.id)
-            if let journal = settings.journal, !settings.leases.isEmpty {
-                // Calls its predecessor allowed still count in the windows: no burst after a restart.
-                let longest =
-                    settings.leases.budgets.map {
-                        max($0.requestWindowMs, $0.units == nil ? 0 : $0.unitWindowMs)
-                    }.max() ?? 0
-                let recent =
-                    (try? journal.recentStarts(within: .milliseconds(longest) + settings.leases.useWithin)) ?? [:]
-                dispatcher.seedLeases(recentCalls: recent, now: clock.now)
-                let seeded = recent.values.reduce(0) { $0 + $1.count }
-                if seeded > 0 { logger.info("lease windows seeded from the journal", metadata: ["calls": "\(seeded)"]) }
-            }
-            let done = resumed.episodes.count { $0.isFinished }
-            let inFlight = resumed.episodes.count { $0.status == .running }
-            logger.notice(
-                "resuming batch \(resumed.id) from the journal: \(done)/\(resumed.episodes.count) episodes done, \(inFlight) were in flight (held \(settings.dispatch.deadAfter.shortDescription) for their workers to re-announce them)",
-                metadata: ["journal": "\(settings.journal?.url.path ?? "-")"]
-            )
-        } else {
-            dispatcher = Dispatcher(
-                batchId: settings.batch.id,
-                specs: settings.batch.episodes,
-                settings: settings.dispatch,
-                leases: settings.leases,
-                makeSession: { Self.randomSession() }
-            )
-            do {
-                try settings.journal?.begin(batchId: settings.batch.id, episodes: dispatcher.episodes)
-            } catch {
-                logger.error("cannot write the journal; going on without it", metadata: ["error": "\(error)"])
-            }
+        if settings.serve, settings.journal == nil {
+            logger.notice("no --state: submitted batches live in memory only and are lost if the coordinator stops")
         }
+
+        var dispatcher = Dispatcher(
+            batchId: "",
+            specs: [],
+            settings: settings.dispatch,
+            leases: settings.leases,
+            makeSession: { Self.randomSession() }
+        )
         let journal = settings.journal
-        var lastFlush = clock.now
+        if let journal, !settings.leases.isEmpty {
+            // Calls an earlier run allowed still count in the windows: no burst after a restart.
+            let longest =
+                settings.leases.budgets.map {
+                    max($0.requestWindowMs, $0.units == nil ? 0 : $0.unitWindowMs)
+                }.max() ?? 0
+            let recent =
+                (try? journal.recentStarts(within: .milliseconds(longest) + settings.leases.useWithin)) ?? [:]
+            dispatcher.seedLeases(recentCalls: recent, now: clock.now)
+            let seeded = recent.values.reduce(0) { $0 + $1.count }
+            if seeded > 0 { logger.info("lease windows seeded from the journal", metadata: ["calls": "\(seeded)"]) }
+        }
         if !settings.leases.isEmpty {
             let budgets = settings.leases.budgets.map(Self.describe).joined(separator: "; ")
             logger.info("Rate-limit budgets (\(settings.leases.mode.rawValue)): \(budgets)")
         }
+        var lastFlush = clock.now
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
         // The disk task owns the artifact store and carries out its commands in order, off this loop, so
         // that writing and syncing files never delays a lease grant or a heartbeat.
-        let (storeCommands, storeQueue) = AsyncStream.makeStream(of: ArtifactCommand.self)
-        let store = ArtifactStore(batchFolder: batchDir)
-        store.clearIncoming()
+        let (diskCommands, diskQueue) = AsyncStream.makeStream(of: DiskCommand.self)
         let diskTask = Task.detached {
-            for await command in storeCommands {
-                if let event = store.perform(command) { continuation.yield(.artifact(event)) }
+            var store: ArtifactStore?
+            for await command in diskCommands {
+                switch command {
+                case .open(let folder):
+                    store = ArtifactStore(batchFolder: folder)
+                    store?.clearIncoming()
+                case .store(let command):
+                    if let event = store?.perform(command) { continuation.yield(.artifact(event)) }
+                }
             }
+        }
+        let pool = settings.workerExecutable.map { executable in
+            LocalWorkerPool(
+                settings: .init(
+                    count: settings.localWorkers,
+                    executable: executable,
+                    endpoint: endpoint,
+                    arguments: settings.workerArguments
+                ),
+                logger: logger
+            )
         }
         var rejections = RejectionLog()
         var interrupted = false
         var lastProgress = clock.now
         var lastPublished = clock.now
+        var current: BatchRun?
+        var waiting = Deque(settings.queued)
+        var listings: [BatchListing] = []
+        var floors: [String: Int] = [:]
+        var batchesDone = 0
+        /// Local workers being drained before they stop (`coordinator scale` down): worker id → pool slot.
+        var retiring: [String: Int] = [:]
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if settings.serve, let journal {
+            // What this journal finished before (the listing of a restarted `serve`).
+            do {
+                listings = try journal.finishedBatches().map { batch in
+                    var listing = batch
+                    let dir = settings.output.appendingPathComponent(batch.id)
+                    listing.folder = dir.path
+                    listing.summary = dir.appendingPathComponent("summary.json").path
+                    listing.report = dir.appendingPathComponent("report.html").path
+                    return listing
+                }
+            } catch {
+                logger.error("cannot read the journal's batches", metadata: ["error": "\(error)"])
+            }
+        }
+        for batch in settings.queued {
+            listings.append(
+                BatchListing(
+                    id: batch.id,
+                    state: "queued",
+                    episodes: batch.episodes.count,
+                    folder: settings.output.appendingPathComponent(batch.id).path
+                )
+            )
+        }
         if settings.progress == .bar { StatusLine.activate() }
+
+        func setListing(_ id: String, _ change: (inout BatchListing) -> Void) {
+            guard let i = listings.firstIndex(where: { $0.id == id }) else { return }
+            change(&listings[i])
+        }
+        func liveListings() -> [BatchListing] {
+            var out = listings
+            for i in out.indices {
+                if out[i].state == "queued" {
+                    out[i].position = waiting.firstIndex { $0.id == out[i].id }.map { $0 + 1 }
+                } else if out[i].id == current?.id {
+                    out[i].succeeded = dispatcher.succeededCount
+                    out[i].failed = dispatcher.failedCount
+                }
+            }
+            return out
+        }
         func publish(_ state: String, now: ContinuousClock.Instant) {
             guard let board = settings.board else { return }
-            let status = dispatcher.fleetStatus(state: state, now: now)
+            var status = dispatcher.fleetStatus(state: state, now: now)
+            status.mode = settings.serve ? "serve" : "batch"
+            status.batches = liveListings()
+            status.localWorkers = pool?.snapshot
             board.publish(status)
             settings.metrics?.update(status)
         }
-        publish("running", now: clock.now)
+
+        /// Makes `batch` the one being dispatched; returns the first dispatches.
+        func start(_ batch: Batch, resumed: Journal.StoredBatch?, now: ContinuousClock.Instant) -> [DispatchAction] {
+            let dir = settings.output.appendingPathComponent(batch.id)
+            var trace: TraceWriter?
+            do {
+                trace = try TraceWriter(url: dir.appendingPathComponent("trace.jsonl"))
+            } catch {
+                logger.error(
+                    "cannot write to the batch's folder; its episodes will fail to be stored",
+                    metadata: ["dir": "\(dir.path)", "error": "\(error)"]
+                )
+            }
+            diskQueue.yield(.open(dir))
+            if let resumed {
+                _ = dispatcher.load(
+                    batchId: resumed.id,
+                    restored: resumed.episodes,
+                    counters: resumed.counters,
+                    holdUntil: now + settings.dispatch.deadAfter,
+                    now: nil
+                )
+                journal?.resume(batchId: resumed.id)
+                let done = resumed.episodes.count { $0.isFinished }
+                let inFlight = resumed.episodes.count { $0.status == .running }
+                logger.notice(
+                    "resuming batch \(resumed.id) from the journal: \(done)/\(resumed.episodes.count) episodes done, \(inFlight) were in flight (held \(settings.dispatch.deadAfter.shortDescription) for their workers to re-announce them)",
+                    metadata: ["journal": "\(journal?.url.path ?? "-")"]
+                )
+            } else {
+                var attemptFloors = floors
+                if let journal {
+                    do {
+                        attemptFloors.merge(try journal.attemptFloors(excluding: batch.id), uniquingKeysWith: max)
+                    } catch {
+                        logger.error("cannot read the journal", metadata: ["error": "\(error)"])
+                    }
+                }
+                _ = dispatcher.load(batchId: batch.id, specs: batch.episodes, attemptFloors: attemptFloors, now: nil)
+                do {
+                    try journal?.begin(batchId: batch.id, episodes: dispatcher.episodes)
+                } catch {
+                    logger.error("cannot write the journal; going on without it", metadata: ["error": "\(error)"])
+                }
+            }
+            settings.metrics?.batchStarted()
+            current = BatchRun(id: batch.id, dir: dir, trace: trace, startedAt: Date(), started: now)
+            if !listings.contains(where: { $0.id == batch.id }) {
+                listings.append(BatchListing(id: batch.id, state: "running", episodes: batch.episodes.count))
+            }
+            setListing(batch.id) {
+                $0.state = "running"
+                $0.startedAt = iso.string(from: Date())
+                $0.folder = dir.path
+            }
+            logger.info(
+                "Batch processing: \(batch.episodes.count) episodes with max parallelism: \(settings.parallelism.maxParallelEpisodes) per worker",
+                metadata: [
+                    "batch": "\(batch.id)", "output": "\(dir.path)", "workers": "\(dispatcher.workers.count)",
+                    "max_attempts": "\(settings.dispatch.maxAttempts)",
+                ]
+            )
+            lastProgress = now
+            return dispatcher.dispatchPending(now: now)
+        }
+
+        /// Starts the oldest queued batch, if there is one and none runs.
+        func startNext(now: ContinuousClock.Instant) -> [DispatchAction] {
+            guard current == nil, !interrupted, let next = waiting.popFirst() else { return [] }
+            return start(next, resumed: nil, now: now)
+        }
+
+        /// Closes the current batch: journal, summary.json, report.html, the closing log lines.
+        func finish(now: ContinuousClock.Instant) {
+            guard let run = current else { return }
+            current = nil
+            let complete = dispatcher.isComplete
+            publish(complete ? "completed" : "interrupted", now: now)
+            if let journal {
+                // A complete batch is closed; an interrupted one stays `running`, to be resumed.
+                Self.flush(journal, dispatcher: dispatcher, logger: logger, status: complete ? "completed" : nil)
+            }
+            run.trace?.close()
+            let wall = now - run.started
+            let summary = BatchSummary(
+                dispatcher: dispatcher,
+                batchDir: run.dir,
+                startedAt: run.startedAt,
+                finishedAt: Date(),
+                wallSeconds: wall.secondsDouble,
+                workersSeen: dispatcher.instancesSeen.count,
+                slots: dispatcher.peakSlots
+            )
+            var summaryPath: String?
+            do {
+                try summary.write(to: run.dir)
+                summaryPath = run.dir.appendingPathComponent("summary.json").path
+            } catch {
+                logger.error("cannot write summary.json", metadata: ["dir": "\(run.dir.path)", "error": "\(error)"])
+            }
+            var reportPath: String?
+            do {
+                try BatchReport.write(summary: summary, rates: BatchReport.rates(from: dispatcher), to: run.dir)
+                reportPath = run.dir.appendingPathComponent("report.html").path
+            } catch {
+                logger.error("cannot write report.html", metadata: ["dir": "\(run.dir.path)", "error": "\(error)"])
+            }
+            logClosing(
+                dispatcher: dispatcher,
+                summary: summary,
+                wall: wall,
+                summaryPath: summaryPath,
+                interrupted: !complete
+            )
+            for e in dispatcher.episodes { floors[e.id] = max(floors[e.id] ?? 0, e.attempts) }
+            batchesDone += 1
+            setListing(run.id) {
+                $0.state = complete ? "completed" : "interrupted"
+                $0.succeeded = dispatcher.succeededCount
+                $0.failed = dispatcher.failedCount
+                $0.finishedAt = iso.string(from: Date())
+                $0.summary = summaryPath
+                $0.report = reportPath
+            }
+            // A long-running coordinator keeps the last 1,000 finished batches in its listing.
+            let finished = listings.filter { $0.state == "completed" || $0.state == "interrupted" }
+            if finished.count > 1000 {
+                let drop = Set(finished.prefix(finished.count - 1000).map(\.id))
+                listings.removeAll { drop.contains($0.id) }
+            }
+            outcomeBox.withLock {
+                $0 = Outcome(
+                    succeeded: dispatcher.succeededCount,
+                    failed: dispatcher.failedCount,
+                    total: dispatcher.episodes.count,
+                    interrupted: !complete,
+                    summaryPath: summaryPath
+                )
+            }
+        }
+
+        /// `POST /api/batches`: queue the batch (journaled first), start it if nothing runs.
+        func submit(
+            id: String?,
+            episodes: [EpisodeSpec],
+            reply: ControlChannel.Reply<BatchListing>,
+            now: ContinuousClock.Instant
+        ) -> [DispatchAction] {
+            guard settings.serve else {
+                reply(.failure(.notServing))
+                return []
+            }
+            guard !interrupted else {
+                reply(.failure(.unavailable("the coordinator is stopping")))
+                return []
+            }
+            guard !episodes.isEmpty, episodes.count <= BatchFile.maxEpisodes else {
+                reply(
+                    .failure(.badRequest("a batch needs 1 to \(BatchFile.maxEpisodes) episodes, got \(episodes.count)"))
+                )
+                return []
+            }
+            var taken = Set(listings.map(\.id))
+            if let journal, let stored = try? journal.batches() { taken.formUnion(stored.map(\.id)) }
+            let batchId: String
+            if let id {
+                do {
+                    try EpisodeSpec(topic: "batch", id: id).validate()
+                } catch {
+                    reply(.failure(.badRequest("batch id: \(error.detail)")))
+                    return []
+                }
+                guard !taken.contains(id) else {
+                    reply(.failure(.conflict("batch id \(id) is already taken on this coordinator; choose another")))
+                    return []
+                }
+                batchId = id
+            } else {
+                let base = Batch.makeId()
+                var candidate = base
+                var n = 2
+                while taken.contains(candidate) {
+                    candidate = "\(base)-\(n)"
+                    n += 1
+                }
+                batchId = candidate
+            }
+            let batch = Batch(id: batchId, episodes: episodes)
+            do {
+                try journal?.enqueue(batch)
+            } catch {
+                logger.error("cannot write the journal; batch refused", metadata: ["error": "\(error)"])
+                reply(.failure(.unavailable("cannot write the journal: \(error)")))
+                return []
+            }
+            waiting.append(batch)
+            listings.append(
+                BatchListing(
+                    id: batchId,
+                    state: "queued",
+                    episodes: episodes.count,
+                    submittedAt: iso.string(from: Date()),
+                    folder: settings.output.appendingPathComponent(batchId).path
+                )
+            )
+            logger.info(
+                "batch submitted",
+                metadata: [
+                    "batch": "\(batchId)", "episodes": "\(episodes.count)",
+                    "queued_before_it": "\(waiting.count - 1 + (current == nil ? 0 : 1))",
+                ]
+            )
+            let actions = startNext(now: now)
+            reply(.success(liveListings().first { $0.id == batchId }!))
+            return actions
+        }
 
         await withTaskGroup(of: Void.self) { group in
             thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
-            if settings.localWorkers > 0, let executable = settings.workerExecutable {
-                let pool = LocalWorkerPool(
-                    settings: .init(
-                        count: settings.localWorkers,
-                        executable: executable,
-                        endpoint: endpoint,
-                        arguments: settings.workerArguments
-                    ),
-                    logger: logger
-                )
-                group.addTask { await pool.run() }
+            if let control = settings.control {
+                group.addTask {
+                    for await request in control.requests { continuation.yield(.control(request)) }
+                }
             }
+            if let pool { group.addTask { await pool.run() } }
 
             await withGracefulShutdownHandler {
-                if dispatcher.isComplete { return }
+                var first: [DispatchAction] = []
+                if let batch = settings.batch {
+                    first = start(batch, resumed: settings.resumed, now: clock.now)
+                } else {
+                    first = startNext(now: clock.now)
+                }
+                perform(first, thread: thread, trace: current?.trace, rejections: &rejections, store: diskQueue)
+                publish(current == nil ? "idle" : "running", now: clock.now)
+                if current != nil, dispatcher.isComplete {
+                    finish(now: clock.now)
+                    if !settings.serve { return }
+                }
                 var lastHint = clock.now
                 // One sleeping task wakes the loop at the lease manager's next deadline, so a permit is
                 // granted the moment the budget allows, not at the next 50 ms tick.
@@ -206,7 +501,7 @@ final class CoordinatorService: Service {
                 defer { leaseTimer?.task.cancel() }
                 for await input in inputs {
                     let now = clock.now
-                    let actions: [DispatchAction]
+                    var actions: [DispatchAction]
                     switch input {
                     case .socket(.message(let frames)):
                         guard let routingId = frames.first else { continue }
@@ -222,22 +517,34 @@ final class CoordinatorService: Service {
                         actions = dispatcher.onSendFailed(to: frames.first ?? [], now: now)
                     case .tick:
                         actions = dispatcher.onTick(now: now)
+                        for (workerId, slot) in retiring {
+                            actions += dispatcher.retire(workerId: workerId)
+                            if !dispatcher.isBusy(workerId: workerId) {
+                                logger.info("local worker drained; stopping it", metadata: ["worker": "\(workerId)"])
+                                retiring[workerId] = nil
+                                pool?.stop(slot: slot)
+                            }
+                        }
                         if now - lastPublished >= .milliseconds(250) {
                             lastPublished = now
-                            publish("running", now: now)
+                            publish(current == nil ? "idle" : "running", now: now)
                         }
                         switch settings.progress {
                         case .bar where now - lastProgress >= .milliseconds(250):
                             lastProgress = now
-                            StatusLine.update(dispatcher.progress(now: now).barLine())
-                        case .log where now - lastProgress >= settings.progressInterval:
+                            StatusLine.update(
+                                current == nil
+                                    ? "idle: \(batchesDone) batches done, waiting for `coordinator submit` · \(dispatcher.workers.count) workers"
+                                    : dispatcher.progress(now: now).barLine()
+                            )
+                        case .log where current != nil && now - lastProgress >= settings.progressInterval:
                             lastProgress = now
                             let snapshot = dispatcher.progress(now: now)
                             if snapshot.elapsed != nil { logger.info("\(snapshot.logLine)") }
                         default:
                             break
                         }
-                        if dispatcher.workers.isEmpty, now - lastHint >= .seconds(10) {
+                        if current != nil, dispatcher.workers.isEmpty, now - lastHint >= .seconds(10) {
                             lastHint = now
                             logger.notice(
                                 "waiting for workers",
@@ -249,6 +556,27 @@ final class CoordinatorService: Service {
                         actions = dispatcher.onLeaseTimer(now: now)
                     case .artifact(let event):
                         actions = dispatcher.onArtifactEvent(event, now: now)
+                    case .control(.submit(let id, let episodes, let reply)):
+                        actions = submit(id: id, episodes: episodes, reply: reply, now: now)
+                    case .control(.scale(let count, let reply)):
+                        actions = []
+                        guard let pool else {
+                            reply(
+                                .failure(
+                                    .unavailable(
+                                        "this coordinator cannot start local workers: no worker executable (give --worker-binary PATH)"
+                                    )
+                                )
+                            )
+                            continue
+                        }
+                        guard (0...256).contains(count) else {
+                            reply(.failure(.badRequest("workers must be from 0 to 256, got \(count)")))
+                            continue
+                        }
+                        for slot in pool.resize(to: count) { retiring[pool.workerId(slot: slot)] = slot }
+                        for workerId in retiring.keys { actions += dispatcher.retire(workerId: workerId) }
+                        reply(.success(pool.snapshot))
                     case .shutdown:
                         interrupted = true
                         logger.notice("shutdown requested; stopping dispatch")
@@ -264,13 +592,14 @@ final class CoordinatorService: Service {
                             Self.flush(journal, dispatcher: dispatcher, logger: logger)
                         }
                     }
-                    perform(
-                        actions,
-                        thread: thread,
-                        traceWriter: traceWriter,
-                        rejections: &rejections,
-                        store: storeQueue
-                    )
+                    perform(actions, thread: thread, trace: current?.trace, rejections: &rejections, store: diskQueue)
+                    if current != nil, dispatcher.isComplete {
+                        finish(now: clock.now)
+                        if !settings.serve { break }
+                        let next = startNext(now: clock.now)
+                        perform(next, thread: thread, trace: current?.trace, rejections: &rejections, store: diskQueue)
+                        publish(current == nil ? "idle" : "running", now: clock.now)
+                    }
                     if let due = dispatcher.nextLeaseDeadline(after: clock.now) {
                         if leaseTimer.map({ due < $0.at }) ?? true {
                             leaseTimer?.task.cancel()
@@ -281,30 +610,27 @@ final class CoordinatorService: Service {
                             leaseTimer = (due, task)
                         }
                     }
-                    if dispatcher.isComplete || interrupted { break }
+                    if interrupted { break }
                 }
             } onGracefulShutdown: {
                 continuation.yield(.shutdown)
                 SecondSignal.exitOnNext(logger: self.logger)
             }
-            // The batch is over: no stale bar under the closing lines.
+            settings.control?.close()
+            // A batch stopped half-way is closed as interrupted (the journal keeps it to be resumed).
+            finish(now: clock.now)
+            // No stale bar under the closing lines.
             StatusLine.finish()
-            publish(dispatcher.isComplete ? "completed" : "interrupted", now: clock.now)
+            publish(settings.serve || interrupted ? "stopped" : "completed", now: clock.now)
 
             // Say goodbye so that workers stop waiting, then give the socket a moment to flush.
+            let oneShotDone = !settings.serve && !interrupted
             let goodbye = dispatcher.shutdown(
-                reason: interrupted ? .shutdown : .batchComplete,
-                detail: interrupted ? "coordinator stopped" : "batch \(settings.batch.id) complete"
+                reason: oneShotDone ? .batchComplete : .shutdown,
+                detail: oneShotDone ? "batch \(dispatcher.batchId) complete" : "coordinator stopped"
             )
-            perform(goodbye, thread: thread, traceWriter: traceWriter, rejections: &rejections, store: storeQueue)
+            perform(goodbye, thread: thread, trace: nil, rejections: &rejections, store: diskQueue)
             if let journal {
-                // A complete batch is closed; an interrupted one stays `running`, to be resumed.
-                Self.flush(
-                    journal,
-                    dispatcher: dispatcher,
-                    logger: logger,
-                    status: dispatcher.isComplete ? "completed" : nil
-                )
                 let s = journal.stats
                 logger.info(
                     "journal flushed",
@@ -312,6 +638,7 @@ final class CoordinatorService: Service {
                         "path": "\(journal.url.path)", "flushes": "\(s.flushes)",
                         "episode_writes": "\(s.episodeWrites)",
                         "events": "\(s.events)", "write_time": "\(s.flushTime.shortDescription)",
+                        "queued_batches": "\(waiting.count)",
                     ]
                 )
             }
@@ -319,41 +646,27 @@ final class CoordinatorService: Service {
             group.cancelAll()
             continuation.finish()
         }
-        storeQueue.finish()
+        diskQueue.finish()
         await diskTask.value
         StatusLine.finish()
         await thread.close()
         context.shutdown()
-        traceWriter.close()
+    }
 
-        let wall = clock.now - started
-        let summary = BatchSummary(
-            dispatcher: dispatcher,
-            batchDir: batchDir,
-            startedAt: startedAt,
-            finishedAt: Date(),
-            wallSeconds: wall.secondsDouble,
-            workersSeen: dispatcher.instancesSeen.count,
-            slots: dispatcher.peakSlots
-        )
-        var summaryPath: String?
-        do {
-            try summary.write(to: batchDir)
-            summaryPath = batchDir.appendingPathComponent("summary.json").path
-        } catch {
-            logger.error("cannot write summary.json", metadata: ["dir": "\(batchDir.path)", "error": "\(error)"])
-        }
-        do {
-            try BatchReport.write(summary: summary, rates: BatchReport.rates(from: dispatcher), to: batchDir)
-        } catch {
-            logger.error("cannot write report.html", metadata: ["dir": "\(batchDir.path)", "error": "\(error)"])
-        }
+    /// The batch's closing log lines: the outcome, each budget's use, the protocol counters.
+    private func logClosing(
+        dispatcher: Dispatcher,
+        summary: BatchSummary,
+        wall: Duration,
+        summaryPath: String?,
+        interrupted: Bool
+    ) {
         let succeeded = dispatcher.succeededCount
         let total = dispatcher.episodes.count
         let line =
             "Batch complete: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(dispatcher.peakWorkers) workers, \(dispatcher.peakSlots) slots)"
         let meta: Logger.Metadata = [
-            "batch": "\(settings.batch.id)", "failed": "\(dispatcher.failedCount)",
+            "batch": "\(dispatcher.batchId)", "failed": "\(dispatcher.failedCount)",
             "summary": "\(summaryPath ?? "not written")",
         ]
         if interrupted {
@@ -392,37 +705,28 @@ final class CoordinatorService: Service {
                 ]
             )
         }
-        outcomeBox.withLock {
-            $0 = Outcome(
-                succeeded: succeeded,
-                failed: dispatcher.failedCount,
-                total: total,
-                interrupted: interrupted,
-                summaryPath: summaryPath
-            )
-        }
     }
 
     private func perform(
         _ actions: [DispatchAction],
         thread: ZMQSocketThread,
-        traceWriter: TraceWriter,
+        trace: TraceWriter?,
         rejections: inout RejectionLog,
-        store: AsyncStream<ArtifactCommand>.Continuation
+        store: AsyncStream<DiskCommand>.Continuation
     ) {
         for action in actions {
             switch action {
             case .send(let routingId, let envelope):
                 thread.send([routingId] + Codec.encode(envelope))
             case .store(let command):
-                store.yield(command)
+                store.yield(.store(command))
             case .notice(let notice):
-                log(notice, traceWriter: traceWriter, rejections: &rejections)
+                log(notice, trace: trace, rejections: &rejections)
             }
         }
     }
 
-    private func log(_ notice: DispatchNotice, traceWriter: TraceWriter, rejections: inout RejectionLog) {
+    private func log(_ notice: DispatchNotice, trace: TraceWriter?, rejections: inout RejectionLog) {
         switch notice {
         case .workerJoined(let workerId, let host, let capacity, _):
             logger.info(
@@ -473,7 +777,7 @@ final class CoordinatorService: Service {
                 metadata: ["episode": "\(id)"]
             )
         case .trace(let workerId, let instance, let ref, let events, let stale):
-            traceWriter.append(workerId: workerId, instance: instance, ref: ref, events: events, stale: stale)
+            trace?.append(workerId: workerId, instance: instance, ref: ref, events: events, stale: stale)
         case .stale(let kind, let ref, let workerId):
             logger.notice(
                 "stale \(kind) ignored",
