@@ -86,6 +86,57 @@ struct DashboardBrowserTests {
         #expect(await coordinator.wait(timeout: .seconds(120)) == 0, "log:\n\(coordinator.log.suffix(3000))")
     }
 
+    @Test("coordinator serve's dashboard lists the batches and links a finished one's report; screenshot kept")
+    func serveDashboardInAHeadlessBrowser() async throws {
+        let dir = try Harness.tempDir("browser-serve")
+        var env = Harness.fastSimulation
+        env["REELFARM_SIM_LATENCY"] = "llm=400,tts=300,image=600,render=300"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "serve", "--workers", "2", "--bind", "tcp://127.0.0.1:*", "--output",
+                dir.appendingPathComponent("output").path, "--http", "127.0.0.1:0", "--budget", "image=8/s",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        defer { coordinator.signal(SIGKILL) }
+        #expect(
+            await coordinator.waitForLog(within: .seconds(30), "the HTTP address") {
+                $0.contains("dashboard and status API on http://")
+            }
+        )
+        let line = coordinator.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }
+        let url = try #require(line.map { String($0[$0.range(of: "http://")!.lowerBound...].prefix { $0 != " " }) })
+        _ = try await EpisodeFileTests.http("POST", "\(url)api/batches?episodes=2&id=short")
+        _ = try await EpisodeFileTests.http("POST", "\(url)api/batches?episodes=16&id=long")
+        #expect(
+            await coordinator.waitForLog(within: .seconds(60), "the second batch's first episode") {
+                $0.contains("completed (1/16)")
+            }
+        )
+        let (dom, domLog) = try Self.runChromium(["--dump-dom"], url: url)
+        #expect(dom.contains("batch long") && dom.contains("Batches"), "\(dom.prefix(3000))")
+        #expect(dom.contains(#"api/batches/short/report"#), "the finished batch links its report")
+        #expect(dom.contains(">completed<") && dom.contains(">running<"), "\(dom.prefix(3000))")
+        let console = domLog.split(separator: "\n").filter { $0.contains(":CONSOLE") }
+        #expect(console.isEmpty, "console output: \(console)")
+        let (report, reportLog) = try Self.runChromium(["--dump-dom"], url: url + "api/batches/short/report")
+        #expect(report.contains("short") && report.contains("2 succeeded"), "\(report.prefix(2000))")
+        #expect(reportLog.split(separator: "\n").filter { $0.contains(":CONSOLE") }.isEmpty)
+
+        try FileManager.default.createDirectory(at: Self.artifacts, withIntermediateDirectories: true)
+        let shot = Self.artifacts.appendingPathComponent("dashboard-serve.png")
+        try? FileManager.default.removeItem(at: shot)
+        _ = try Self.runChromium(["--screenshot=\(shot.path)"], url: url)
+        let size = (try? FileManager.default.attributesOfItem(atPath: shot.path)[.size] as? Int) ?? 0
+        #expect(size > 10_000, "screenshot \(shot.path): \(size) bytes")
+        print("serve dashboard screenshot: \(shot.path)")
+        coordinator.signal(SIGTERM)
+        #expect(await coordinator.wait(timeout: .seconds(60)) == 0)
+    }
+
     @Test("report.html: self-contained, renders the batch, escapes hostile topics, no console output; screenshot kept")
     func reportInAHeadlessBrowser() async throws {
         let dir = try Harness.tempDir("report")

@@ -13,6 +13,7 @@ import Shared
 /// | `POST /api/batches[?id=NAME]` with a JSON or YAML batch file as the body | 202 and the queued batch |
 /// | `GET /api/batches` | `{"batches": [...]}`: queued, running and finished batches |
 /// | `GET /api/batches/ID` | one batch, 404 if unknown |
+/// | `GET /api/batches/ID/report` | the finished batch's `report.html` |
 /// | `POST /api/scale?workers=N` (or the body `{"workers": N}`) | 200 and the local pool's new size |
 ///
 /// Errors are JSON `{"error": "..."}` with 400 (bad request), 404, 409 (batch id taken; not `serve`),
@@ -70,6 +71,20 @@ struct ControlAPI: Sendable {
                 return Self.error(.notFound, "no batch \(id) on this coordinator")
             }
             return Self.json(.ok, listing)
+        }
+        router.get("/api/batches/{id}/report") { _, context in
+            // Only a path the coordinator wrote itself is read: the id just selects a listing.
+            let id = context.parameters.get("id") ?? ""
+            guard let path = board.status?.batches.first(where: { $0.id == id })?.report,
+                let data = FileManager.default.contents(atPath: path)
+            else {
+                return Self.error(.notFound, "no report for batch \(id) (yet)")
+            }
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: data))
+            )
         }
         router.post("/api/scale") { request, _ in
             var text = request.uri.queryParameters.get("workers").map { String($0) }

@@ -1,7 +1,8 @@
 /// `GET /`: the dashboard, one self-contained page (no external scripts, fonts or styles, so it works on
 /// an offline render farm). It polls `/api/status` every second and draws: the batch's progress, the
 /// workers with their slots and heartbeat age, each provider budget's use against its limit over time,
-/// the episodes with state and attempt, and a timeline of the episodes per worker.
+/// the episodes with state and attempt, a timeline of the episodes per worker, and (`coordinator serve`)
+/// the batches: queued, running and finished, with links to their reports.
 enum DashboardPage {
     static let html = #"""
         <!doctype html>
@@ -40,6 +41,9 @@ enum DashboardPage {
             <table><thead><tr><th>provider</th><th>use</th><th>waiting</th><th>granted</th><th>429s</th></tr></thead>
             <tbody id="budgets"></tbody></table><svg id="budgetChart" width="100%" height="120"></svg></section>
           <section class="wide"><h2>Timeline (episodes per worker)</h2><svg id="timeline" width="100%" height="60"></svg></section>
+          <section class="wide" id="batchesSection" hidden><h2>Batches</h2><table><thead><tr><th>batch</th><th>state</th>
+            <th>episodes</th><th>succeeded</th><th>failed</th><th>submitted</th><th>finished</th></tr></thead>
+            <tbody id="batches"></tbody></table></section>
           <section class="wide"><h2>Episodes</h2><table><thead><tr><th>episode</th><th>state</th><th>attempt</th>
             <th>worker</th><th>started</th><th>ended</th></tr></thead><tbody id="episodes"></tbody></table></section>
         </main>
@@ -51,7 +55,7 @@ enum DashboardPage {
         const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;"}[c]));
         const secs = (s) => s == null ? "–" : s < 60 ? s.toFixed(1) + " s" : Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
         function render(s) {
-          el("batch").textContent = "batch " + s.batch_id;
+          el("batch").textContent = s.batch_id ? "batch " + s.batch_id : "no batch running";
           el("state").textContent = s.state + " · updated " + new Date(s.updated_at).toLocaleTimeString();
           const p = s.progress, total = Math.max(1, p.total);
           el("bar").innerHTML = [["succeeded","var(--ok)"],["failed","var(--bad)"],["saving","var(--save)"],["running","var(--run)"]]
@@ -72,6 +76,14 @@ enum DashboardPage {
           }).join("") || `<tr><td colspan="5" class="pending">no budgets set</td></tr>`;
           drawBudgets(now);
           drawTimeline(s);
+          const batches = s.batches ?? [];
+          el("batchesSection").hidden = batches.length === 0 && s.mode !== "serve";
+          const when = (t) => t ? new Date(t).toLocaleTimeString() : "–";
+          el("batches").innerHTML = batches.slice().reverse().map((b) => `<tr><td>${b.report
+              ? `<a href="api/batches/${encodeURIComponent(b.id)}/report" style="color:inherit">${esc(b.id)}</a>` : esc(b.id)}</td>`
+            + `<td class="${b.state === "completed" ? "succeeded" : b.state === "running" ? "running" : "pending"}">${esc(b.state)}${b.position ? " #" + b.position : ""}</td>`
+            + `<td>${b.episodes}</td><td>${b.succeeded}</td><td>${b.failed}</td><td>${when(b.submitted_at)}</td><td>${when(b.finished_at)}</td></tr>`).join("")
+            || `<tr><td colspan="7" class="pending">no batches yet: coordinator submit --episodes N</td></tr>`;
           el("episodes").innerHTML = s.episodes.map((e) => `<tr><td>${esc(e.id)}</td><td class="${esc(e.status)}">${esc(e.status)}</td>`
             + `<td>${e.attempts}</td><td>${esc(e.worker)}</td><td>${secs(e.dispatched_after_seconds)}</td><td>${secs(e.finished_after_seconds)}</td></tr>`).join("");
         }
