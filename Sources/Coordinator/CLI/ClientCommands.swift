@@ -10,6 +10,11 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "The coordinator's HTTP address (env REELFARM_URL, default http://127.0.0.1:8090).")
     var url: String?
 
+    @Option(help: "The coordinator's HTTP API token, if it has one (env REELFARM_HTTP_TOKEN).")
+    var token: String?
+
+    var apiToken: String? { token ?? ProcessInfo.processInfo.environment["REELFARM_HTTP_TOKEN"] }
+
     var baseURL: String {
         let raw = url ?? ProcessInfo.processInfo.environment["REELFARM_URL"] ?? "http://127.0.0.1:8090"
         let withScheme = raw.contains("://") ? raw : "http://\(raw)"
@@ -23,6 +28,7 @@ private struct APIError: Decodable { var error: String }
 /// A small client of the coordinator's HTTP API (``ControlAPI``, ``StatusServer``).
 struct APIClient {
     let base: String
+    var token: String?
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -33,6 +39,7 @@ struct APIClient {
     func call(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil) async throws -> (Int, [UInt8]) {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
             request.body = .bytes(ByteBuffer(bytes: body))
             request.headers.add(name: "Content-Type", value: "application/octet-stream")
@@ -130,7 +137,7 @@ struct SubmitCommand: AsyncParsableCommand {
             }
             body = Array(data)
         }
-        let api = APIClient(base: client.baseURL)
+        let api = APIClient(base: client.baseURL, token: client.apiToken)
         do {
             let path = "/api/batches" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
             let listing = try api.decode(BatchListing.self, try await api.call(.POST, path, body: body))
@@ -183,7 +190,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let api = APIClient(base: client.baseURL)
+        let api = APIClient(base: client.baseURL, token: client.apiToken)
         do {
             let answer = try await api.call(.GET, "/api/status")
             if json {
@@ -275,7 +282,7 @@ struct ScaleCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let api = APIClient(base: client.baseURL)
+        let api = APIClient(base: client.baseURL, token: client.apiToken)
         struct Answer: Decodable { var localWorkers: LocalWorkerPool.Snapshot }
         do {
             let answer = try api.decode(Answer.self, try await api.call(.POST, "/api/scale?workers=\(workers)"))

@@ -19,7 +19,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
               coordinator scale --workers 6
             """,
         version: ReelfarmVersion.current,
-        subcommands: [RunCommand.self, ServeCommand.self, SubmitCommand.self, StatusCommand.self, ScaleCommand.self],
+        subcommands: [
+            RunCommand.self, ServeCommand.self, SubmitCommand.self, StatusCommand.self, ScaleCommand.self,
+            KeygenCommand.self,
+        ],
         defaultSubcommand: RunCommand.self
     )
 }

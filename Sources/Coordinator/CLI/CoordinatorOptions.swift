@@ -121,6 +121,33 @@ struct CoordinatorOptions: ParsableArguments {
     )
     var logFormat: String?
 
+    @Option(
+        name: .customLong("curve-secret"),
+        help:
+            "This coordinator's CURVE key pair (a .key_secret file from `coordinator keygen`): workers connect encrypted and authenticated (env REELFARM_CURVE_SECRET)."
+    )
+    var curveSecret: String?
+
+    @Option(
+        name: .customLong("allow-workers"),
+        help:
+            "With --curve-secret: a file of worker public keys (one per line) or a folder of .key files; only those workers get in. Reloaded when it changes (env REELFARM_ALLOWED_WORKERS)."
+    )
+    var allowWorkers: String?
+
+    @Flag(
+        help:
+            "Allow --bind beyond loopback without CURVE keys, and --http beyond loopback without a token (env REELFARM_INSECURE=1). Only on a network you trust."
+    )
+    var insecure = false
+
+    @Option(
+        name: .customLong("http-token"),
+        help:
+            "A token the HTTP API requires (Authorization: Bearer TOKEN, or ?token=TOKEN); needed when --http listens beyond loopback (env REELFARM_HTTP_TOKEN)."
+    )
+    var httpToken: String?
+
     /// What to run: one batch, or the long-running mode.
     enum Mode {
         case batch(episodes: Int?, file: String?, id: String?)
@@ -138,6 +165,7 @@ struct CoordinatorOptions: ParsableArguments {
         LoggingSetup.bootstrap(level: level, format: format)
         let logger = Logger(label: "coordinator")
         let bind = bind ?? environment.value("REELFARM_BIND")?.value ?? "tcp://127.0.0.1:5555"
+        let insecure = insecure || ["1", "true", "yes"].contains(environment.value("REELFARM_INSECURE")?.value ?? "")
 
         let parallelism = try ParallelismSettings.resolve(
             episodesFlag: maxParallelEpisodes,
@@ -252,6 +280,7 @@ struct CoordinatorOptions: ParsableArguments {
             // nobody.
             "--shutdown-grace", "0",
         ]
+        var workerEnvironment: [String: String] = [:]
         if let configPath {
             workerArguments += ["--config", URL(fileURLWithPath: configPath).standardizedFileURL.path]
         }
@@ -277,6 +306,60 @@ struct CoordinatorOptions: ParsableArguments {
         if serve, httpAddress == nil {
             throw ConfigurationError("coordinator serve takes its batches over HTTP: --http off is not allowed here")
         }
+        let token = httpToken ?? environment.value("REELFARM_HTTP_TOKEN")?.value
+        if let token, token.count < 16 {
+            throw ConfigurationError("--http-token must be at least 16 characters")
+        }
+        if let httpAddress, token == nil, !Endpoints.isLoopback(host: httpAddress.host) {
+            guard insecure else {
+                throw ConfigurationError(
+                    "--http \(httpAddress.host):\(httpAddress.port) listens beyond this machine, and the HTTP API can submit batches and start workers: set a token (REELFARM_HTTP_TOKEN or --http-token, 16 characters or more), keep --http on 127.0.0.1, or give --insecure on a network you trust"
+                )
+            }
+            logger.warning(
+                "INSECURE: the HTTP API listens beyond loopback without a token",
+                metadata: ["http": "\(httpAddress.host):\(httpAddress.port)"]
+            )
+        }
+
+        // CURVE: the coordinator's keys and the workers allowed in.
+        let secretPath = curveSecret ?? environment.value("REELFARM_CURVE_SECRET")?.value
+        let allowPath = allowWorkers ?? environment.value("REELFARM_ALLOWED_WORKERS")?.value
+        var security: CoordinatorSecurity?
+        switch (secretPath, allowPath) {
+        case (let secretPath?, let allowPath?):
+            let keys = try CurveKeyPair.load(path: secretPath, needSecret: true)
+            // Local workers get a key pair of their own, made now, allowed for this run only.
+            var builtin: [[UInt8]: String] = [:]
+            if executable != nil {
+                let local = try CurveKeyPair.generate()
+                if let raw = CurveKeyPair.decode(local.publicKey) { builtin[raw] = "local workers" }
+                workerEnvironment["REELFARM_CURVE_SERVER_KEY"] = keys.publicKey
+                workerEnvironment["REELFARM_CURVE_KEYPAIR"] = "\(local.publicKey) \(local.secretKey ?? "")"
+            }
+            security = CoordinatorSecurity(
+                keys: keys,
+                authenticator: try WorkerAuthenticator(path: allowPath, builtin: builtin)
+            )
+        case (nil, nil):
+            if !Endpoints.isLocal(bind) {
+                guard insecure else {
+                    throw ConfigurationError(
+                        "--bind \(bind) listens beyond this machine without CURVE: anyone who reaches the port could take jobs and send results. Make keys with `coordinator keygen`, then give --curve-secret and --allow-workers (README: Security), bind 127.0.0.1, or give --insecure on a network you trust"
+                    )
+                }
+                logger.warning(
+                    "INSECURE: ZeroMQ listens beyond loopback without CURVE; any peer that reaches it can take jobs",
+                    metadata: ["bind": "\(bind)"]
+                )
+            }
+        case (nil, _):
+            throw ConfigurationError("--allow-workers needs --curve-secret (this coordinator's key pair)")
+        case (_, nil):
+            throw ConfigurationError(
+                "--curve-secret needs --allow-workers: a file or folder of the public keys of the workers to let in"
+            )
+        }
         let board = httpAddress.map { _ in StatusBoard() }
         let metrics = httpAddress.map { _ in FleetMetrics() }
         let control = ControlChannel()
@@ -293,13 +376,15 @@ struct CoordinatorOptions: ParsableArguments {
                 localWorkers: workers,
                 workerExecutable: executable,
                 workerArguments: workerArguments,
+                workerEnvironment: workerEnvironment,
                 progress: progressMode,
                 progressInterval: .seconds(interval),
                 board: board,
                 metrics: metrics,
                 serve: serve,
                 queued: queued,
-                control: control
+                control: control,
+                security: security
             ),
             logger: logger
         )
@@ -315,6 +400,7 @@ struct CoordinatorOptions: ParsableArguments {
                         board: board,
                         metrics: metrics,
                         control: control,
+                        token: token,
                         required: serve,
                         logger: logger
                     ),

@@ -50,6 +50,9 @@ enum DashboardPage {
         <script>
         "use strict";
         const history = {};   // provider -> [{t, use}]
+        // With an API token (the page was opened as /?token=…), every request carries it on.
+        const token = new URLSearchParams(location.search).get("token");
+        const auth = token ? "?token=" + encodeURIComponent(token) : "";
         const colors = ["#58a6ff", "#d29922", "#3fb950", "#bc8cff", "#f85149"];
         const el = (id) => document.getElementById(id);
         const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;"}[c]));
@@ -80,7 +83,7 @@ enum DashboardPage {
           el("batchesSection").hidden = batches.length === 0 && s.mode !== "serve";
           const when = (t) => t ? new Date(t).toLocaleTimeString() : "–";
           el("batches").innerHTML = batches.slice().reverse().map((b) => `<tr><td>${b.report
-              ? `<a href="api/batches/${encodeURIComponent(b.id)}/report" style="color:inherit">${esc(b.id)}</a>` : esc(b.id)}</td>`
+              ? `<a href="api/batches/${encodeURIComponent(b.id)}/report${auth}" style="color:inherit">${esc(b.id)}</a>` : esc(b.id)}</td>`
             + `<td class="${b.state === "completed" ? "succeeded" : b.state === "running" ? "running" : "pending"}">${esc(b.state)}${b.position ? " #" + b.position : ""}</td>`
             + `<td>${b.episodes}</td><td>${b.succeeded}</td><td>${b.failed}</td><td>${when(b.submitted_at)}</td><td>${when(b.finished_at)}</td></tr>`).join("")
             || `<tr><td colspan="7" class="pending">no batches yet: coordinator submit --episodes N</td></tr>`;
@@ -125,7 +128,7 @@ enum DashboardPage {
         }
         async function poll() {
           try {
-            const r = await fetch("api/status", { cache: "no-store" });
+            const r = await fetch("api/status" + auth, { cache: "no-store" });
             if (r.ok) render(await r.json());
           } catch (e) {
             el("state").textContent = "coordinator unreachable (batch over?)";

@@ -10,6 +10,9 @@ import Shared
 /// |---|---|---|
 /// | `reelfarm_episodes` | gauge | `state` = pending, running, saving, succeeded, failed |
 /// | `reelfarm_queue_depth` | gauge | episodes waiting for a worker (the autoscaling signal) |
+/// | `reelfarm_messages_rejected_total` | counter | protocol messages refused (malformed, unknown session, stale…) |
+/// | `reelfarm_allowed_worker_keys` | gauge | public keys on the allow-list (CURVE) |
+/// | `reelfarm_connections_refused_total` | counter | `reason` = key (not on the allow-list), handshake (plaintext, wrong server key) |
 /// | `reelfarm_batches` | gauge | `state` = queued, running, completed, interrupted (`coordinator serve`) |
 /// | `reelfarm_local_workers_target` | gauge | local worker processes wanted (`--workers`, `coordinator scale`) |
 /// | `reelfarm_workers`, `reelfarm_slots` | gauge | connected workers and their episode slots |
@@ -54,6 +57,17 @@ final class FleetMetrics: @unchecked Sendable {
         for state in ["queued", "running", "completed", "interrupted"] {
             gauge("reelfarm_batches", ["state": state]).record(status.batches.count { $0.state == state })
         }
+        advance("reelfarm_messages_rejected_total", [:], to: status.counters.totalRejected)
+        if let security = status.security {
+            gauge("reelfarm_allowed_worker_keys").record(security.allowedKeys)
+            // Not reset per batch: these live as long as the process.
+            advanceForever("reelfarm_connections_refused_total", ["reason": "key"], to: security.denied)
+            advanceForever(
+                "reelfarm_connections_refused_total",
+                ["reason": "handshake"],
+                to: security.handshakeFailures
+            )
+        }
         if let pool = status.localWorkers {
             gauge("reelfarm_local_workers_target").record(pool.target)
         }
@@ -90,6 +104,21 @@ final class FleetMetrics: @unchecked Sendable {
             dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
             factory: factory
         )
+    }
+
+    private var seenForever: [String: Int] = [:]
+
+    /// ``advance(_:_:to:)`` for totals that do not start again with a batch.
+    private func advanceForever(_ name: String, _ labels: [String: String], to total: Int) {
+        let key = name + labels.sorted { $0.key < $1.key }.map { "|\($0.key)=\($0.value)" }.joined()
+        let delta = total - seenForever[key, default: 0]
+        guard delta > 0 else { return }
+        seenForever[key] = total
+        CoreMetrics.Counter(
+            label: name,
+            dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+            factory: factory
+        ).increment(by: delta)
     }
 
     private func advance(_ name: String, _ labels: [String: String], to total: Int) {

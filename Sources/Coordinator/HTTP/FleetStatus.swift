@@ -66,6 +66,8 @@ struct FleetStatus: Codable, Sendable, Equatable {
     var batches: [BatchListing] = []
     /// The local worker pool (`--workers`, `coordinator scale`), when this coordinator can start workers.
     var localWorkers: LocalWorkerPool.Snapshot?
+    /// CURVE and the allow-list: keys allowed, connections accepted and refused.
+    var security: WorkerAuthenticator.Status?
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()

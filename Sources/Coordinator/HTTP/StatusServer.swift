@@ -19,6 +19,8 @@ struct StatusServer: Service {
     let board: StatusBoard
     let metrics: FleetMetrics
     var control: ControlChannel?
+    /// Required of every request but `/health` when set (`--http-token`).
+    var token: String?
     var required = false
     let logger: Logger
 
@@ -29,6 +31,7 @@ struct StatusServer: Service {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        if let token { router.add(middleware: TokenCheck(token: token)) }
         let board = self.board
         let metrics = self.metrics
         router.get("/") { _, _ in
@@ -104,5 +107,38 @@ struct StatusServer: Service {
             throw ConfigurationError("--http must be off, PORT or HOST:PORT (e.g. 127.0.0.1:8090), got \"\(text)\"")
         }
         return (host, port)
+    }
+}
+
+/// Refuses every request but `GET /health` without the API token, given as `Authorization: Bearer TOKEN` or
+/// `?token=TOKEN` (the dashboard page passes its own `?token=` on to the API). Compared in constant time.
+struct TokenCheck<Context: RequestContext>: RouterMiddleware {
+    let token: String
+
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        if request.uri.path == "/health" { return try await next(request, context) }
+        var given = request.uri.queryParameters.get("token").map { String($0) }
+        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
+            given = String(header.dropFirst("Bearer ".count))
+        }
+        guard let given, Self.same(Array(given.utf8), Array(token.utf8)) else {
+            return ControlAPI.error(
+                .unauthorized,
+                "this coordinator's HTTP API needs its token: Authorization: Bearer TOKEN, ?token=TOKEN, or REELFARM_HTTP_TOKEN for the coordinator's client commands"
+            )
+        }
+        return try await next(request, context)
+    }
+
+    /// Equal in time independent of where the first difference is.
+    static func same(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for i in a.indices { diff |= a[i] ^ b[i] }
+        return diff == 0
     }
 }

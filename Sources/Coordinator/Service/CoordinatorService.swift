@@ -34,6 +34,8 @@ final class CoordinatorService: Service {
         /// The `worker` executable for the local pool; without one, the pool cannot be started or scaled.
         var workerExecutable: String?
         var workerArguments: [String]
+        /// Extra environment for local workers (their CURVE keys: never on a command line, which `ps` shows).
+        var workerEnvironment: [String: String] = [:]
         /// How often the dispatcher's clock advances. The default is 50 ms.
         var tick: Duration = .milliseconds(50)
         /// The live progress bar (a terminal), periodic progress log lines, or neither.
@@ -49,6 +51,8 @@ final class CoordinatorService: Service {
         var queued: [Batch] = []
         /// Requests of the HTTP API (submit, scale).
         var control: ControlChannel?
+        /// CURVE on the ROUTER socket and the allow-list of worker keys (`--curve-secret`, `--allow-workers`).
+        var security: CoordinatorSecurity?
     }
 
     enum ProgressMode: String, Sendable, CaseIterable {
@@ -110,8 +114,19 @@ final class CoordinatorService: Service {
         let clock = ContinuousClock()
         let context = try ZMQContext()
         let bindEndpoint = settings.bind
+        // The ZAP handler is bound first: libzmq asks it about every CURVE connection from the start.
+        let zapThread: ZMQSocketThread? =
+            if settings.security != nil { try await CoordinatorSecurity.startZAP(context: context) } else { nil }
+        let curveSecret = settings.security?.keys.secretKey
         let thread = try await ZMQSocketThread(name: "coordinator-router", context: context) { ctx in
             let socket = try ZMQSocket(context: ctx, type: .router, linger: .milliseconds(1000))
+            if let curveSecret {
+                try socket.setCurveServer(secretKey: curveSecret, zapDomain: WorkerAuthenticator.domain)
+                try socket.monitor(
+                    endpoint: CoordinatorSecurity.monitorEndpoint,
+                    events: 0x0800 | 0x2000 | 0x4000  // ZMQ_EVENT_HANDSHAKE_FAILED_{NO_DETAIL,PROTOCOL,AUTH}
+                )
+            }
             try socket.setRouterMandatory(true)
             try socket.setMaxMessageSize(Int64(WireProtocol.maxMessageBytes))
             try socket.setSendHighWaterMark(10_000)
@@ -185,7 +200,8 @@ final class CoordinatorService: Service {
                     count: settings.localWorkers,
                     executable: executable,
                     endpoint: endpoint,
-                    arguments: settings.workerArguments
+                    arguments: settings.workerArguments,
+                    environment: settings.workerEnvironment
                 ),
                 logger: logger
             )
@@ -252,6 +268,7 @@ final class CoordinatorService: Service {
             status.mode = settings.serve ? "serve" : "batch"
             status.batches = liveListings()
             status.localWorkers = pool?.snapshot
+            status.security = settings.security?.authenticator.status ?? WorkerAuthenticator.Status(curve: false)
             board.publish(status)
             settings.metrics?.update(status)
         }
@@ -480,6 +497,28 @@ final class CoordinatorService: Service {
                 }
             }
             if let pool { group.addTask { await pool.run() } }
+            if let security = settings.security, let zapThread {
+                let logger = self.logger
+                group.addTask {
+                    await security.serveZAP(zapThread, logger: logger)
+                    // libzmq lets every client in when no ZAP handler answers: never go on without it.
+                    if !Task.isCancelled {
+                        logger.critical(
+                            "the ZAP handler stopped (\(zapThread.stopError.map { "\($0)" } ?? "no error")); stopping: this coordinator does not run without authentication"
+                        )
+                        continuation.yield(.shutdown)
+                    }
+                }
+                group.addTask { await security.serveMonitor(context: context, logger: logger) }
+                group.addTask { await security.watchAllowList(logger: logger) }
+                logger.info(
+                    "CURVE on: only workers whose public key is on the allow-list get in",
+                    metadata: [
+                        "public_key": "\(security.keys.publicKey)", "allow_list": "\(security.authenticator.path)",
+                        "keys": "\(security.authenticator.status.allowedKeys)",
+                    ]
+                )
+            }
 
             await withGracefulShutdownHandler {
                 var first: [DispatchAction] = []
@@ -650,6 +689,7 @@ final class CoordinatorService: Service {
         await diskTask.value
         StatusLine.finish()
         await thread.close()
+        await zapThread?.close()
         context.shutdown()
     }
 

@@ -26,6 +26,8 @@ final class LocalWorkerPool: Sendable {
         var endpoint: String
         /// Extra arguments for every worker (parallelism settings, log level).
         var arguments: [String]
+        /// Variables added to the inherited environment of every worker.
+        var environment: [String: String] = [:]
         /// Time a worker gets to exit after SIGTERM before SIGKILL. The default is 5 s.
         var stopGrace: Duration = .seconds(5)
     }
@@ -141,6 +143,11 @@ final class LocalWorkerPool: Sendable {
             let started = ContinuousClock.now
             var options = PlatformOptions()
             options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: settings.stopGrace)]
+            let environment = Dictionary(
+                uniqueKeysWithValues: settings.environment.map {
+                    (Environment.Key(rawValue: $0.key)!, Optional($0.value))
+                }
+            )
             let arguments =
                 ["--connect", settings.endpoint, "--worker-id", workerId(slot: slot)] + settings.arguments
             do {
@@ -151,6 +158,7 @@ final class LocalWorkerPool: Sendable {
                     status = try await Subprocess.run(
                         .path(FilePath(settings.executable)),
                         arguments: Arguments(arguments),
+                        environment: .inherit.updating(environment),
                         platformOptions: options,
                         input: .none,
                         output: .currentStandardOutput,
@@ -163,6 +171,7 @@ final class LocalWorkerPool: Sendable {
                     status = try await Subprocess.run(
                         .path(FilePath(settings.executable)),
                         arguments: Arguments(arguments),
+                        environment: .inherit.updating(environment),
                         platformOptions: options,
                         input: .none,
                         output: .currentStandardOutput,

@@ -104,3 +104,34 @@ extension ZMQSocket {
         }
     }
 }
+
+/// CURVE security and socket monitoring.
+extension ZMQSocket {
+    /// Makes this socket a CURVE server (`ZMQ_CURVE_SERVER`, `ZMQ_CURVE_SECRETKEY`) whose clients are checked by
+    /// the ZAP handler of `zapDomain` (`ZMQ_ZAP_DOMAIN`). Keys are 40-character Z85 text.
+    public func setCurveServer(secretKey: String, zapDomain: String) throws(ZMQError) {
+        try Self.setOption(handle, ZMQ_CURVE_SERVER, Int32(1), name: "ZMQ_CURVE_SERVER")
+        try setString(ZMQ_CURVE_SECRETKEY, secretKey, name: "ZMQ_CURVE_SECRETKEY")
+        try setString(ZMQ_ZAP_DOMAIN, zapDomain, name: "ZMQ_ZAP_DOMAIN")
+    }
+
+    /// Makes this socket a CURVE client of the server with public key `serverKey`, with its own key pair.
+    public func setCurveClient(serverKey: String, publicKey: String, secretKey: String) throws(ZMQError) {
+        try setString(ZMQ_CURVE_SERVERKEY, serverKey, name: "ZMQ_CURVE_SERVERKEY")
+        try setString(ZMQ_CURVE_PUBLICKEY, publicKey, name: "ZMQ_CURVE_PUBLICKEY")
+        try setString(ZMQ_CURVE_SECRETKEY, secretKey, name: "ZMQ_CURVE_SECRETKEY")
+    }
+
+    /// `zmq_socket_monitor`: publishes this socket's `events` (a mask of `ZMQ_EVENT_*`) on a PAIR socket bound at
+    /// the inproc `endpoint`. Call it on the socket's owning thread, like every other call.
+    public func monitor(endpoint: String, events: Int32) throws(ZMQError) {
+        try zmqCall("zmq_socket_monitor", detail: endpoint) { zmq_socket_monitor(handle, endpoint, events) }
+    }
+
+    private func setString(_ option: Int32, _ value: String, name: String) throws(ZMQError) {
+        let bytes = Array(value.utf8)
+        try zmqCall("zmq_setsockopt", detail: name) {
+            bytes.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, $0.count) }
+        }
+    }
+}

@@ -19,6 +19,15 @@ final class WorkerAgent: Service {
         var tick: Duration = .milliseconds(50)
         /// How long running attempts may take to finish after SIGTERM/SIGINT before they are handed back.
         var shutdownGrace: Duration = .seconds(30)
+        /// CURVE keys: the connection is encrypted and the coordinator checks this worker's public key.
+        var curve: Curve?
+    }
+
+    /// The keys of a CURVE connection (40-character Z85 text).
+    struct Curve: Sendable {
+        var serverKey: String
+        var publicKey: String
+        var secretKey: String
     }
 
     private let settings: Settings
@@ -48,8 +57,16 @@ final class WorkerAgent: Service {
         let clock = ContinuousClock()
         let context = try ZMQContext()
         let endpoint = settings.endpoint
+        let curve = settings.curve
         let thread = try await ZMQSocketThread(name: "worker-dealer", context: context) { ctx in
             let socket = try ZMQSocket(context: ctx, type: .dealer, linger: .milliseconds(500))
+            if let curve {
+                try socket.setCurveClient(
+                    serverKey: curve.serverKey,
+                    publicKey: curve.publicKey,
+                    secretKey: curve.secretKey
+                )
+            }
             try socket.setImmediate(true)
             try socket.setMaxMessageSize(Int64(WireProtocol.maxMessageBytes))
             try socket.setReconnectInterval(.milliseconds(250), max: .seconds(30))

@@ -115,6 +115,20 @@ struct WorkerCommand: AsyncParsableCommand {
     )
     var shutdownGrace: String?
 
+    @Option(
+        name: .customLong("curve-server-key"),
+        help:
+            "The coordinator's CURVE public key, or its .key file: connect encrypted and authenticated (env REELFARM_CURVE_SERVER_KEY). Needs --curve-secret."
+    )
+    var curveServerKey: String?
+
+    @Option(
+        name: .customLong("curve-secret"),
+        help:
+            "This worker's CURVE key pair (a .key_secret file from `coordinator keygen`); its public key must be on the coordinator's allow-list (env REELFARM_CURVE_SECRET)."
+    )
+    var curveSecret: String?
+
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
@@ -268,8 +282,19 @@ struct WorkerCommand: AsyncParsableCommand {
             default: 30,
             range: 0...86_400
         )
+        let curve = try Self.curve(
+            serverKey: curveServerKey ?? environment.value("REELFARM_CURVE_SERVER_KEY")?.value,
+            secretPath: curveSecret ?? environment.value("REELFARM_CURVE_SECRET")?.value,
+            keyPair: environment.value("REELFARM_CURVE_KEYPAIR")?.value
+        )
+        if curve == nil, !Endpoints.isLocal(endpoint) {
+            logger.warning(
+                "connecting without CURVE: jobs, results and files cross the network in the clear",
+                metadata: ["endpoint": "\(endpoint)", "hint": "give --curve-server-key and --curve-secret"]
+            )
+        }
         let agent = WorkerAgent(
-            settings: .init(endpoint: endpoint, hello: hello, shutdownGrace: .seconds(grace)),
+            settings: .init(endpoint: endpoint, hello: hello, shutdownGrace: .seconds(grace), curve: curve),
             pipeline: pipeline,
             leases: leases,
             logger: logger
@@ -286,5 +311,36 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch let error as ZMQError {
             throw ConfigurationError("cannot connect to \(endpoint): \(error)")
         }
+    }
+
+    /// The CURVE settings from the flags, the environment, or (local workers) the key pair their coordinator
+    /// passed in `REELFARM_CURVE_KEYPAIR` ("PUBLIC SECRET").
+    static func curve(
+        serverKey: String?,
+        secretPath: String?,
+        keyPair: String?
+    ) throws(ConfigurationError) -> WorkerAgent.Curve? {
+        guard let serverKey else {
+            if secretPath != nil {
+                throw ConfigurationError("--curve-secret needs --curve-server-key (the coordinator's public key)")
+            }
+            return nil
+        }
+        let server = try CurveKeyPair.publicKey(keyOrPath: serverKey)
+        let own: CurveKeyPair
+        if let secretPath {
+            own = try CurveKeyPair.load(path: secretPath, needSecret: true)
+        } else if let keyPair {
+            let parts = keyPair.split(separator: " ").map(String.init)
+            guard parts.count == 2, CurveKeyPair.decode(parts[0]) != nil, CurveKeyPair.decode(parts[1]) != nil else {
+                throw ConfigurationError("REELFARM_CURVE_KEYPAIR must be \"PUBLIC SECRET\" (two Z85 keys)")
+            }
+            own = CurveKeyPair(publicKey: parts[0], secretKey: parts[1])
+        } else {
+            throw ConfigurationError(
+                "--curve-server-key needs --curve-secret: this worker's key pair (`coordinator keygen --name NAME`), whose public key is on the coordinator's allow-list"
+            )
+        }
+        return WorkerAgent.Curve(serverKey: server, publicKey: own.publicKey, secretKey: own.secretKey ?? "")
     }
 }
