@@ -125,7 +125,7 @@ struct TokenCheck<Context: RequestContext>: RouterMiddleware {
         if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
             given = String(header.dropFirst("Bearer ".count))
         }
-        guard let given, Self.same(Array(given.utf8), Array(token.utf8)) else {
+        guard let given, APIToken.matches(given, token) else {
             return ControlAPI.error(
                 .unauthorized,
                 "this coordinator's HTTP API needs its token: Authorization: Bearer TOKEN, ?token=TOKEN, or REELFARM_HTTP_TOKEN for the coordinator's client commands"
@@ -134,8 +134,14 @@ struct TokenCheck<Context: RequestContext>: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// Equal in time independent of where the first difference is.
-    static func same(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+}
+
+/// The HTTP API token's comparison.
+enum APIToken {
+    /// Whether `given` is the token, in time independent of where the first difference is.
+    static func matches(_ given: String, _ token: String) -> Bool {
+        let a = Array(given.utf8)
+        let b = Array(token.utf8)
         guard a.count == b.count else { return false }
         var diff: UInt8 = 0
         for i in a.indices { diff |= a[i] ^ b[i] }
