@@ -103,4 +103,160 @@ import Testing
         // Logging was rate-limited: far fewer warnings than rejections.
         #expect(coordinator.log.components(separatedBy: "message rejected").count < 200)
     }
+
+    /// Resident memory of a process, from /proc (kB).
+    static func rssKB(_ pid: Int32) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        }
+        return nil
+    }
+
+    @Test(
+        "a hostile peer floods a running batch: it completes, every reject is counted in /metrics, memory stays bounded"
+    )
+    func hostilePeerDuringABatch() async throws {
+        let dir = try Harness.tempDir("hostile-batch")
+        let out = dir.appendingPathComponent("output")
+        var env = Harness.fastSimulation
+        env["REELFARM_SIM_LATENCY"] = "llm=300,tts=200,image=300,render=200"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "serve", "--workers", "2", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--http",
+                "127.0.0.1:0", "--budget", "image=20/s",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        defer { coordinator.signal(SIGKILL) }
+        guard let endpoint = await coordinator.boundEndpoint(), let base = await CurveTests.httpBase(coordinator) else {
+            return
+        }
+
+        let context = try ZMQContext()
+        func attacker() async throws -> ZMQSocketThread {
+            try await ZMQSocketThread(name: "attacker", context: context) { ctx in
+                let socket = try ZMQSocket(context: ctx, type: .dealer, linger: .zero)
+                try socket.setSendHighWaterMark(100_000)
+                try socket.connect(endpoint)
+                return socket
+            }
+        }
+        let noise = try await attacker()
+        // A registered peer: its session is valid, so its wrong-but-well-formed messages reach the dispatcher.
+        // It registers while no batch runs and says at once that it is draining, so it is never given a job.
+        let impostor = try await attacker()
+        impostor.send(
+            Codec.encode(
+                Envelope(
+                    .hello(
+                        Hello(
+                            workerId: "impostor",
+                            instance: "impostor-1",
+                            host: "evil",
+                            pid: 1,
+                            capacity: Capacity(episodes: 1, apiCalls: 1),
+                            softwareVersion: "0",
+                            protocolMinor: WireProtocol.minorVersion
+                        )
+                    )
+                )
+            )
+        )
+        var session = ""
+        for await event in impostor.events {
+            if case .message(let frames) = event, case .welcome(let w) = (try? Codec.decode(frames))?.message {
+                session = w.session
+                break
+            }
+        }
+        #expect(!session.isEmpty)
+        impostor.send(Codec.encode(Envelope(session: session, .heartbeat(Heartbeat(draining: true)))))
+        #expect(
+            await coordinator.waitForLog(within: .seconds(10), "the impostor's draining") {
+                $0.contains("worker draining") && $0.contains("worker=impostor")
+            }
+        )
+        _ = try await EpisodeFileTests.http("POST", "\(base)api/batches?episodes=24&id=flood")
+        #expect(
+            await coordinator.waitForLog(within: .seconds(30), "the first episode") { $0.contains("completed (1/24)") }
+        )
+        let before = Self.rssKB(coordinator.pid) ?? 0
+
+        var rng = SystemRandomNumberGenerator()
+        let valid = Codec.encode(Envelope(session: session, .heartbeat(Heartbeat())))
+        var sent = 0
+        for round in 0..<5 {
+            for _ in 0..<1000 {
+                // Random frames.
+                noise.send(
+                    (0..<Int.random(in: 1...6, using: &rng)).map { _ in
+                        (0..<Int.random(in: 0...96, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                    }
+                )
+                // A valid message cut short, or with its frames shuffled.
+                var cut = valid
+                let f = Int.random(in: 0..<cut.count, using: &rng)
+                cut[f] = Array(cut[f].prefix(Int.random(in: 0...max(0, cut[f].count - 1), using: &rng)))
+                noise.send(Bool.random(using: &rng) ? cut : valid.shuffled(using: &rng))
+                sent += 2
+            }
+            // Well-formed but wrong, from the registered impostor: results, progress, lease and artifact
+            // messages for jobs it was never given.
+            for i in 0..<200 {
+                let ref = (episode: "episode_\(i % 24 + 1)", attempt: Int.random(in: 1...3, using: &rng))
+                let wrong: [Message] = [
+                    .result(
+                        EpisodeResult(episodeId: ref.episode, attempt: ref.attempt, status: .succeeded, durationMs: 1)
+                    ),
+                    .progress(Progress(episodeId: ref.episode, attempt: ref.attempt, stage: .render, state: .finished)),
+                    .leaseStarted(LeaseStarted(leaseId: "nope-\(i)", calls: 1)),
+                    .artifactChunk(
+                        ArtifactChunk(episodeId: ref.episode, attempt: ref.attempt, name: "x", offset: 0, data: [1])
+                    ),
+                    .job(Job(batchId: "flood", episodeId: ref.episode, attempt: 1, spec: EpisodeSpec(topic: "t"))),
+                ]
+                for message in wrong { impostor.send(Codec.encode(Envelope(session: session, message))) }
+                sent += wrong.count
+            }
+            // An oversized message: libzmq drops the connection (ZMQ_MAXMSGSIZE); the DEALER reconnects.
+            if round == 2 { noise.send([Array(repeating: 0x41, count: WireProtocol.maxMessageBytes + 1)]) }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        print("hostile peer: \(sent) messages sent during the batch")
+        var state = ""
+        for _ in 0..<1200 where state != "completed" {
+            state = try await EpisodeFileTests.http("GET", "\(base)api/batches/flood")["state"] as? String ?? ""
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(state == "completed", "log:\n\(coordinator.log.suffix(3000))")
+        let after = Self.rssKB(coordinator.pid) ?? 0
+        print("hostile peer: coordinator RSS \(before) kB before the flood, \(after) kB after the batch")
+        #expect(after < before + 200_000, "memory grew from \(before) kB to \(after) kB")
+        // Every kind of reject is in /metrics.
+        let metrics = try await StatusHTTPTests.text("\(base)metrics")
+        let rejects = metrics.split(separator: "\n").filter { $0.hasPrefix("reelfarm_messages_rejected_total{") }
+        let total = rejects.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        #expect(total >= 5000, "\(rejects)")
+        for reason in ["stale_result", "out_of_order", "malformed_body"] {
+            #expect(rejects.contains { $0.contains(#"reason="\#(reason)""#) }, "no \(reason) in \(rejects)")
+        }
+        coordinator.signal(SIGTERM)
+        #expect(await coordinator.wait(timeout: .seconds(60)) == 0)
+        await noise.close()
+        await impostor.close()
+        context.shutdown()
+        let summary = try Summary.load(out, batch: "flood")
+        #expect(summary.totals.succeeded == 24)
+        #expect(summary.episodes.allSatisfy { $0.worker != "impostor" }, "a result for a job never given was recorded")
+        let json = try BudgetTests.summaryJSON(out, "flood")
+        let counters = json["counters"] as? [String: Any] ?? [:]
+        #expect((counters["stale_results"] as? Int ?? 0) >= 500, "\(counters)")
+        #expect((counters["out_of_order"] as? Int ?? 0) >= 500, "\(counters)")
+        let decodeErrors = (counters["decode_errors"] as? [String: Int] ?? [:]).values.reduce(0, +)
+        #expect(decodeErrors >= 4000, "\(counters)")
+    }
 }

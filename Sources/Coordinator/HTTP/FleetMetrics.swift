@@ -10,7 +10,7 @@ import Shared
 /// |---|---|---|
 /// | `reelfarm_episodes` | gauge | `state` = pending, running, saving, succeeded, failed |
 /// | `reelfarm_queue_depth` | gauge | episodes waiting for a worker (the autoscaling signal) |
-/// | `reelfarm_messages_rejected_total` | counter | protocol messages refused (malformed, unknown session, stale…) |
+/// | `reelfarm_messages_rejected_total` | counter | `reason`: protocol messages refused (a decode error code, `unknown_session`, `out_of_order`, `stale_result`, a lease reason…) |
 /// | `reelfarm_allowed_worker_keys` | gauge | public keys on the allow-list (CURVE) |
 /// | `reelfarm_connections_refused_total` | counter | `reason` = key (not on the allow-list), handshake (plaintext, wrong server key) |
 /// | `reelfarm_batches` | gauge | `state` = queued, running, completed, interrupted (`coordinator serve`) |
@@ -57,7 +57,15 @@ final class FleetMetrics: @unchecked Sendable {
         for state in ["queued", "running", "completed", "interrupted"] {
             gauge("reelfarm_batches", ["state": state]).record(status.batches.count { $0.state == state })
         }
-        advance("reelfarm_messages_rejected_total", [:], to: status.counters.totalRejected)
+        let c = status.counters
+        var rejected = c.decodeErrors.merging(c.leaseRejected) { $0 + $1 }
+        rejected["unknown_session"] = c.unknownSession
+        rejected["out_of_order"] = c.outOfOrder
+        rejected["stale_result"] = c.staleResults
+        rejected["stale_progress"] = c.staleProgress
+        for (reason, n) in rejected where n > 0 {
+            advance("reelfarm_messages_rejected_total", ["reason": reason], to: n)
+        }
         if let security = status.security {
             gauge("reelfarm_allowed_worker_keys").record(security.allowedKeys)
             // Not reset per batch: these live as long as the process.
