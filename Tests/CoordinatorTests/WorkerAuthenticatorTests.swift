@@ -65,3 +65,30 @@ import Testing
         #expect(!APIToken.matches("abcd", "abc") && !APIToken.matches("", "abc"))
     }
 }
+
+extension WorkerAuthenticatorTests {
+    /// A Kubernetes ConfigMap volume: `KEY -> ..data/KEY`, `..data -> ..TIMESTAMP/`; an update repoints
+    /// `..data` to a new folder, so the names and the links' own attributes stay the same.
+    @Test func aKeyReplacedBehindASymlinkIsReloaded() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "reelfarm-cm-\(UUID().uuidString.prefix(8))"
+        )
+        let fm = FileManager.default
+        let first = try CurveKeyPair.generate()
+        let second = try CurveKeyPair.generate()
+        _ = try first.write(folder: dir.appendingPathComponent("..v1"), name: "worker")
+        _ = try second.write(folder: dir.appendingPathComponent("..v2"), name: "worker")
+        try fm.createSymbolicLink(atPath: dir.appendingPathComponent("..data").path, withDestinationPath: "..v1")
+        try fm.createSymbolicLink(
+            atPath: dir.appendingPathComponent("worker.key").path,
+            withDestinationPath: "..data/worker.key"
+        )
+        let auth = try WorkerAuthenticator(path: dir.path)
+        let key2 = CurveKeyPair.decode(second.publicKey)!
+        #expect(String(decoding: auth.answer(request(key: key2)).reply[2], as: UTF8.self) == "400")
+        try fm.removeItem(at: dir.appendingPathComponent("..data"))
+        try fm.createSymbolicLink(atPath: dir.appendingPathComponent("..data").path, withDestinationPath: "..v2")
+        #expect(auth.reloadIfChanged() == .success(1))
+        #expect(String(decoding: auth.answer(request(key: key2)).reply[2], as: UTF8.self) == "200")
+    }
+}

@@ -107,13 +107,16 @@ final class WorkerAuthenticator: Sendable {
         }
     }
 
-    /// Names, sizes and modification times of the allow-list file, or of the folder's `*.key` files.
+    /// Names, sizes and modification times of the allow-list file, or of the folder's `*.key` files, each
+    /// through its symlinks.
     static func signature(of path: String) -> String {
         let fm = FileManager.default
         func entry(_ file: String) -> String {
-            let a = try? fm.attributesOfItem(atPath: file)
+            // Through symlinks: a Kubernetes ConfigMap volume swaps its files by repointing links.
+            let target = URL(fileURLWithPath: file).resolvingSymlinksInPath().path
+            let a = try? fm.attributesOfItem(atPath: target)
             let modified = (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            return "\(file):\(a?[.size] as? Int ?? -1):\(modified)"
+            return "\(file)->\(target):\(a?[.size] as? Int ?? -1):\(modified)"
         }
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else { return "missing" }
