@@ -175,6 +175,14 @@ import Testing
         }
         #expect(!session.isEmpty)
         impostor.send(Codec.encode(Envelope(session: session, .heartbeat(Heartbeat(draining: true)))))
+        // Keep the impostor's session alive (a silent peer is declared dead after 3 s) until the flood is over.
+        let keepAlive = Task {
+            while !Task.isCancelled {
+                impostor.send(Codec.encode(Envelope(session: session, .heartbeat(Heartbeat(draining: true)))))
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        defer { keepAlive.cancel() }
         #expect(
             await coordinator.waitForLog(within: .seconds(10), "the impostor's draining") {
                 $0.contains("worker draining") && $0.contains("worker=impostor")
