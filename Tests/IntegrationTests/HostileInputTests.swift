@@ -188,9 +188,9 @@ import Testing
                 $0.contains("worker draining") && $0.contains("worker=impostor")
             }
         )
-        _ = try await EpisodeFileTests.http("POST", "\(base)api/batches?episodes=24&id=flood")
+        _ = try await EpisodeFileTests.http("POST", "\(base)api/batches?episodes=48&id=flood")
         #expect(
-            await coordinator.waitForLog(within: .seconds(30), "the first episode") { $0.contains("completed (1/24)") }
+            await coordinator.waitForLog(within: .seconds(30), "the first episode") { $0.contains("completed (1/48)") }
         )
         let before = Self.rssKB(coordinator.pid) ?? 0
 
@@ -215,7 +215,7 @@ import Testing
             // Well-formed but wrong, from the registered impostor: results, progress, lease and artifact
             // messages for jobs it was never given.
             for i in 0..<200 {
-                let ref = (episode: "episode_\(i % 24 + 1)", attempt: Int.random(in: 1...3, using: &rng))
+                let ref = (episode: "episode_\(i % 48 + 1)", attempt: Int.random(in: 1...3, using: &rng))
                 let wrong: [Message] = [
                     .result(
                         EpisodeResult(episodeId: ref.episode, attempt: ref.attempt, status: .succeeded, durationMs: 1)
@@ -241,30 +241,36 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(state == "completed", "log:\n\(coordinator.log.suffix(3000))")
-        let after = Self.rssKB(coordinator.pid) ?? 0
-        print("hostile peer: coordinator RSS \(before) kB before the flood, \(after) kB after the batch")
-        #expect(after < before + 200_000, "memory grew from \(before) kB to \(after) kB")
-        // Every kind of reject is in /metrics.
-        let metrics = try await StatusHTTPTests.text("\(base)metrics")
+        // Every reject is counted in /metrics: wait until the coordinator has worked through the whole flood
+        // (on a loaded machine it may still be at it when the batch ends): 1,000 stale results and 1,000 JOBs
+        // from a worker, each counted.
+        func count(_ metrics: String, _ reason: String) -> Double {
+            StatusHTTPTests.metric(metrics, #"reelfarm_messages_rejected_total{reason="\#(reason)"}"#) ?? 0
+        }
+        var metrics = ""
+        for _ in 0..<600 {
+            metrics = try await StatusHTTPTests.text("\(base)metrics")
+            if count(metrics, "stale_result") >= 1000 && count(metrics, "out_of_order") >= 1000 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         let rejects = metrics.split(separator: "\n").filter { $0.hasPrefix("reelfarm_messages_rejected_total{") }
         let total = rejects.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
-        #expect(total >= 5000, "\(rejects)")
-        for reason in ["stale_result", "out_of_order", "malformed_body"] {
-            #expect(rejects.contains { $0.contains(#"reason="\#(reason)""#) }, "no \(reason) in \(rejects)")
-        }
+        print("hostile peer: \(Int(total)) rejects counted in /metrics: \(rejects.joined(separator: ", "))")
+        #expect(count(metrics, "stale_result") == 1000 && count(metrics, "out_of_order") == 1000, "\(rejects)")
+        #expect(
+            total >= 5000 && count(metrics, "malformed_body") > 0 && count(metrics, "unknown_kind") > 0,
+            "\(rejects)"
+        )
+        let after = Self.rssKB(coordinator.pid) ?? 0
+        print("hostile peer: coordinator RSS \(before) kB before the flood, \(after) kB after it")
+        #expect(after < before + 200_000, "memory grew from \(before) kB to \(after) kB")
         coordinator.signal(SIGTERM)
         #expect(await coordinator.wait(timeout: .seconds(60)) == 0)
         await noise.close()
         await impostor.close()
         context.shutdown()
         let summary = try Summary.load(out, batch: "flood")
-        #expect(summary.totals.succeeded == 24)
+        #expect(summary.totals.succeeded == 48)
         #expect(summary.episodes.allSatisfy { $0.worker != "impostor" }, "a result for a job never given was recorded")
-        let json = try BudgetTests.summaryJSON(out, "flood")
-        let counters = json["counters"] as? [String: Any] ?? [:]
-        #expect((counters["stale_results"] as? Int ?? 0) >= 500, "\(counters)")
-        #expect((counters["out_of_order"] as? Int ?? 0) >= 500, "\(counters)")
-        let decodeErrors = (counters["decode_errors"] as? [String: Int] ?? [:]).values.reduce(0, +)
-        #expect(decodeErrors >= 4000, "\(counters)")
     }
 }
