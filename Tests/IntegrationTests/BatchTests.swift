@@ -146,7 +146,9 @@ import Glibc
     @Test func killedWorkersEpisodesFinishElsewhereExactlyOnce() async throws {
         let dir = try Harness.tempDir("kill")
         let out = dir.appendingPathComponent("output")
-        let env = ["REELFARM_SIM_LATENCY": "llm=150,tts=100,image=200,render=50"]
+        // About 3 s an episode: w3 is killed long before the batch could end, even when this test process gets
+        // little CPU and sees w3's first log line late (a 0.5 s episode once let the whole batch finish first).
+        let env = ["REELFARM_SIM_LATENCY": "llm=1500,tts=300,image=500,render=200"]
         let coordinator = try Child(
             name: "coordinator",
             executable: Harness.coordinatorPath,

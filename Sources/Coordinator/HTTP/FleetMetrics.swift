@@ -63,6 +63,7 @@ final class FleetMetrics: @unchecked Sendable {
         rejected["out_of_order"] = c.outOfOrder
         rejected["stale_result"] = c.staleResults
         rejected["stale_progress"] = c.staleProgress
+        rejected["stale_chunk"] = c.artifacts.staleChunks
         for (reason, n) in rejected where n > 0 {
             advance("reelfarm_messages_rejected_total", ["reason": reason], to: n)
         }
