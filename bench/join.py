@@ -9,20 +9,8 @@ gives the moment each new worker got its first JOB. Prints every run and the med
 
     bench/join.sh [--runs N]          (release build; or: python3 bench/join.py --bin .build/debug)
 """
-import argparse, datetime, os, re, socket, statistics, subprocess, tempfile, time, urllib.request
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def stamp(line):
-    return datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+import argparse, os, re, socket, statistics, subprocess, tempfile, time, urllib.request
+from benchlib import free_port, stamp
 
 
 def first_dispatch(log_path, worker_id, timeout=10.0):

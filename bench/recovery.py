@@ -7,20 +7,8 @@ log gives the moment it declared w1 gone and when w1's episodes went to w3. Prin
 
     bench/recovery.sh [--runs N]       (release build; or: python3 bench/recovery.py --bin .build/debug)
 """
-import argparse, datetime, os, re, signal, socket, statistics, subprocess, tempfile, time
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def stamp(line):
-    return datetime.datetime.strptime(line[:23], "%Y-%m-%dT%H:%M:%S.%f").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
+import argparse, os, re, signal, socket, statistics, subprocess, tempfile, time
+from benchlib import free_port, stamp
 
 
 def run_once(bindir):

@@ -115,30 +115,25 @@ final class FleetMetrics: @unchecked Sendable {
         )
     }
 
+    /// Totals that do not start again with a batch (connections refused live as long as the process).
     private var seenForever: [String: Int] = [:]
 
     /// ``advance(_:_:to:)`` for totals that do not start again with a batch.
     private func advanceForever(_ name: String, _ labels: [String: String], to total: Int) {
-        let key = name + labels.sorted { $0.key < $1.key }.map { "|\($0.key)=\($0.value)" }.joined()
-        let delta = total - seenForever[key, default: 0]
-        guard delta > 0 else { return }
-        seenForever[key] = total
-        CoreMetrics.Counter(
-            label: name,
-            dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-            factory: factory
-        ).increment(by: delta)
+        advance(name, labels, to: total, seen: &seenForever)
     }
 
     private func advance(_ name: String, _ labels: [String: String], to total: Int) {
-        let key = name + labels.sorted { $0.key < $1.key }.map { "|\($0.key)=\($0.value)" }.joined()
+        advance(name, labels, to: total, seen: &seen)
+    }
+
+    /// Increments the counter by how far `total` moved past what `seen` last recorded for it.
+    private func advance(_ name: String, _ labels: [String: String], to total: Int, seen: inout [String: Int]) {
+        let dimensions = labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let key = name + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
         let delta = total - seen[key, default: 0]
         guard delta > 0 else { return }
         seen[key] = total
-        CoreMetrics.Counter(
-            label: name,
-            dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
-            factory: factory
-        ).increment(by: delta)
+        CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory).increment(by: delta)
     }
 }
