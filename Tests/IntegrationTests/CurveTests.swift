@@ -18,20 +18,6 @@ import Glibc
         #expect(status == 0 && output.contains("public key:"), "\(output)")
     }
 
-    static func httpBase(_ child: Child) async -> String? {
-        guard
-            await child.waitForLog(
-                within: .seconds(30),
-                "the HTTP address",
-                {
-                    $0.contains("dashboard and status API on http://")
-                }
-            )
-        else { return nil }
-        let line = child.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }!
-        return String(line[line.range(of: "http://")!.lowerBound...].prefix { $0 != " " })
-    }
-
     @Test("keygen writes a public key file and a secret one only its owner can read")
     func keygenWritesKeyFiles() async throws {
         let dir = try Harness.tempDir("keygen")
@@ -76,7 +62,7 @@ import Glibc
             cwd: dir
         )
         defer { coordinator.signal(SIGKILL) }
-        guard let endpoint = await coordinator.boundEndpoint(), let base = await Self.httpBase(coordinator) else {
+        guard let endpoint = await coordinator.boundEndpoint(), let base = await coordinator.httpBase() else {
             return
         }
         _ = try await EpisodeFileTests.http("POST", "\(base)api/batches?episodes=2000&id=curve")
@@ -193,7 +179,7 @@ import Glibc
             cwd: dir
         )
         defer { coordinator.signal(SIGKILL) }
-        guard let base = await Self.httpBase(coordinator) else { return }
+        guard let base = await coordinator.httpBase() else { return }
         func code(_ path: String, auth: String? = nil) async throws -> UInt {
             var request = HTTPClientRequest(url: base + path)
             if let auth { request.headers.add(name: "Authorization", value: auth) }

@@ -64,8 +64,7 @@ struct DashboardBrowserTests {
         #expect(
             await coordinator.waitForLog(within: .seconds(30), "the first episode") { $0.contains("completed (1/16)") }
         )
-        let line = coordinator.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }
-        let url = try #require(line.map { String($0[$0.range(of: "http://")!.lowerBound...].prefix { $0 != " " }) })
+        let url = try #require(await coordinator.httpBase())
 
         let (dom, domLog) = try Self.runChromium(["--dump-dom"], url: url)
         #expect(dom.contains("batch browser"), "the page did not render the batch:\n\(dom.prefix(2000))")
@@ -102,13 +101,7 @@ struct DashboardBrowserTests {
             cwd: dir
         )
         defer { coordinator.signal(SIGKILL) }
-        #expect(
-            await coordinator.waitForLog(within: .seconds(30), "the HTTP address") {
-                $0.contains("dashboard and status API on http://")
-            }
-        )
-        let line = coordinator.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }
-        let url = try #require(line.map { String($0[$0.range(of: "http://")!.lowerBound...].prefix { $0 != " " }) })
+        let url = try #require(await coordinator.httpBase())
         _ = try await EpisodeFileTests.http("POST", "\(url)api/batches?episodes=2&id=short")
         _ = try await EpisodeFileTests.http("POST", "\(url)api/batches?episodes=16&id=long")
         #expect(

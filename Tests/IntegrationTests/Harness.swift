@@ -114,6 +114,16 @@ final class Child: @unchecked Sendable {
         return false
     }
 
+    /// The base URL (`http://HOST:PORT/`) the coordinator logged once its HTTP side was up (`--http HOST:0`
+    /// picks a free port); nil, with a recorded failure, if it did not within 30 s.
+    func httpBase() async -> String? {
+        let marker = "dashboard and status API on http://"
+        guard await waitForLog(within: .seconds(30), "the HTTP address", { $0.contains(marker) }),
+            let line = log.split(separator: "\n").first(where: { $0.contains(marker) })
+        else { return nil }
+        return String(line[line.range(of: "http://")!.lowerBound...].prefix { $0 != " " })
+    }
+
     /// The endpoint the coordinator logged after binding a wildcard port.
     func boundEndpoint() async -> String? {
         guard await waitForLog(within: .seconds(30), "the bound endpoint", { $0.contains("coordinator listening") })

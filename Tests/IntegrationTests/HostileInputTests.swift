@@ -132,7 +132,7 @@ import Testing
             cwd: dir
         )
         defer { coordinator.signal(SIGKILL) }
-        guard let endpoint = await coordinator.boundEndpoint(), let base = await CurveTests.httpBase(coordinator) else {
+        guard let endpoint = await coordinator.boundEndpoint(), let base = await coordinator.httpBase() else {
             return
         }
 

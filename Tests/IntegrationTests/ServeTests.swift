@@ -44,14 +44,7 @@ import Glibc
             cwd: dir
         )
         defer { coordinator.signal(SIGKILL) }
-        guard let endpoint = await coordinator.boundEndpoint() else { return }
-        #expect(
-            await coordinator.waitForLog(within: .seconds(30), "the HTTP address") {
-                $0.contains("dashboard and status API on http://")
-            }
-        )
-        let line = coordinator.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }!
-        let base = String(line[line.range(of: "http://")!.lowerBound...].prefix { $0 != " " })
+        guard let endpoint = await coordinator.boundEndpoint(), let base = await coordinator.httpBase() else { return }
         let url = String(base.dropLast())  // no trailing slash
 
         // Two batches: generated topics, then a YAML file. The second waits for the first.
@@ -190,19 +183,7 @@ import Glibc
                 cwd: dir
             )
         }
-        func baseURL(_ child: Child) async -> String? {
-            guard
-                await child.waitForLog(
-                    within: .seconds(30),
-                    "the HTTP address",
-                    {
-                        $0.contains("dashboard and status API on http://")
-                    }
-                )
-            else { return nil }
-            let line = child.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }!
-            return String(line[line.range(of: "http://")!.lowerBound...].prefix { $0 != " " }.dropLast())
-        }
+        func baseURL(_ child: Child) async -> String? { await child.httpBase().map { String($0.dropLast()) } }
         let before = try serve("serve-1")
         defer { before.signal(SIGKILL) }
         guard let url = await baseURL(before) else { return }

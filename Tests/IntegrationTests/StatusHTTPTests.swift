@@ -35,13 +35,7 @@ import Glibc
             environment: env,
             cwd: dir
         )
-        #expect(
-            await coordinator.waitForLog(within: .seconds(30), "the HTTP address") {
-                $0.contains("dashboard and status API on http://")
-            }
-        )
-        let line = coordinator.log.split(separator: "\n").first { $0.contains("dashboard and status API on http://") }!
-        let base = String(line[line.range(of: "http://")!.lowerBound...].prefix { $0 != " " })
+        guard let base = await coordinator.httpBase() else { return }
         // Wait until a few episodes are done, then read both views of the same moment.
         var status: [String: Any] = [:]
         for _ in 0..<200 {
