@@ -74,8 +74,23 @@ import Glibc
             !byW1.isEmpty && byW1.allSatisfy { $0.attempts == 1 },
             "\(summary.episodes.map { ($0.id, $0.worker ?? "-", $0.attempts) })"
         )
-        let afterDrain = w1.log.components(separatedBy: "draining").dropFirst().joined()
-        #expect(!afterDrain.contains("Writing script"), "w1 started an episode while draining")
+        // An episode the worker had started just before the signal may log its first line after the
+        // drain line; the drain line names the running episodes, and only those may appear after it.
+        let drainLine = w1.log.split(separator: "\n").first { $0.contains("draining:") }.map(String.init) ?? ""
+        let runningAtDrain = Set(
+            (drainLine.firstMatch(of: /episodes=([A-Za-z0-9_,.-]*)/)?.1).map {
+                $0.split(separator: ",").map(String.init)
+            }
+                ?? []
+        )
+        let afterDrain = w1.log.components(separatedBy: "draining:").dropFirst().joined()
+        let startedAfter = Set(
+            afterDrain.split(separator: "\n").filter { $0.contains("Writing script") }.compactMap {
+                $0.firstMatch(of: /\[([^\]]+)\] Writing script/).map { String($0.1) }
+            }
+        )
+        #expect(!runningAtDrain.isEmpty, "drain line: \(drainLine)")
+        #expect(startedAfter.isSubset(of: runningAtDrain), "w1 started an episode while draining: \(drainLine)")
         #expect(try counters(out, "drain")["attempts_requeued"] as? Int == 0)
     }
 

@@ -17,6 +17,11 @@ extension WorkerCoreTests {
         _ = c.onEnvelope(job(2), now: t0)
         let drain = c.beginDrain(now: t0 + .seconds(1), grace: .seconds(30))
         #expect(sent(drain) == [.heartbeat(Heartbeat(running: c.runningRefs, draining: true))])
+        // The drain line names what is still running (the integration test relies on it).
+        let line = drain.compactMap { if case .log(_, let text, let meta) = $0 { (text, meta) } else { nil } }.first
+        #expect(line?.0.hasPrefix("draining:") == true)
+        #expect(line?.1["episodes"] == "episode_1,episode_2")
+        #expect(line?.1["running"] == "2")
         // A JOB sent before the coordinator saw it is not started.
         #expect(started(c.onEnvelope(job(3), now: t0 + .seconds(1))).isEmpty)
         let first = c.onFinished(result(1), now: t0 + .seconds(2))

@@ -230,7 +230,11 @@ struct WorkerCore: Sendable {
             .log(
                 .info,
                 "draining: finishing running episodes, taking no new ones",
-                ["running": "\(running.count)", "grace": grace.shortDescription, "handed_back": "\(queued.count)"]
+                [
+                    "running": "\(running.count)", "grace": grace.shortDescription,
+                    "handed_back": "\(queued.count)",
+                    "episodes": running.keys.map(\.episodeId).sorted().joined(separator: ","),
+                ]
             )
         ]
         // Jobs queued beyond capacity were never started: they go back with the goodbye.
