@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "coordinator", targets: ["Coordinator"]),
         .executable(name: "worker", targets: ["Worker"]),
         .executable(name: "mock-provider", targets: ["MockProvider"]),
+        .executable(name: "reelfarm-bench", targets: ["ReelfarmBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -101,6 +102,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
+            swiftSettings: strictSettings
+        ),
+        // In-process measurements for bench/run (transport ceiling, codec cost); never part of the tests.
+        .executableTarget(
+            name: "ReelfarmBench",
+            dependencies: [
+                "Protocol",
+                "Shared",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "bench/swift",
             swiftSettings: strictSettings
         ),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol"], swiftSettings: strictSettings),

@@ -1,0 +1,207 @@
+import ArgumentParser
+import Foundation
+import Protocol
+import Shared
+
+/// `reelfarm-bench`: the measurements that need Reelfarm's own code in-process (bench/README.md).
+///
+/// - `transport`: the raw ceiling of W0's transport — pipelined DEALER/ROUTER round trips over TCP loopback
+///   through the project's ZeroMQ wrapper, with W0's JOB and RESULT sizes (frames encoded once, before
+///   the clock starts), so that W0's episodes per second can be read as a fraction of it.
+/// - `codec`: encode and decode time of each message a W0 episode sends, to say where the time goes.
+@main
+struct ReelfarmBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reelfarm-bench",
+        abstract: "In-process measurements for bench/run: transport ceiling and codec cost.",
+        subcommands: [Transport.self, CodecCost.self]
+    )
+}
+
+/// The messages of one W0 episode (simulated providers, default script shape: 4 scenes, 6 lines,
+/// 2 B-roll shots, 13 API calls), as the worker and coordinator send them.
+enum W0Messages {
+    static let session = "0123456789abcdef0123456789abcdef"
+
+    static func job(_ n: Int) -> Envelope {
+        Envelope(
+            session: session,
+            .job(
+                Job(
+                    batchId: "w0",
+                    episodeId: "episode_\(n)",
+                    attempt: 1,
+                    spec: EpisodeSpec(topic: "the history of the lighthouse", id: "episode_\(n)")
+                )
+            )
+        )
+    }
+
+    static func progress(_ n: Int) -> Envelope {
+        Envelope(
+            session: session,
+            .progress(
+                Progress(
+                    episodeId: "episode_\(n)",
+                    attempt: 1,
+                    stage: .scenes,
+                    state: .finished,
+                    succeeded: 4,
+                    total: 4
+                )
+            )
+        )
+    }
+
+    static func result(_ n: Int) -> Envelope {
+        var trace: [TraceEvent] = []
+        var seq: UInt64 = 0
+        func add(_ kind: TraceEvent.Kind, _ name: String) {
+            seq += 1
+            trace.append(TraceEvent(seq: seq, event: kind, name: name))
+        }
+        add(.episodeStart, "episode")
+        let calls = ["llm:script"] + (1...6).map { "tts:line_\($0)" } + (1...4).map { "image:scene_\($0)" }
+            + (1...2).map { "image:broll_\($0)" }
+        for call in calls {
+            add(.callStart, call)
+            add(.callEnd, call)
+        }
+        add(.renderStart, "render")
+        add(.renderEnd, "render")
+        add(.episodeEnd, "episode")
+        return Envelope(
+            session: session,
+            .result(
+                EpisodeResult(
+                    episodeId: "episode_\(n)",
+                    attempt: 1,
+                    status: .succeeded,
+                    durationMs: 3,
+                    apiCalls: calls.count,
+                    trace: trace
+                )
+            )
+        )
+    }
+
+    static func heartbeat() -> Envelope {
+        Envelope(session: session, .heartbeat(Heartbeat(running: [JobRef(episodeId: "episode_1", attempt: 1)])))
+    }
+}
+
+struct Transport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pipelined DEALER/ROUTER round trips (JOB out, RESULT back) over TCP loopback."
+    )
+
+    @Option(help: "Round trips in all.") var roundTrips = 200_000
+    @Option(help: "DEALER peers, each on its own thread (W0 has 4 workers).") var workers = 4
+    @Option(help: "Round trips in flight per peer (credit).") var window = 8
+    @Flag(help: "Also decode and encode every message (the codec inside the round trip).") var codec = false
+
+    func run() throws {
+        // One measurement per process (bench/run starts it once per run): a fresh context each time.
+        let rate = try Self.measure(roundTrips: roundTrips, workers: workers, window: window, codec: codec)
+        print(String(format: "%.0f", rate))
+    }
+
+    /// Round trips per second. The ROUTER runs on the calling thread; each DEALER on a thread of its own
+    /// (a socket has one owner).
+    static func measure(roundTrips: Int, workers: Int, window: Int, codec: Bool) throws -> Double {
+        let context = try ZMQContext()
+        defer { context.shutdown() }
+        let router = try ZMQSocket(context: context, type: .router)
+        let endpoint = try router.bind("tcp://127.0.0.1:*")
+        let job = Codec.encode(W0Messages.job(1))
+        let result = Codec.encode(W0Messages.result(1))
+        let quota = roundTrips / workers
+        let done = DispatchGroup()
+        for index in 0..<workers {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                do {
+                    // Linger, so that closing after the last RESULT does not drop it.
+                    let dealer = try ZMQSocket(context: context, type: .dealer, linger: .seconds(10))
+                    try dealer.connect(endpoint)
+                    try dealer.send([Array("ready".utf8)], dontWait: false)
+                    for _ in 0..<quota {
+                        guard let frames = try dealer.receive(dontWait: false) else { continue }
+                        if codec {
+                            _ = try Codec.decode(frames)
+                            try dealer.send(Codec.encode(W0Messages.result(index)), dontWait: false)
+                        } else {
+                            try dealer.send(result, dontWait: false)
+                        }
+                    }
+                    dealer.close()
+                } catch {
+                    FileHandle.standardError.write(Data("dealer \(index): \(error)\n".utf8))
+                }
+            }
+            thread.start()
+        }
+        // Every peer says it is there before the clock starts.
+        var peers: [[UInt8]] = []
+        while peers.count < workers {
+            if let frames = try router.receive(dontWait: false) { peers.append(frames[0]) }
+        }
+        let started = ContinuousClock.now
+        var sent = [Int](repeating: 0, count: workers)
+        var received = 0
+        func send(to peer: Int) throws {
+            let frames = codec ? Codec.encode(W0Messages.job(sent[peer])) : job
+            try router.send([peers[peer]] + frames, dontWait: false)
+            sent[peer] += 1
+        }
+        for peer in 0..<workers {
+            for _ in 0..<min(window, quota) { try send(to: peer) }
+        }
+        let byId = Dictionary(uniqueKeysWithValues: peers.enumerated().map { ($1, $0) })
+        while received < quota * workers {
+            guard let frames = try router.receive(dontWait: false) else { continue }
+            received += 1
+            if codec { _ = try Codec.decode(Array(frames.dropFirst())) }
+            if let peer = byId[frames[0]], sent[peer] < quota { try send(to: peer) }
+        }
+        let elapsed = ContinuousClock.now - started
+        done.wait()
+        router.close()
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        return Double(received) / seconds
+    }
+}
+
+struct CodecCost: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "codec",
+        abstract: "Microseconds to encode and to decode each message of a W0 episode."
+    )
+
+    @Option(help: "Encodes and decodes per message kind.") var iterations = 20_000
+
+    func run() throws {
+        let messages: [(String, Envelope)] = [
+            ("JOB", W0Messages.job(1)), ("PROGRESS", W0Messages.progress(1)), ("RESULT", W0Messages.result(1)),
+            ("HEARTBEAT", W0Messages.heartbeat()),
+        ]
+        print("| message | bytes | encode µs | decode µs |")
+        print("|---|---|---|---|")
+        for (name, envelope) in messages {
+            let frames = Codec.encode(envelope)
+            let bytes = frames.reduce(0) { $0 + $1.count }
+            var clock = ContinuousClock.now
+            for _ in 0..<iterations { _ = Codec.encode(envelope) }
+            let encode = ContinuousClock.now - clock
+            clock = ContinuousClock.now
+            for _ in 0..<iterations { _ = try Codec.decode(frames) }
+            let decode = ContinuousClock.now - clock
+            func micro(_ d: Duration) -> String {
+                let s = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+                return String(format: "%.2f", s * 1e6 / Double(iterations))
+            }
+            print("| \(name) | \(bytes) | \(micro(encode)) | \(micro(decode)) |")
+        }
+    }
+}
