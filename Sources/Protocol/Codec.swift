@@ -10,15 +10,15 @@ import Foundation
 /// bounds the body, validates every field range and throws a ``DecodeError``; it never traps.
 public enum Codec {
     public static func encode(_ envelope: Envelope) -> [[UInt8]] {
-        let body: Data
+        let body: [UInt8]
         do {
             body = try encodeBody(envelope.message)
         } catch {
             // Encoding our own Codable structs cannot fail; keep the frame well-formed regardless.
-            body = Data("{}".utf8)
+            body = Array("{}".utf8)
         }
         var frames = [
-            WireProtocol.identifier, [envelope.message.kind.rawValue], Array(envelope.session.utf8), Array(body),
+            WireProtocol.identifier, [envelope.message.kind.rawValue], Array(envelope.session.utf8), body,
         ]
         if case .artifactChunk(let chunk) = envelope.message { frames.append(chunk.data) }
         return frames
@@ -68,7 +68,7 @@ public enum Codec {
                 "\(kind) carries \(blobs == 0 ? "no blob frames" : "exactly one blob frame"), got \(frames.count - 4)"
             )
         }
-        var message = try decodeBody(kind, Data(body))
+        var message = try decodeBody(kind, body)
         if case .artifactChunk(var chunk) = message {
             guard frames[4].count <= WireProtocol.maxChunkBytes else {
                 throw DecodeError(.oversized, "chunk of \(frames[4].count) bytes exceeds \(WireProtocol.maxChunkBytes)")
@@ -86,61 +86,65 @@ public enum Codec {
 
     // MARK: - Body
 
-    private static func encodeBody(_ message: Message) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    private static func encodeBody(_ message: Message) throws -> [UInt8] {
+        if let hot = HotMessages.encode(message) { return hot }
         switch message {
-        case .hello(let m): return try encoder.encode(m)
-        case .welcome(let m): return try encoder.encode(m)
-        case .job(let m): return try encoder.encode(m)
-        case .progress(let m): return try encoder.encode(m)
-        case .result(let m): return try encoder.encode(m)
-        case .heartbeat(let m): return try encoder.encode(m)
-        case .disconnect(let m): return try encoder.encode(m)
-        case .cancel(let m): return try encoder.encode(m)
-        case .leaseRequest(let m): return try encoder.encode(m)
-        case .leaseGrant(let m): return try encoder.encode(m)
-        case .leaseStarted(let m): return try encoder.encode(m)
-        case .leaseRelease(let m): return try encoder.encode(m)
-        case .leaseCancel(let m): return try encoder.encode(m)
-        case .providerSignal(let m): return try encoder.encode(m)
-        case .providerPause(let m): return try encoder.encode(m)
-        case .artifactFetch(let m): return try encoder.encode(m)
-        case .artifactChunk(let m): return try encoder.encode(m)
-        case .artifactAck(let m): return try encoder.encode(m)
+        case .hello(let m): return try WireJSONEncoder.encode(m)
+        case .welcome(let m): return try WireJSONEncoder.encode(m)
+        case .job(let m): return try WireJSONEncoder.encode(m)
+        case .progress(let m): return try WireJSONEncoder.encode(m)
+        case .result(let m): return try WireJSONEncoder.encode(m)
+        case .heartbeat(let m): return try WireJSONEncoder.encode(m)
+        case .disconnect(let m): return try WireJSONEncoder.encode(m)
+        case .cancel(let m): return try WireJSONEncoder.encode(m)
+        case .leaseRequest(let m): return try WireJSONEncoder.encode(m)
+        case .leaseGrant(let m): return try WireJSONEncoder.encode(m)
+        case .leaseStarted(let m): return try WireJSONEncoder.encode(m)
+        case .leaseRelease(let m): return try WireJSONEncoder.encode(m)
+        case .leaseCancel(let m): return try WireJSONEncoder.encode(m)
+        case .providerSignal(let m): return try WireJSONEncoder.encode(m)
+        case .providerPause(let m): return try WireJSONEncoder.encode(m)
+        case .artifactFetch(let m): return try WireJSONEncoder.encode(m)
+        case .artifactChunk(let m): return try WireJSONEncoder.encode(m)
+        case .artifactAck(let m): return try WireJSONEncoder.encode(m)
         }
     }
 
-    private static func decodeBody(_ kind: MessageKind, _ data: Data) throws(DecodeError) -> Message {
+    private static func decodeBody(_ kind: MessageKind, _ data: [UInt8]) throws(DecodeError) -> Message {
         // A body must be a JSON object; reject anything else before handing it to the decoder.
         guard let first = data.first(where: { !($0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09) }),
             first == UInt8(ascii: "{")
         else {
             throw DecodeError(.malformedBody, "\(kind) body is not a JSON object")
         }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let decoder = WireJSONDecoder.self
+        let value: JSONValue
         do {
+            value = try JSONParser.parse(data)
+        } catch {
+            throw DecodeError(.malformedBody, "\(kind) body: invalid JSON (\(error.reason) at byte \(error.offset))")
+        }
+        do {
+            if let hot = try HotMessages.decode(kind, value) { return hot }
             switch kind {
-            case .hello: return .hello(try decoder.decode(Hello.self, from: data))
-            case .welcome: return .welcome(try decoder.decode(Welcome.self, from: data))
-            case .job: return .job(try decoder.decode(Job.self, from: data))
-            case .progress: return .progress(try decoder.decode(Progress.self, from: data))
-            case .result: return .result(try decoder.decode(EpisodeResult.self, from: data))
-            case .heartbeat: return .heartbeat(try decoder.decode(Heartbeat.self, from: data))
-            case .disconnect: return .disconnect(try decoder.decode(Disconnect.self, from: data))
-            case .cancel: return .cancel(try decoder.decode(Cancel.self, from: data))
-            case .leaseRequest: return .leaseRequest(try decoder.decode(LeaseRequest.self, from: data))
-            case .leaseGrant: return .leaseGrant(try decoder.decode(LeaseGrant.self, from: data))
-            case .leaseStarted: return .leaseStarted(try decoder.decode(LeaseStarted.self, from: data))
-            case .leaseRelease: return .leaseRelease(try decoder.decode(LeaseRelease.self, from: data))
-            case .leaseCancel: return .leaseCancel(try decoder.decode(LeaseCancel.self, from: data))
-            case .providerSignal: return .providerSignal(try decoder.decode(ProviderSignal.self, from: data))
-            case .providerPause: return .providerPause(try decoder.decode(ProviderPause.self, from: data))
-            case .artifactFetch: return .artifactFetch(try decoder.decode(ArtifactFetch.self, from: data))
-            case .artifactChunk: return .artifactChunk(try decoder.decode(ArtifactChunk.self, from: data))
-            case .artifactAck: return .artifactAck(try decoder.decode(ArtifactAck.self, from: data))
+            case .hello: return .hello(try decoder.decode(Hello.self, from: value))
+            case .welcome: return .welcome(try decoder.decode(Welcome.self, from: value))
+            case .job: return .job(try decoder.decode(Job.self, from: value))
+            case .progress: return .progress(try decoder.decode(Progress.self, from: value))
+            case .result: return .result(try decoder.decode(EpisodeResult.self, from: value))
+            case .heartbeat: return .heartbeat(try decoder.decode(Heartbeat.self, from: value))
+            case .disconnect: return .disconnect(try decoder.decode(Disconnect.self, from: value))
+            case .cancel: return .cancel(try decoder.decode(Cancel.self, from: value))
+            case .leaseRequest: return .leaseRequest(try decoder.decode(LeaseRequest.self, from: value))
+            case .leaseGrant: return .leaseGrant(try decoder.decode(LeaseGrant.self, from: value))
+            case .leaseStarted: return .leaseStarted(try decoder.decode(LeaseStarted.self, from: value))
+            case .leaseRelease: return .leaseRelease(try decoder.decode(LeaseRelease.self, from: value))
+            case .leaseCancel: return .leaseCancel(try decoder.decode(LeaseCancel.self, from: value))
+            case .providerSignal: return .providerSignal(try decoder.decode(ProviderSignal.self, from: value))
+            case .providerPause: return .providerPause(try decoder.decode(ProviderPause.self, from: value))
+            case .artifactFetch: return .artifactFetch(try decoder.decode(ArtifactFetch.self, from: value))
+            case .artifactChunk: return .artifactChunk(try decoder.decode(ArtifactChunk.self, from: value))
+            case .artifactAck: return .artifactAck(try decoder.decode(ArtifactAck.self, from: value))
             }
         } catch {
             throw DecodeError(.malformedBody, "\(kind) body: \(Self.describe(error))")

@@ -216,3 +216,32 @@ import Testing
         #expect(c.onTick(now: t0 + .seconds(100)).isEmpty)
     }
 }
+
+/// PROGRESS is coalesced per tick: the latest stage change of each running attempt, none for one that ended.
+extension WorkerCoreTests {
+    func progress(_ n: Int, _ stage: Stage, _ state: StageState) -> Progress {
+        Progress(episodeId: "episode_\(n)", attempt: 1, stage: stage, state: state)
+    }
+
+    @Test func progressGoesOutOncePerTickAndNotAfterTheResult() {
+        var c = core(episodes: 2)
+        _ = c.start(now: t0)
+        _ = c.onEnvelope(welcome(), now: t0)
+        _ = c.onEnvelope(job(1), now: t0)
+        _ = c.onEnvelope(job(2), now: t0)
+        #expect(c.onProgress(progress(1, .script, .started), now: t0).isEmpty)
+        _ = c.onProgress(progress(1, .script, .finished), now: t0)
+        _ = c.onProgress(progress(2, .script, .started), now: t0)
+        let tick = sent(c.onTick(now: t0 + .milliseconds(50)))
+        #expect(tick == [.progress(progress(1, .script, .finished)), .progress(progress(2, .script, .started))])
+        #expect(sent(c.onTick(now: t0 + .milliseconds(100))).isEmpty)
+        // Episode 2 moves, then ends before the tick: its RESULT goes out, its stale PROGRESS never does.
+        _ = c.onProgress(progress(2, .render, .started), now: t0 + .milliseconds(110))
+        let finished = c.onFinished(
+            EpisodeResult(episodeId: "episode_2", attempt: 1, status: .succeeded, durationMs: 10),
+            now: t0 + .milliseconds(120)
+        )
+        #expect(sent(finished).map(\.kind) == [.result])
+        #expect(!sent(c.onTick(now: t0 + .milliseconds(150))).contains { $0.kind == .progress })
+    }
+}

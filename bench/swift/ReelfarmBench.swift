@@ -61,7 +61,8 @@ enum W0Messages {
             trace.append(TraceEvent(seq: seq, event: kind, name: name))
         }
         add(.episodeStart, "episode")
-        let calls = ["llm:script"] + (1...6).map { "tts:line_\($0)" } + (1...4).map { "image:scene_\($0)" }
+        let calls =
+            ["llm:script"] + (1...6).map { "tts:line_\($0)" } + (1...4).map { "image:scene_\($0)" }
             + (1...2).map { "image:broll_\($0)" }
         for call in calls {
             add(.callStart, call)
@@ -150,20 +151,19 @@ struct Transport: ParsableCommand {
         let started = ContinuousClock.now
         var sent = [Int](repeating: 0, count: workers)
         var received = 0
-        func send(to peer: Int) throws {
-            let frames = codec ? Codec.encode(W0Messages.job(sent[peer])) : job
-            try router.send([peers[peer]] + frames, dontWait: false)
+        func next(_ peer: Int) -> [[UInt8]] {
             sent[peer] += 1
+            return [peers[peer]] + (codec ? Codec.encode(W0Messages.job(sent[peer])) : job)
         }
         for peer in 0..<workers {
-            for _ in 0..<min(window, quota) { try send(to: peer) }
+            for _ in 0..<min(window, quota) { try router.send(next(peer), dontWait: false) }
         }
         let byId = Dictionary(uniqueKeysWithValues: peers.enumerated().map { ($1, $0) })
         while received < quota * workers {
             guard let frames = try router.receive(dontWait: false) else { continue }
             received += 1
             if codec { _ = try Codec.decode(Array(frames.dropFirst())) }
-            if let peer = byId[frames[0]], sent[peer] < quota { try send(to: peer) }
+            if let peer = byId[frames[0]], sent[peer] < quota { try router.send(next(peer), dontWait: false) }
         }
         let elapsed = ContinuousClock.now - started
         done.wait()
@@ -176,7 +176,7 @@ struct Transport: ParsableCommand {
 struct CodecCost: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "codec",
-        abstract: "Microseconds to encode and to decode each message of a W0 episode."
+        abstract: "Microseconds to encode and to decode each message of a W0 episode, beside Foundation's JSON."
     )
 
     @Option(help: "Encodes and decodes per message kind.") var iterations = 20_000
@@ -186,22 +186,48 @@ struct CodecCost: ParsableCommand {
             ("JOB", W0Messages.job(1)), ("PROGRESS", W0Messages.progress(1)), ("RESULT", W0Messages.result(1)),
             ("HEARTBEAT", W0Messages.heartbeat()),
         ]
-        print("| message | bytes | encode µs | decode µs |")
-        print("|---|---|---|---|")
+        print("| message | bytes | encode µs | decode µs | Foundation encode µs | Foundation decode µs |")
+        print("|---|---|---|---|---|---|")
         for (name, envelope) in messages {
             let frames = Codec.encode(envelope)
             let bytes = frames.reduce(0) { $0 + $1.count }
-            var clock = ContinuousClock.now
-            for _ in 0..<iterations { _ = Codec.encode(envelope) }
-            let encode = ContinuousClock.now - clock
-            clock = ContinuousClock.now
-            for _ in 0..<iterations { _ = try Codec.decode(frames) }
-            let decode = ContinuousClock.now - clock
-            func micro(_ d: Duration) -> String {
-                let s = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-                return String(format: "%.2f", s * 1e6 / Double(iterations))
-            }
-            print("| \(name) | \(bytes) | \(micro(encode)) | \(micro(decode)) |")
+            let encode = time { _ = Codec.encode(envelope) }
+            let decode = try time { _ = try Codec.decode(frames) }
+            let (foundationEncode, foundationDecode) = try Self.foundation(envelope.message, time: time)
+            print("| \(name) | \(bytes) | \(encode) | \(decode) | \(foundationEncode) | \(foundationDecode) |")
+        }
+    }
+
+    /// Microseconds per call of `body`, over `iterations` calls.
+    func time(_ body: () throws -> Void) rethrows -> String {
+        let start = ContinuousClock.now
+        for _ in 0..<iterations { try body() }
+        let d = ContinuousClock.now - start
+        let s = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        return String(format: "%.2f", s * 1e6 / Double(iterations))
+    }
+
+    /// The same body through Foundation's `JSONEncoder`/`JSONDecoder` with the settings the codec used
+    /// before it had its own JSON (snake_case keys, sorted).
+    static func foundation(
+        _ message: Message,
+        time: (() throws -> Void) throws -> String
+    ) throws -> (String, String) {
+        func measure<T: Codable>(_ value: T) throws -> (String, String) {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            let data = try encoder.encode(value)
+            return (try time { _ = try encoder.encode(value) }, try time { _ = try decoder.decode(T.self, from: data) })
+        }
+        switch message {
+        case .job(let m): return try measure(m)
+        case .progress(let m): return try measure(m)
+        case .result(let m): return try measure(m)
+        case .heartbeat(let m): return try measure(m)
+        default: return ("-", "-")
         }
     }
 }

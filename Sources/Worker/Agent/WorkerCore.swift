@@ -65,6 +65,10 @@ struct WorkerCore: Sendable {
     private(set) var queued: Deque<Job> = []
     /// Results not yet delivered and files not yet acknowledged, by attempt.
     private(set) var outbox: [JobRef: Outgoing] = [:]
+    /// The latest stage change of each running attempt, sent on the next tick: at most one PROGRESS per
+    /// attempt per tick, and none for an attempt that ends first (its RESULT says more). PROGRESS is
+    /// informational (PROTOCOL §4.6); a zero-latency episode would otherwise send ten per RESULT.
+    private(set) var pendingProgress: [JobRef: Progress] = [:]
     /// Set once a graceful shutdown began: no new work, finish or hand back by this deadline.
     private(set) var drainDeadline: ContinuousClock.Instant?
     private(set) var heartbeatInterval: Duration
@@ -199,6 +203,7 @@ struct WorkerCore: Sendable {
     )
         -> [WorkerAction]
     {
+        pendingProgress[result.ref] = nil
         guard running.removeValue(forKey: result.ref) != nil else {
             // Cancelled: the coordinator no longer wants it.
             return files.map { [.deleteFiles($0)] } ?? []
@@ -248,15 +253,30 @@ struct WorkerCore: Sendable {
         return actions
     }
 
-    /// A stage of a running attempt moved; forwarded only while connected.
+    /// A stage of a running attempt moved; kept for the next tick, and sent then only while connected.
     mutating func onProgress(_ progress: Progress, now: ContinuousClock.Instant) -> [WorkerAction] {
-        guard session != nil, running[JobRef(episodeId: progress.episodeId, attempt: progress.attempt)] != nil else {
-            return []
-        }
-        return [send(.progress(progress), now: now)]
+        let ref = JobRef(episodeId: progress.episodeId, attempt: progress.attempt)
+        guard session != nil, running[ref] != nil else { return [] }
+        pendingProgress[ref] = progress
+        return []
+    }
+
+    /// The stage changes kept since the last tick, for attempts still running, in a stable order.
+    private mutating func flushProgress(now: ContinuousClock.Instant) -> [WorkerAction] {
+        guard !pendingProgress.isEmpty else { return [] }
+        defer { pendingProgress = [:] }
+        guard session != nil else { return [] }
+        return pendingProgress.filter { running[$0.key] != nil }
+            .sorted { ($0.key.episodeId, $0.key.attempt) < ($1.key.episodeId, $1.key.attempt) }
+            .map { send(.progress($0.value), now: now) }
     }
 
     mutating func onTick(now: ContinuousClock.Instant) -> [WorkerAction] {
+        let progress = flushProgress(now: now)
+        return progress + tick(now: now)
+    }
+
+    private mutating func tick(now: ContinuousClock.Instant) -> [WorkerAction] {
         if let drain = drainDeadline, now >= drain, state != .stopped {
             let count = running.count
             return [
