@@ -294,7 +294,6 @@ final class Journal: @unchecked Sendable {
     /// `queued`): a coordinator restarted with the same `--state` still runs it.
     func enqueue(_ batch: Batch) throws {
         let now = Self.timestamp()
-        let encoder = Self.encoder
         try pool.write { db in
             try db.execute(
                 sql:
@@ -303,7 +302,7 @@ final class Journal: @unchecked Sendable {
             )
             for (i, spec) in batch.episodes.enumerated() {
                 let record = EpisodeRecord(index: i, id: spec.id ?? "episode_\(i + 1)", spec: spec)
-                try Self.upsert(record, batchId: batch.id, encoder: encoder, db: db)
+                try Self.upsert(record, batchId: batch.id, db: db)
             }
         }
     }
@@ -313,7 +312,6 @@ final class Journal: @unchecked Sendable {
     func begin(batchId: String, episodes: [EpisodeRecord]) throws {
         self.batchId = batchId
         let now = Self.timestamp()
-        let encoder = Self.encoder
         try pool.write { db in
             try db.execute(
                 sql: """
@@ -323,7 +321,7 @@ final class Journal: @unchecked Sendable {
                 arguments: [batchId, now, now]
             )
             for e in episodes {
-                try Self.upsert(e, batchId: batchId, encoder: encoder, db: db)
+                try Self.upsert(e, batchId: batchId, db: db)
             }
         }
     }
@@ -380,18 +378,16 @@ final class Journal: @unchecked Sendable {
         events = []
         starts = []
         let now = Self.timestamp()
-        let encoder = Self.encoder
-        let countersJSON = String(decoding: (try? encoder.encode(counters)) ?? Data("{}".utf8), as: UTF8.self)
+        let countersJSON = Self.json(counters, fallback: "{}")
         try pool.write { db in
             for e in episodes {
-                try Self.upsert(e, batchId: batchId, encoder: encoder, db: db)
+                try Self.upsert(e, batchId: batchId, db: db)
             }
             for ev in pendingEvents {
-                try db.execute(
+                try db.cachedStatement(
                     sql:
-                        "INSERT INTO attempt_event (batch_id, episode_id, attempt, event, worker, at) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [batchId, ev.episode, ev.attempt, ev.event, ev.worker, now]
-                )
+                        "INSERT INTO attempt_event (batch_id, episode_id, attempt, event, worker, at) VALUES (?, ?, ?, ?, ?, ?)"
+                ).execute(arguments: [batchId, ev.episode, ev.attempt, ev.event, ev.worker, now])
             }
             for start in pendingStarts {
                 try db.execute(
@@ -406,10 +402,9 @@ final class Journal: @unchecked Sendable {
                     arguments: [Date().timeIntervalSince1970 - 3600]
                 )
             }
-            try db.execute(
-                sql: "UPDATE batch SET counters = ?, updated_at = ?, status = COALESCE(?, status) WHERE id = ?",
-                arguments: [countersJSON, now, status, batchId]
-            )
+            try db.cachedStatement(
+                sql: "UPDATE batch SET counters = ?, updated_at = ?, status = COALESCE(?, status) WHERE id = ?"
+            ).execute(arguments: [countersJSON, now, status, batchId])
         }
         stats.flushes += 1
         stats.episodeWrites += episodes.count
@@ -417,12 +412,10 @@ final class Journal: @unchecked Sendable {
         stats.flushTime += ContinuousClock.now - started
     }
 
-    private static func upsert(_ e: EpisodeRecord, batchId: String, encoder: JSONEncoder, db: Database) throws {
-        func json(_ value: some Encodable) -> String {
-            String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
-        }
-        // A running episode is stored as running: after a crash it is requeued or re-adopted.
-        try db.execute(
+    private static func upsert(_ e: EpisodeRecord, batchId: String, db: Database) throws {
+        // A running episode is stored as running: after a crash it is requeued or re-adopted. The
+        // statement is compiled once per connection (`cachedStatement`): this runs for every episode.
+        try db.cachedStatement(
             sql: """
                 INSERT INTO episode (batch_id, id, position, spec, status, attempts, attempt_base, worker, duration_ms, api_calls, errors, placeholders)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -431,7 +424,8 @@ final class Journal: @unchecked Sendable {
                     worker = excluded.worker,
                     duration_ms = excluded.duration_ms, api_calls = excluded.api_calls, errors = excluded.errors,
                     placeholders = excluded.placeholders
-                """,
+                """
+        ).execute(
             arguments: [
                 batchId, e.id, e.index, json(e.spec), e.status.rawValue, e.attempts, e.attemptBase, e.workerId,
                 e.durationMs,
@@ -453,16 +447,13 @@ final class Journal: @unchecked Sendable {
         }
     }
 
-    private static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
+    /// Columns hold JSON with snake_case, sorted keys (what Foundation's encoder wrote before; read back
+    /// with `.convertFromSnakeCase`).
+    private static func json(_ value: some Encodable, fallback: String = "null") -> String {
+        JSONText.string(value, fallback: fallback)
     }
 
     private static func timestamp() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
+        Timestamp.now()
     }
 }

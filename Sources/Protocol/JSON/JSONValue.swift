@@ -302,19 +302,22 @@ struct JSONParser {
 }
 
 /// Writes JSON text into a byte buffer: strings escaped as RFC 8259 requires (`"`, `\` and control
-/// characters; `/` and non-ASCII are written as they are).
-struct JSONWriter {
-    var bytes: [UInt8] = []
+/// characters; `/` and non-ASCII are written as they are). For hand-written lines on hot paths
+/// (`trace.jsonl`); the caller writes the punctuation.
+public struct JSONWriter {
+    public var bytes: [UInt8] = []
 
-    init(capacity: Int = 256) {
+    public init(capacity: Int = 256) {
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func raw(_ text: StaticString) {
+    /// Text written as it is (punctuation, keys known to need no escaping).
+    public mutating func raw(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    mutating func string(_ text: String) {
+    /// A JSON string.
+    public mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         var text = text
         text.withUTF8 { utf8 in
@@ -362,7 +365,7 @@ struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    mutating func integer<T: BinaryInteger>(_ value: T) {
+    public mutating func integer<T: BinaryInteger>(_ value: T) {
         bytes.append(contentsOf: Array(String(value).utf8))
     }
 }

@@ -131,21 +131,7 @@ public struct ReelfarmLogHandler: LogHandler {
     }
 
     private static func timestamp() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        var time = ts.tv_sec
-        var tm = tm()
-        gmtime_r(&time, &tm)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-            tm.tm_year + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec,
-            Int(ts.tv_nsec / 1_000_000)
-        )
+        Timestamp.now()
     }
 }
 
