@@ -83,6 +83,15 @@ import Testing
 
     // MARK: - Script writer
 
+    @Test func templatesAreFilledInOnePass() {
+        #expect(
+            SimulatedScriptWriter.fill("{Topic}: {character} on {topic}, {x} {topic", "été à Paris", "Zoë")
+                == "Été à Paris: Zoë on été à Paris, {x} {topic"
+        )
+        #expect(SimulatedScriptWriter.fill("{character}{character}", "t", "{topic}") == "{topic}{topic}")
+        #expect(SimulatedScriptWriter.fill("", "t", "c") == "")
+    }
+
     @Test func theScriptIsDeterministicFromTheTopic() {
         let spec = EpisodeSpec(topic: "the history of the lighthouse")
         let script = SimulatedScriptWriter.script(for: spec)

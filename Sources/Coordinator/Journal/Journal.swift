@@ -46,6 +46,9 @@ final class Journal: @unchecked Sendable {
     private var batchId: String?
     private var starts: [(provider: String, at: Double)] = []
     private(set) var stats = Stats()
+    /// When the batch's counters were last written: at most every 100 ms (they are statistics; a flush
+    /// runs for every finished episode), and always with a status change.
+    private var countersWritten: ContinuousClock.Instant?
 
     /// Opens (creating if needed) `directory/journal.sqlite`.
     /// - Throws: ``ConfigurationError``-style errors naming the file when it cannot be opened or migrated.
@@ -366,7 +369,8 @@ final class Journal: @unchecked Sendable {
 
     var hasPendingWrites: Bool { !dirty.isEmpty || !events.isEmpty || !starts.isEmpty }
 
-    /// Writes everything buffered, plus the counters, in one transaction.
+    /// Writes everything buffered, plus the counters (at most every 100 ms, or with `status`), in one
+    /// transaction.
     func flush(counters: DispatchCounters, status: String? = nil) throws {
         guard let batchId else { return }
         guard hasPendingWrites || status != nil else { return }
@@ -378,10 +382,14 @@ final class Journal: @unchecked Sendable {
         events = []
         starts = []
         let now = Self.timestamp()
-        let countersJSON = Self.json(counters, fallback: "{}")
+        var countersJSON: String?
+        if status != nil || countersWritten.map({ started - $0 >= .milliseconds(100) }) ?? true {
+            countersJSON = Self.json(counters, fallback: "{}")
+            countersWritten = started
+        }
         try pool.write { db in
             for e in episodes {
-                try Self.upsert(e, batchId: batchId, db: db)
+                try Self.update(e, batchId: batchId, db: db)
             }
             for ev in pendingEvents {
                 try db.cachedStatement(
@@ -402,9 +410,11 @@ final class Journal: @unchecked Sendable {
                     arguments: [Date().timeIntervalSince1970 - 3600]
                 )
             }
-            try db.cachedStatement(
-                sql: "UPDATE batch SET counters = ?, updated_at = ?, status = COALESCE(?, status) WHERE id = ?"
-            ).execute(arguments: [countersJSON, now, status, batchId])
+            if let countersJSON {
+                try db.cachedStatement(
+                    sql: "UPDATE batch SET counters = ?, updated_at = ?, status = COALESCE(?, status) WHERE id = ?"
+                ).execute(arguments: [countersJSON, now, status, batchId])
+            }
         }
         stats.flushes += 1
         stats.episodeWrites += episodes.count
@@ -433,17 +443,44 @@ final class Journal: @unchecked Sendable {
             ]
         )
         if e.status == .succeeded, !e.artifacts.isEmpty {
+            try storeArtifacts(e, batchId: batchId, db: db)
+        }
+    }
+
+    private static func storeArtifacts(_ e: EpisodeRecord, batchId: String, db: Database) throws {
+        try db.execute(
+            sql: "DELETE FROM artifact WHERE batch_id = ? AND episode_id = ?",
+            arguments: [batchId, e.id]
+        )
+        for file in e.artifacts {
             try db.execute(
-                sql: "DELETE FROM artifact WHERE batch_id = ? AND episode_id = ?",
-                arguments: [batchId, e.id]
+                sql:
+                    "INSERT INTO artifact (batch_id, episode_id, attempt, name, size, sha256) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [batchId, e.id, e.attempts, file.name, file.size, file.sha256]
             )
-            for file in e.artifacts {
-                try db.execute(
-                    sql:
-                        "INSERT INTO artifact (batch_id, episode_id, attempt, name, size, sha256) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [batchId, e.id, e.attempts, file.name, file.size, file.sha256]
-                )
-            }
+        }
+    }
+
+    /// A change of an episode `begin` or `enqueue` stored: its state only (the spec never changes), or
+    /// the whole row if it is missing.
+    private static func update(_ e: EpisodeRecord, batchId: String, db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                UPDATE episode SET status = ?, attempts = ?, attempt_base = ?, worker = ?, duration_ms = ?,
+                    api_calls = ?, errors = ?, placeholders = ?
+                WHERE batch_id = ? AND id = ?
+                """
+        ).execute(
+            arguments: [
+                e.status.rawValue, e.attempts, e.attemptBase, e.workerId, e.durationMs, e.apiCalls,
+                e.errors.isEmpty ? "[]" : json(e.errors), e.placeholders.isEmpty ? "[]" : json(e.placeholders),
+                batchId, e.id,
+            ]
+        )
+        if db.changesCount == 0 {
+            try upsert(e, batchId: batchId, db: db)
+        } else if e.status == .succeeded, !e.artifacts.isEmpty {
+            try storeArtifacts(e, batchId: batchId, db: db)
         }
     }
 

@@ -71,13 +71,41 @@ enum SimulatedScriptWriter {
         return Int(hash % UInt64(bound))
     }
 
-    private static func fill(_ template: String, _ topic: String, _ character: String) -> String {
+    /// The template with `{Topic}`, `{topic}` and `{character}` filled in, in one pass over its bytes
+    /// (`String.replacing` three times was a fifth of a worker's time in W0).
+    static func fill(_ template: String, _ topic: String, _ character: String) -> String {
         let capitalized = topic.prefix(1).uppercased() + topic.dropFirst()
-        return
-            template
-            .replacing("{Topic}", with: capitalized)
-            .replacing("{topic}", with: topic)
-            .replacing("{character}", with: character)
+        var out: [UInt8] = []
+        out.reserveCapacity(template.utf8.count + 2 * topic.utf8.count)
+        let bytes = Array(template.utf8)
+        var i = 0
+        func token(_ name: StaticString) -> Bool {
+            let count = name.utf8CodeUnitCount
+            guard i + count <= bytes.count else { return false }
+            return name.withUTF8Buffer { Array($0) == Array(bytes[i..<(i + count)]) }
+        }
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "{") {
+                if token("{Topic}") {
+                    out += capitalized.utf8
+                    i += 7
+                    continue
+                }
+                if token("{topic}") {
+                    out += topic.utf8
+                    i += 7
+                    continue
+                }
+                if token("{character}") {
+                    out += character.utf8
+                    i += 11
+                    continue
+                }
+            }
+            out.append(bytes[i])
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     private static let inventedNames = [
