@@ -555,6 +555,7 @@ final class CoordinatorService: Service {
                         logger.debug("send failed", metadata: ["error": "\(error)"])
                         actions = dispatcher.onSendFailed(to: frames.first ?? [], now: now)
                     case .tick:
+                        current?.trace?.flush()
                         actions = dispatcher.onTick(now: now)
                         for (workerId, slot) in retiring {
                             actions += dispatcher.retire(workerId: workerId)
