@@ -48,12 +48,17 @@ def run_once(bindir):
             reason.group(1) if reason else "?")
 
 
+def recovery(bindir, runs=10):
+    """(declared gone, dispatched elsewhere, how) per run in which both were seen, in seconds after the kill."""
+    return [r for r in (run_once(bindir) for _ in range(runs)) if r and r[1] is not None]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", required=True)
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
-    rows = [r for r in (run_once(args.bin) for _ in range(args.runs)) if r and r[1] is not None]
+    rows = recovery(args.bin, args.runs)
     print("| run | declared gone after kill | episodes dispatched elsewhere after kill | how it was noticed |")
     print("|---|---|---|---|")
     for i, (gone, moved, reason) in enumerate(rows, 1):
