@@ -218,18 +218,22 @@ struct JSONParser {
     private mutating func string() throws(JSONSyntaxError) -> String {
         index += 1  // "
         let start = index
-        // Fast path: no escapes.
+        // Fast path: no escapes; ASCII needs no UTF-8 validation.
+        var ascii = true
         while index < bytes.count {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
-                guard let text = String(validating: bytes[start..<index], as: UTF8.self) else {
-                    throw error("string is not valid UTF-8")
+                let text: String? = bytes.withUnsafeBufferPointer { all in
+                    let slice = UnsafeBufferPointer(rebasing: all[start..<index])
+                    return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
                 }
+                guard let text else { throw error("string is not valid UTF-8") }
                 index += 1
                 return text
             }
             if b == UInt8(ascii: "\\") { break }
             guard b >= 0x20 else { throw error("control character in a string") }
+            if b >= 0x80 { ascii = false }
             index += 1
         }
         var out = Array(bytes[start..<min(index, bytes.count)])
