@@ -489,8 +489,18 @@ final class CoordinatorService: Service {
             return actions
         }
 
+        // At most one tick waits in `inputs`: a loop held up (a big batch starting, a slow disk) must not
+        // find a pile of ticks ahead of the workers' messages when it catches up.
+        let tickGate = TickGate()
         await withTaskGroup(of: Void.self) { group in
-            thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
+            thread.feed(
+                continuation,
+                in: &group,
+                wrap: { .socket($0) },
+                tick: .tick,
+                every: settings.tick,
+                gate: tickGate
+            )
             if let control = settings.control {
                 group.addTask {
                     for await request in control.requests { continuation.yield(.control(request)) }
@@ -555,6 +565,7 @@ final class CoordinatorService: Service {
                         logger.debug("send failed", metadata: ["error": "\(error)"])
                         actions = dispatcher.onSendFailed(to: frames.first ?? [], now: now)
                     case .tick:
+                        tickGate.consumed()
                         current?.trace?.flush()
                         actions = dispatcher.onTick(now: now)
                         for (workerId, slot) in retiring {
