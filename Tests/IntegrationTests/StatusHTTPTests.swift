@@ -51,7 +51,23 @@ import Glibc
         #expect((progress["succeeded"] as? Int ?? 0) >= 2)
         let workers = status["workers"] as? [[String: Any]] ?? []
         #expect(workers.count == 2 && workers.allSatisfy { $0["slots"] as? Int == 2 }, "\(workers)")
-        #expect((status["episodes"] as? [[String: Any]])?.count == 24)
+        #expect((status["episodes"] as? [[String: Any]])?.count == 24, "a batch of at most 100 is listed whole")
+        #expect((status["episode_list"] as? [String: Any])?["view"] as? String == "recent")
+        // Any other selection of episodes is made by the coordinator's loop when asked.
+        func ids(_ query: String) async throws -> ([String], [String: Any]) {
+            let answer = try await EpisodeFileTests.http("GET", "\(base)api/status?\(query)")
+            let episodes = answer["episodes"] as? [[String: Any]] ?? []
+            return (episodes.compactMap { $0["id"] as? String }, answer)
+        }
+        #expect(try await ids("limit=5").0.count == 5)
+        let (paged, pageAnswer) = try await ids("offset=20&limit=10")
+        #expect(paged == (21...24).map { "episode_\($0)" }, "\(pageAnswer)")
+        #expect((pageAnswer["episode_list"] as? [String: Any])?["total"] as? Int == 24)
+        #expect(try await ids("episodes=all").0.count == 24)
+        let (none, noneAnswer) = try await ids("episodes=none")
+        #expect(none.isEmpty && (noneAnswer["progress"] as? [String: Any])?["total"] as? Int == 24)
+        let (_, bad) = try await ids("limit=0")
+        #expect((bad["error"] as? String)?.contains("limit") == true, "\(bad)")
         let budgets = status["budgets"] as? [[String: Any]] ?? []
         #expect(budgets.first?["provider"] as? String == "image" && budgets.first?["limit"] as? Int == 8)
 

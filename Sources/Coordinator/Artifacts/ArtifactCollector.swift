@@ -126,6 +126,9 @@ struct ArtifactCollector: Sendable {
         self.counters = counters
     }
 
+    /// The episodes some attempt of which is having its files collected.
+    var collectingEpisodes: Set<String> { Set(transfers.keys.map(\.episodeId)) }
+
     /// Whether some attempt of this episode is having its files collected.
     func isCollecting(_ episodeId: String) -> Bool {
         transfers.keys.contains { $0.episodeId == episodeId }

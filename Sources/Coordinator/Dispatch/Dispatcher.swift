@@ -16,7 +16,7 @@ import Shared
 struct Dispatcher: Sendable {
     private(set) var batchId: String
     let settings: DispatchSettings
-    private(set) var episodes: [EpisodeRecord]
+    private(set) var episodes = EpisodeTable()
     private(set) var workers: [String: WorkerRecord] = [:]
     private(set) var counters = DispatchCounters()
     private(set) var finishedCount = 0
@@ -31,7 +31,6 @@ struct Dispatcher: Sendable {
 
     private var queue: Deque<Int>
     private var sessionByRoutingId: [[UInt8]: String] = [:]
-    private var indexById: [String: Int] = [:]
     private var joinCounter = 0
     private let makeSession: @Sendable () -> String
     /// The fleet's rate-limit budgets and who holds which permits.
@@ -54,7 +53,6 @@ struct Dispatcher: Sendable {
         self.leases = LeaseManager(settings: leases)
         self.collector = ArtifactCollector(settings: settings.artifacts)
         self.makeSession = makeSession
-        self.episodes = []
         self.queue = []
         _ = load(batchId: batchId, specs: specs, attemptFloors: attemptFloors, now: nil)
     }
@@ -126,13 +124,11 @@ struct Dispatcher: Sendable {
         now: ContinuousClock.Instant?
     ) -> [DispatchAction] {
         self.batchId = batchId
-        self.episodes = records
+        self.episodes = EpisodeTable(records)
         self.queue = queue
         self.counters = counters
         self.collector = ArtifactCollector(settings: settings.artifacts, counters: counters.artifacts)
         self.finishedCount = records.count { $0.isFinished }
-        self.indexById = [:]
-        for e in records { indexById[e.id] = e.index }
         self.isComplete = finishedCount == records.count
         self.dispatching = true
         // Figures of the batch: the workers already connected count from its start.
@@ -153,17 +149,17 @@ struct Dispatcher: Sendable {
 
     /// The episode with this id.
     func episode(_ id: String) -> EpisodeRecord? {
-        indexById[id].map { episodes[$0] }
+        episodes.position(of: id).map { episodes[$0] }
     }
 
-    var succeededCount: Int { episodes.count { $0.status == .succeeded } }
-    var failedCount: Int { episodes.count { $0.status == .failed } }
+    var succeededCount: Int { episodes.counts.succeeded }
+    var failedCount: Int { episodes.counts.failed }
     var pendingCount: Int { queue.count }
     var runningCount: Int { workers.values.reduce(0) { $0 + $1.inflight.count } }
     /// Transfers of episode files in progress or waiting.
-    var collectingCount: Int { episodes.count { collector.isCollecting($0.id) } }
-    /// Whether this episode's files are on their way to the output folder.
-    func collector(isCollecting episodeId: String) -> Bool { collector.isCollecting(episodeId) }
+    var collectingCount: Int { collectingEpisodes.count }
+    /// The episodes whose files are on their way to the output folder.
+    var collectingEpisodes: Set<String> { collector.collectingEpisodes }
     /// Episode slots of all connected workers.
     var totalSlots: Int { workers.values.reduce(0) { $0 + $1.hello.capacity.episodes } }
 
@@ -238,7 +234,7 @@ struct Dispatcher: Sendable {
         case .leaseRequest, .leaseStarted, .leaseRelease, .leaseCancel, .providerSignal:
             var priority = Int.max
             if case .leaseRequest(let request) = envelope.message, let id = request.episodeId,
-                let index = indexById[id], let order = episodes[index].dispatchOrder
+                let index = episodes.position(of: id), let order = episodes[index].dispatchOrder
             {
                 priority = order
             }
@@ -362,6 +358,9 @@ struct Dispatcher: Sendable {
             }
         }
     }
+
+    /// The positions of the next `count` episodes in the queue, in dispatch order.
+    func nextQueued(_ count: Int) -> [Int] { Array(queue.prefix(count)) }
 
     /// Hands out queued episodes to workers with credit (after ``load(batchId:specs:attemptFloors:now:)``).
     mutating func dispatchPending(now: ContinuousClock.Instant) -> [DispatchAction] {
@@ -487,7 +486,7 @@ struct Dispatcher: Sendable {
     ) {
         guard var worker = workers[session] else { return }
         for ref in Set(refs).sorted(by: { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) }) {
-            let index = indexById[ref.episodeId].flatMap {
+            let index = episodes.position(of: ref.episodeId).flatMap {
                 episodes[$0].owns(attempt: ref.attempt) ? $0 : nil
             }
             guard let index, !episodes[index].isFinished else {
@@ -528,7 +527,7 @@ struct Dispatcher: Sendable {
         // Fencing. A result counts only for an attempt this session was given (or announced), and only
         // once per episode: the current attempt's result, or an older attempt's success while the
         // episode is still open (then the newer attempt is cancelled). Anything else is counted.
-        let index = indexById[ref.episodeId]
+        let index = episodes.position(of: ref.episodeId)
         let isCurrent = index.map { episodes[$0].session == session && episodes[$0].attempts == ref.attempt } ?? false
         let lateSuccess =
             index.map {
@@ -725,7 +724,7 @@ struct Dispatcher: Sendable {
             case .store(let command):
                 actions.append(.store(command))
             case .stored(let ref, let session, let result):
-                guard let index = indexById[ref.episodeId], !episodes[index].isFinished else { continue }
+                guard let index = episodes.position(of: ref.episodeId), !episodes[index].isFinished else { continue }
                 let workerId = workers[session]?.hello.workerId ?? episodes[index].workerId ?? "unknown"
                 succeed(index, ref: ref, result: result, workerId: workerId, now: now, into: &actions)
                 if result.effectiveDelivery == .transfer {
@@ -740,7 +739,7 @@ struct Dispatcher: Sendable {
                 }
                 checkComplete(into: &actions)
             case .failed(let ref, let session, let reason):
-                guard let index = indexById[ref.episodeId], !episodes[index].isFinished,
+                guard let index = episodes.position(of: ref.episodeId), !episodes[index].isFinished,
                     episodes[index].session == session
                 else { continue }
                 let workerId = workers[session]?.hello.workerId ?? episodes[index].workerId ?? "unknown"
@@ -791,7 +790,7 @@ struct Dispatcher: Sendable {
         let lost = worker.inflight.union(collecting).sorted { $0.episodeId < $1.episodeId }
         var requeued: [JobRef] = []
         for ref in lost {
-            guard let index = indexById[ref.episodeId], episodes[index].session == session else { continue }
+            guard let index = episodes.position(of: ref.episodeId), episodes[index].session == session else { continue }
             var episode = episodes[index]
             episode.session = nil
             episode.errors.append("attempt \(ref.attempt) on \(worker.hello.workerId) lost: \(reason)")

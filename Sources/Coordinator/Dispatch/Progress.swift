@@ -69,20 +69,19 @@ struct ProgressSnapshot: Sendable, Equatable {
 }
 
 extension Dispatcher {
-    /// Where the batch stands at `now`.
+    /// Where the batch stands at `now`. From counts kept as episodes change: no pass over the batch.
     func progress(now: ContinuousClock.Instant) -> ProgressSnapshot {
-        let first = episodes.compactMap(\.firstDispatchedAt).min()
         let collecting = collectingCount
         return ProgressSnapshot(
             total: episodes.count,
             succeeded: succeededCount,
             failed: failedCount,
-            running: max(0, episodes.count { $0.status == .running } - collecting),
+            running: max(0, episodes.counts.running - collecting),
             collecting: collecting,
-            pending: episodes.count { $0.status == .pending },
+            pending: episodes.counts.pending,
             workers: workers.count,
             slots: totalSlots,
-            elapsed: first.map { now - $0 },
+            elapsed: episodes.firstDispatchedAt.map { now - $0 },
             budgets: leases.usage(now: now)
         )
     }

@@ -1,7 +1,8 @@
 /// `GET /`: the dashboard, one self-contained page (no external scripts, fonts or styles, so it works on
 /// an offline render farm). It polls `/api/status` every second and draws: the batch's progress, the
 /// workers with their slots and heartbeat age, each provider budget's use against its limit over time,
-/// the episodes with state and attempt, a timeline of the episodes per worker, and (`coordinator serve`)
+/// the episodes with state and attempt (of a big batch, those `/api/status` lists: in flight, latest
+/// finished, next queued), a timeline of the episodes per worker, and (`coordinator serve`)
 /// the batches: queued, running and finished, with links to their reports.
 enum DashboardPage {
     static let html = #"""
@@ -44,7 +45,7 @@ enum DashboardPage {
           <section class="wide" id="batchesSection" hidden><h2>Batches</h2><table><thead><tr><th>batch</th><th>state</th>
             <th>episodes</th><th>succeeded</th><th>failed</th><th>submitted</th><th>finished</th></tr></thead>
             <tbody id="batches"></tbody></table></section>
-          <section class="wide"><h2>Episodes</h2><table><thead><tr><th>episode</th><th>state</th><th>attempt</th>
+          <section class="wide"><h2>Episodes <span id="episodeNote"></span></h2><table><thead><tr><th>episode</th><th>state</th><th>attempt</th>
             <th>worker</th><th>started</th><th>ended</th></tr></thead><tbody id="episodes"></tbody></table></section>
         </main>
         <script>
@@ -87,6 +88,9 @@ enum DashboardPage {
             + `<td class="${b.state === "completed" ? "succeeded" : b.state === "running" ? "running" : "pending"}">${esc(b.state)}${b.position ? " #" + b.position : ""}</td>`
             + `<td>${b.episodes}</td><td>${b.succeeded}</td><td>${b.failed}</td><td>${when(b.submitted_at)}</td><td>${when(b.finished_at)}</td></tr>`).join("")
             || `<tr><td colspan="7" class="pending">no batches yet: coordinator submit --episodes N</td></tr>`;
+          const list = s.episode_list;
+          el("episodeNote").textContent = list && list.listed < list.total
+            ? `(${list.listed} of ${list.total}: in flight, latest finished, next queued)` : "";
           el("episodes").innerHTML = s.episodes.map((e) => `<tr><td>${esc(e.id)}</td><td class="${esc(e.status)}">${esc(e.status)}</td>`
             + `<td>${e.attempts}</td><td>${esc(e.worker)}</td><td>${secs(e.dispatched_after_seconds)}</td><td>${secs(e.finished_after_seconds)}</td></tr>`).join("");
         }

@@ -5,6 +5,7 @@ import Shared
 
 /// The coordinator's Prometheus metrics, through swift-metrics with the swift-prometheus backend.
 /// ``update(_:)`` is called with every published ``FleetStatus``; counters advance by what changed since.
+/// ``observe(_:dispatcher:)`` sees every action of the dispatcher, for what happens to single episodes.
 ///
 /// | metric | type | labels |
 /// |---|---|---|
@@ -27,7 +28,6 @@ final class FleetMetrics: @unchecked Sendable {
     private let factory: PrometheusMetricsFactory
     // Only touched by the coordinator's loop (one caller at a time).
     private var seen: [String: Int] = [:]
-    private var durationsRecorded: Set<String> = []
 
     init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -36,10 +36,21 @@ final class FleetMetrics: @unchecked Sendable {
     }
 
     /// A new batch starts (`coordinator serve`): its counts start from zero, so the counters go on from
-    /// what they reached (Prometheus counters never go down) and its episodes are new ones.
+    /// what they reached (Prometheus counters never go down).
     func batchStarted() {
         seen = [:]
-        durationsRecorded = []
+    }
+
+    /// Records the duration (first dispatch to end) of each episode `actions` report succeeded.
+    func observe(_ actions: [DispatchAction], dispatcher: Dispatcher) {
+        for case .notice(.episodeSucceeded(let id, _, _, _, _, _, _)) in actions {
+            guard let episode = dispatcher.episode(id), let start = episode.firstDispatchedAt,
+                let end = episode.finishedAt
+            else { continue }
+            CoreMetrics.Timer(label: "reelfarm_episode_duration_seconds", factory: factory).recordNanoseconds(
+                Int64((end - start).secondsDouble * 1e9)
+            )
+        }
     }
 
     /// The text exposition format for `GET /metrics`.
@@ -98,13 +109,6 @@ final class FleetMetrics: @unchecked Sendable {
         advance("reelfarm_attempts_requeued_total", [:], to: status.counters.attemptsRequeued)
         advance("reelfarm_duplicate_results_total", [:], to: status.counters.duplicateResults)
         advance("reelfarm_workers_lost_total", [:], to: status.counters.workersLost)
-        for e in status.episodes where e.status == "succeeded" && !durationsRecorded.contains(e.id) {
-            guard let start = e.dispatchedAfterSeconds, let end = e.finishedAfterSeconds else { continue }
-            durationsRecorded.insert(e.id)
-            CoreMetrics.Timer(label: "reelfarm_episode_duration_seconds", factory: factory).recordNanoseconds(
-                Int64((end - start) * 1e9)
-            )
-        }
     }
 
     private func gauge(_ name: String, _ labels: [String: String] = [:]) -> CoreMetrics.Gauge {

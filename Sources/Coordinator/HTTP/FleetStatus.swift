@@ -3,8 +3,12 @@ import Protocol
 import Shared
 import Synchronization
 
-/// What `GET /api/status` answers and the dashboard draws: the batch, its episodes, the workers and the
-/// budgets, as the coordinator's loop last published them (at most 250 ms old). snake_case JSON.
+/// What `GET /api/status` answers and the dashboard draws: the batch, the workers, the budgets and some
+/// of the episodes (``EpisodeSelection``). snake_case JSON.
+///
+/// The usual document (in flight, latest finished, next queued: at most 100 episodes) is the one the
+/// coordinator's loop publishes every 250 ms; any other selection of episodes is made by the loop when
+/// asked. Either costs the loop what it lists, never a pass over a batch of 100,000.
 struct FleetStatus: Codable, Sendable, Equatable {
     struct Progress: Codable, Sendable, Equatable {
         var total: Int
@@ -50,6 +54,18 @@ struct FleetStatus: Codable, Sendable, Equatable {
         var finishedAfterSeconds: Double?
     }
 
+    struct EpisodeList: Codable, Sendable, Equatable {
+        /// `recent`, `page`, `all` or `none` (see ``EpisodeSelection``).
+        var view: String
+        /// Episodes listed, and in the batch.
+        var listed: Int
+        var total: Int
+        var limit: Int?
+        /// A page's first position (0-based), and the next page's when there is one.
+        var offset: Int?
+        var nextOffset: Int?
+    }
+
     /// `batch` (one-shot `coordinator`) or `serve`.
     var mode = "batch"
     /// The batch being dispatched (empty while `serve` is idle).
@@ -60,7 +76,10 @@ struct FleetStatus: Codable, Sendable, Equatable {
     var progress: Progress
     var workers: [Worker]
     var budgets: [Budget]
+    /// The episodes ``episodeList`` describes, in batch order.
     var episodes: [Episode]
+    /// Which episodes ``episodes`` holds, of how many (absent from coordinators before it was added).
+    var episodeList: EpisodeList?
     var counters: DispatchCounters
     /// Every batch this coordinator knows: queued, running, finished (`coordinator serve`).
     var batches: [BatchListing] = []
@@ -75,13 +94,72 @@ struct FleetStatus: Codable, Sendable, Equatable {
         e.outputFormatting = [.sortedKeys]
         return e
     }()
+
+    /// The JSON document (`{}` if it cannot be encoded, which does not happen).
+    var json: [UInt8] { (try? Self.encoder.encode(self)).map(Array.init) ?? Array("{}".utf8) }
+}
+
+/// Which episodes a status document lists: `GET /api/status?episodes=recent|all|none`, or a page with
+/// `?offset=N` (and `&limit=M` for either a page or the recent view).
+enum EpisodeSelection: Sendable, Equatable {
+    /// Those in flight, then the latest to finish, then the next in the queue: at most `limit`, in batch
+    /// order. A batch of at most `limit` episodes is listed whole.
+    case recent(limit: Int)
+    /// At most `limit` episodes from position `offset` (0-based), in batch order.
+    case page(offset: Int, limit: Int)
+    /// Every episode, in batch order: about 130 bytes of JSON each, megabytes for a big batch.
+    case all
+    /// No episodes: the fleet-wide figures only.
+    case none
+
+    static let defaultLimit = 100
+    static let maxLimit = 1000
+    /// What `GET /api/status` lists when not asked otherwise, and the loop publishes every 250 ms.
+    static let standard = EpisodeSelection.recent(limit: defaultLimit)
+
+    /// The selection a request's query names (`nil` for a parameter not given).
+    static func parse(episodes: String?, offset: String?, limit: String?) throws(ControlError) -> EpisodeSelection {
+        var count = defaultLimit
+        if let limit {
+            guard let n = Int(limit), (1...maxLimit).contains(n) else {
+                throw .badRequest("limit must be from 1 to \(maxLimit), got \"\(limit)\"")
+            }
+            count = n
+        }
+        var start: Int?
+        if let offset {
+            guard let n = Int(offset), n >= 0 else {
+                throw .badRequest("offset must be a position from 0, got \"\(offset)\"")
+            }
+            start = n
+        }
+        switch episodes {
+        case nil:
+            return start.map { .page(offset: $0, limit: count) } ?? .recent(limit: count)
+        case "recent" where start == nil:
+            return .recent(limit: count)
+        case "all" where start == nil && limit == nil:
+            return .all
+        case "none" where start == nil && limit == nil:
+            return .none
+        case "recent", "all", "none":
+            throw .badRequest("episodes=\(episodes ?? "") takes no offset\(episodes == "recent" ? "" : " or limit")")
+        default:
+            throw .badRequest("episodes must be recent, all or none, got \"\(episodes ?? "")\"")
+        }
+    }
 }
 
 extension Dispatcher {
-    /// The fleet as the status API shows it.
-    func fleetStatus(state: String, now: ContinuousClock.Instant) -> FleetStatus {
+    /// The fleet as the status API shows it, with the episodes `selection` names. Costs what it lists:
+    /// the counts are kept as episodes change.
+    func fleetStatus(
+        state: String,
+        now: ContinuousClock.Instant,
+        episodes selection: EpisodeSelection = .standard
+    ) -> FleetStatus {
         let p = progress(now: now)
-        let first = episodes.compactMap(\.firstDispatchedAt).min()
+        let first = episodes.firstDispatchedAt
         func after(_ t: ContinuousClock.Instant?) -> Double? {
             guard let t, let first else { return nil }
             return ((t - first).secondsDouble * 1000).rounded() / 1000
@@ -89,6 +167,8 @@ extension Dispatcher {
         let stats = leases.stats
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let collecting = collectingEpisodes
+        let listed = positions(selection).map { episodes[$0] }
         return FleetStatus(
             batchId: batchId,
             state: state,
@@ -129,31 +209,92 @@ extension Dispatcher {
                     signals: s.signals
                 )
             },
-            episodes: episodes.map {
+            episodes: listed.map {
                 FleetStatus.Episode(
                     id: $0.id,
-                    status: collector(isCollecting: $0.id) ? "saving" : $0.status.rawValue,
+                    status: collecting.contains($0.id) ? "saving" : $0.status.rawValue,
                     attempts: $0.attemptsUsed,
                     worker: $0.workerId,
                     dispatchedAfterSeconds: after($0.firstDispatchedAt),
                     finishedAfterSeconds: after($0.finishedAt)
                 )
             },
+            episodeList: Self.describe(selection, listed: listed.count, total: episodes.count),
             counters: counters
         )
     }
+
+    /// The positions of the episodes `selection` names, in batch order.
+    func positions(_ selection: EpisodeSelection) -> [Int] {
+        let total = episodes.count
+        switch selection {
+        case .all:
+            return Array(0..<total)
+        case .none:
+            return []
+        case .page(let offset, let limit):
+            return offset < total ? Array(offset..<min(total, offset + limit)) : []
+        case .recent(let limit) where total <= limit:
+            return Array(0..<total)
+        case .recent(let limit):
+            var chosen = Set<Int>(minimumCapacity: limit)
+            for p in episodes.running.sorted().prefix(limit) { chosen.insert(Int(p)) }
+            for p in episodes.recentlyFinished.reversed() where chosen.count < limit { chosen.insert(Int(p)) }
+            for p in nextQueued(limit) where chosen.count < limit { chosen.insert(p) }
+            return chosen.sorted()
+        }
+    }
+
+    private static func describe(_ selection: EpisodeSelection, listed: Int, total: Int) -> FleetStatus.EpisodeList {
+        switch selection {
+        case .recent(let limit):
+            return .init(view: "recent", listed: listed, total: total, limit: limit)
+        case .page(let offset, let limit):
+            let next = offset + limit
+            return .init(
+                view: "page",
+                listed: listed,
+                total: total,
+                limit: limit,
+                offset: offset,
+                nextOffset: next < total ? next : nil
+            )
+        case .all:
+            return .init(view: "all", listed: listed, total: total)
+        case .none:
+            return .init(view: "none", listed: listed, total: total)
+        }
+    }
 }
 
-/// The latest ``FleetStatus`` and its JSON, published by the coordinator's loop and read by HTTP
-/// handlers on other threads (hence the lock; the loop never waits on a reader for long).
+/// The latest ``FleetStatus``, published by the coordinator's loop and read by HTTP handlers on other
+/// threads (hence the lock; the loop never waits on a reader for long). Its JSON is encoded by the first
+/// reader after each publish, not by the loop, and only when someone reads it.
 final class StatusBoard: Sendable {
-    private let latest = Mutex<(status: FleetStatus?, json: [UInt8])>((nil, Array("{}".utf8)))
+    private struct Latest {
+        var status: FleetStatus?
+        var json: [UInt8]?
+        var generation = 0
+    }
+
+    private let latest = Mutex(Latest())
 
     func publish(_ status: FleetStatus) {
-        let json = (try? FleetStatus.encoder.encode(status)).map(Array.init) ?? Array("{}".utf8)
-        latest.withLock { $0 = (status, json) }
+        latest.withLock {
+            $0.status = status
+            $0.json = nil
+            $0.generation &+= 1
+        }
     }
 
     var status: FleetStatus? { latest.withLock { $0.status } }
-    var json: [UInt8] { latest.withLock { $0.json } }
+
+    var json: [UInt8] {
+        let (status, cached, generation) = latest.withLock { ($0.status, $0.json, $0.generation) }
+        if let cached { return cached }
+        guard let status else { return Array("{}".utf8) }
+        let json = status.json
+        latest.withLock { if $0.generation == generation { $0.json = json } }
+        return json
+    }
 }

@@ -9,7 +9,8 @@ import Shared
 /// submit`, `status` and `scale` (`/api/batches`, `/api/scale`; see ``ControlAPI``).
 ///
 /// Read handlers only read what the coordinator's loop last published (``StatusBoard``, ``FleetMetrics``);
-/// they never touch the dispatcher. Control handlers send their request to the loop through the
+/// they never touch the dispatcher. `/api/status` with another selection of episodes than the published
+/// one (``EpisodeSelection``) and control handlers send their request to the loop through the
 /// ``ControlChannel`` and wait for its answer. A one-shot coordinator whose port cannot be bound logs it
 /// and goes on without HTTP (a dashboard must never stop a batch); `coordinator serve`, which takes its
 /// batches over HTTP, stops with a configuration error instead (`required`).
@@ -34,6 +35,7 @@ struct StatusServer: Service {
         if let token { router.add(middleware: TokenCheck(token: token)) }
         let board = self.board
         let metrics = self.metrics
+        let control = self.control
         router.get("/") { _, _ in
             Response(
                 status: .ok,
@@ -41,12 +43,8 @@ struct StatusServer: Service {
                 body: .init(byteBuffer: ByteBuffer(string: DashboardPage.html))
             )
         }
-        router.get("/api/status") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "application/json", .cacheControl: "no-store"],
-                body: .init(byteBuffer: ByteBuffer(bytes: board.json))
-            )
+        router.get("/api/status") { request, _ in
+            await Self.status(request, board: board, control: control)
         }
         router.get("/metrics") { _, _ in
             Response(
@@ -66,6 +64,47 @@ struct StatusServer: Service {
             )
         }
         return router
+    }
+
+    /// `GET /api/status[?episodes=recent|all|none][&offset=N][&limit=M]`: the published document, or one
+    /// the loop makes now for another selection of episodes.
+    private static func status(_ request: Request, board: StatusBoard, control: ControlChannel?) async -> Response {
+        let query = request.uri.queryParameters
+        let json: [UInt8]
+        do {
+            let selection = try EpisodeSelection.parse(
+                episodes: query.get("episodes").map { String($0) },
+                offset: query.get("offset").map { String($0) },
+                limit: query.get("limit").map { String($0) }
+            )
+            switch selection {
+            case .standard:
+                json = board.json
+            case .none:
+                guard var status = board.status else { return Self.json(board.json) }
+                status.episodes = []
+                status.episodeList = .init(view: "none", listed: 0, total: status.progress.total)
+                json = status.json
+            default:
+                guard let control else {
+                    throw ControlError.unavailable("this coordinator lists its recent episodes only")
+                }
+                json = try await control.status(selection).get().json
+            }
+        } catch let error as ControlError {
+            return ControlAPI.error(error)
+        } catch {
+            return ControlAPI.error(.internalServerError, "\(error)")
+        }
+        return Self.json(json)
+    }
+
+    private static func json(_ bytes: [UInt8]) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+        )
     }
 
     func run() async throws {

@@ -41,7 +41,8 @@ struct BatchListing: Codable, Sendable, Equatable {
     var report: String?
 }
 
-/// Requests from the HTTP side to the coordinator's loop: submit a batch, resize the local worker pool.
+/// Requests from the HTTP side to the coordinator's loop: submit a batch, resize the local worker pool,
+/// make a status document listing other episodes than the one published every 250 ms.
 ///
 /// The loop owns the dispatcher, the journal and the pool's target, so HTTP handlers never touch them:
 /// they send a request here and wait for the loop's reply. Every request is answered exactly once: by
@@ -52,6 +53,8 @@ final class ControlChannel: Sendable {
         case submit(id: String?, episodes: [EpisodeSpec], reply: Reply<BatchListing>)
         /// Run this many local worker processes.
         case scale(workers: Int, reply: Reply<LocalWorkerPool.Snapshot>)
+        /// The fleet's status now, listing these episodes.
+        case status(EpisodeSelection, reply: Reply<FleetStatus>)
     }
 
     /// Answers one request. Only the first answer counts.
@@ -85,6 +88,10 @@ final class ControlChannel: Sendable {
 
     func scale(workers: Int) async -> Result<LocalWorkerPool.Snapshot, ControlError> {
         await ask { .scale(workers: workers, reply: $0) }
+    }
+
+    func status(_ selection: EpisodeSelection) async -> Result<FleetStatus, ControlError> {
+        await ask { .status(selection, reply: $0) }
     }
 
     /// The loop stopped: every request not answered yet, and every later one, gets 503.

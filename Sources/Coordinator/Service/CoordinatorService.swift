@@ -42,7 +42,8 @@ final class CoordinatorService: Service {
         var progress: ProgressMode = .log
         /// How often a progress log line is written (``ProgressMode/log``). The default is 10 s.
         var progressInterval: Duration = .seconds(10)
-        /// Where the HTTP side reads the fleet's state and metrics (published every 250 ms), if it runs.
+        /// Where the HTTP side reads the fleet's state and metrics (published every 250 ms: the fleet-wide
+        /// figures and at most 100 episodes, so that the cost does not grow with the batch), if it runs.
         var board: StatusBoard?
         var metrics: FleetMetrics?
         /// `coordinator serve`: keep running after a batch and take the next from the queue.
@@ -262,13 +263,22 @@ final class CoordinatorService: Service {
             }
             return out
         }
-        func publish(_ state: String, now: ContinuousClock.Instant) {
-            guard let board = settings.board else { return }
-            var status = dispatcher.fleetStatus(state: state, now: now)
+        /// The fleet's status document, listing the episodes `selection` names.
+        func snapshot(
+            _ state: String,
+            now: ContinuousClock.Instant,
+            episodes selection: EpisodeSelection
+        ) -> FleetStatus {
+            var status = dispatcher.fleetStatus(state: state, now: now, episodes: selection)
             status.mode = settings.serve ? "serve" : "batch"
             status.batches = liveListings()
             status.localWorkers = pool?.snapshot
             status.security = settings.security?.authenticator.status ?? WorkerAuthenticator.Status(curve: false)
+            return status
+        }
+        func publish(_ state: String, now: ContinuousClock.Instant) {
+            guard let board = settings.board else { return }
+            let status = snapshot(state, now: now, episodes: .standard)
             board.publish(status)
             settings.metrics?.update(status)
         }
@@ -312,7 +322,7 @@ final class CoordinatorService: Service {
                 }
                 _ = dispatcher.load(batchId: batch.id, specs: batch.episodes, attemptFloors: attemptFloors, now: nil)
                 do {
-                    try journal?.begin(batchId: batch.id, episodes: dispatcher.episodes)
+                    try journal?.begin(batchId: batch.id, episodes: dispatcher.episodes.records)
                 } catch {
                     logger.error("cannot write the journal; going on without it", metadata: ["error": "\(error)"])
                 }
@@ -628,6 +638,9 @@ final class CoordinatorService: Service {
                         for slot in pool.resize(to: count) { retiring[pool.workerId(slot: slot)] = slot }
                         for workerId in retiring.keys { actions += dispatcher.retire(workerId: workerId) }
                         reply(.success(pool.snapshot))
+                    case .control(.status(let selection, let reply)):
+                        actions = []
+                        reply(.success(snapshot(current == nil ? "idle" : "running", now: now, episodes: selection)))
                     case .shutdown:
                         interrupted = true
                         logger.notice("shutdown requested; stopping dispatch")
@@ -643,6 +656,7 @@ final class CoordinatorService: Service {
                             Self.flush(journal, dispatcher: dispatcher, logger: logger)
                         }
                     }
+                    settings.metrics?.observe(actions, dispatcher: dispatcher)
                     perform(actions, thread: thread, trace: current?.trace, rejections: &rejections, store: diskQueue)
                     if current != nil, dispatcher.isComplete {
                         finish(now: clock.now)
