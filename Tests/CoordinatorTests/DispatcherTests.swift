@@ -8,8 +8,8 @@ import Testing
 @Suite struct DispatcherTests {
     let t0 = ContinuousClock.now
 
-    func specs(_ n: Int) -> [EpisodeSpec] {
-        (0..<n).map { EpisodeSpec(topic: "topic \($0 + 1)", id: "episode_\($0 + 1)") }
+    func specs(_ n: Int) -> EpisodeSpecs {
+        EpisodeSpecs((0..<n).map { EpisodeSpec(topic: "topic \($0 + 1)", id: "episode_\($0 + 1)") })
     }
 
     func hello(_ id: String, episodes: Int = 3) -> Hello {

@@ -5,7 +5,16 @@ import Protocol
 /// every spec with an id.
 struct Batch: Sendable, Equatable {
     let id: String
-    let episodes: [EpisodeSpec]
+    let episodes: EpisodeSpecs
+
+    init(id: String, episodes: EpisodeSpecs) {
+        self.id = id
+        self.episodes = episodes
+    }
+
+    init(id: String, episodes: [EpisodeSpec]) {
+        self.init(id: id, episodes: EpisodeSpecs(episodes))
+    }
 
     /// `batch-20261126-184501`, from the UTC wall clock: sortable, and a valid folder name.
     static func makeId(date: Date = Date()) -> String {
@@ -16,12 +25,10 @@ struct Batch: Sendable, Equatable {
         return "batch-\(c.year ?? 0)\(two(c.month))\(two(c.day))-\(two(c.hour))\(two(c.minute))\(two(c.second))"
     }
 
-    /// `count` episodes with generated topics, ids `episode_1` … `episode_N`.
+    /// `count` episodes with generated topics, ids `episode_1` … `episode_N` (made when read: see
+    /// ``EpisodeSpecs/generated(count:)``).
     static func generated(id: String, count: Int) -> Batch {
-        let specs = (0..<count).map { i in
-            EpisodeSpec(topic: DemoTopics.topic(i), id: "episode_\(i + 1)")
-        }
-        return Batch(id: id, episodes: specs)
+        Batch(id: id, episodes: .generated(count: count))
     }
 }
 

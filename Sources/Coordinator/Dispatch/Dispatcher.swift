@@ -29,7 +29,8 @@ struct Dispatcher: Sendable {
     /// Worker processes (`Hello.instance`) that registered during the batch.
     private(set) var instancesSeen: Set<String> = []
 
-    private var queue: Deque<Int>
+    /// Positions of the pending episodes, in dispatch order (4 bytes each: a batch may queue 100,000).
+    private var queue: Deque<Int32> = []
     private var sessionByRoutingId: [[UInt8]: String] = [:]
     private var joinCounter = 0
     private let makeSession: @Sendable () -> String
@@ -42,7 +43,7 @@ struct Dispatcher: Sendable {
 
     init(
         batchId: String,
-        specs: [EpisodeSpec],
+        specs: EpisodeSpecs,
         attemptFloors: [String: Int] = [:],
         settings: DispatchSettings,
         leases: LeaseSettings = LeaseSettings(),
@@ -53,7 +54,6 @@ struct Dispatcher: Sendable {
         self.leases = LeaseManager(settings: leases)
         self.collector = ArtifactCollector(settings: settings.artifacts)
         self.makeSession = makeSession
-        self.queue = []
         _ = load(batchId: batchId, specs: specs, attemptFloors: attemptFloors, now: nil)
     }
 
@@ -79,17 +79,21 @@ struct Dispatcher: Sendable {
     /// With `now`, hands out work at once.
     mutating func load(
         batchId: String,
-        specs: [EpisodeSpec],
+        specs: EpisodeSpecs,
         attemptFloors: [String: Int] = [:],
         now: ContinuousClock.Instant?
     ) -> [DispatchAction] {
-        let records = specs.enumerated().map { i, spec in
-            var record = EpisodeRecord(index: i, id: spec.id ?? "episode_\(i + 1)", spec: spec)
-            record.attempts = attemptFloors[record.id] ?? 0
-            record.attemptBase = record.attempts
+        let records = specs.indices.map { i in
+            // The records share the batch's specs; a generated batch makes none up front.
+            var record = EpisodeRecord(index: i, id: specs.id(at: i) ?? "episode_\(i + 1)", specs: specs)
+            if let floor = attemptFloors[record.id] {
+                record.attempts = floor
+                record.attemptBase = floor
+            }
             return record
         }
-        return install(batchId: batchId, records: records, queue: Deque(records.indices), counters: .init(), now: now)
+        let queue = Deque(records.indices.lazy.map { Int32($0) })
+        return install(batchId: batchId, records: records, queue: queue, counters: .init(), now: now)
     }
 
     /// Makes a batch read back from the journal the batch being dispatched: finished episodes stay
@@ -104,14 +108,14 @@ struct Dispatcher: Sendable {
         now: ContinuousClock.Instant?
     ) -> [DispatchAction] {
         var restored = restored
-        var queue: Deque<Int> = []
+        var queue: Deque<Int32> = []
         for i in restored.indices {
             restored[i] = EpisodeRecord(copying: restored[i], index: i)
             if restored[i].isFinished { continue }
             if restored[i].status == .running { restored[i].notBefore = holdUntil }
             restored[i].status = .pending
             restored[i].session = nil
-            queue.append(i)
+            queue.append(Int32(i))
         }
         return install(batchId: batchId, records: restored, queue: queue, counters: counters, now: now)
     }
@@ -119,7 +123,7 @@ struct Dispatcher: Sendable {
     private mutating func install(
         batchId: String,
         records: [EpisodeRecord],
-        queue: Deque<Int>,
+        queue: Deque<Int32>,
         counters: DispatchCounters,
         now: ContinuousClock.Instant?
     ) -> [DispatchAction] {
@@ -360,7 +364,7 @@ struct Dispatcher: Sendable {
     }
 
     /// The positions of the next `count` episodes in the queue, in dispatch order.
-    func nextQueued(_ count: Int) -> [Int] { Array(queue.prefix(count)) }
+    func nextQueued(_ count: Int) -> [Int] { queue.prefix(count).map(Int.init) }
 
     /// Hands out queued episodes to workers with credit (after ``load(batchId:specs:attemptFloors:now:)``).
     mutating func dispatchPending(now: ContinuousClock.Instant) -> [DispatchAction] {
@@ -503,7 +507,7 @@ struct Dispatcher: Sendable {
             var episode = episodes[index]
             worker.inflight.insert(ref)
             if episode.status == .pending, ref.attempt == episode.attempts {
-                queue.removeAll { $0 == index }
+                queue.removeAll { $0 == Int32(index) }
                 episode.notBefore = nil
                 episode.status = .running
                 episode.session = session
@@ -601,7 +605,7 @@ struct Dispatcher: Sendable {
                     into: &actions
                 )
             }
-            queue.removeAll { $0 == index }
+            queue.removeAll { $0 == Int32(index) }
             episode.workerId = worker.hello.workerId
         }
         episode.session = nil
@@ -692,7 +696,7 @@ struct Dispatcher: Sendable {
         actions.append(.notice(.attemptFailed(ref, workerId: workerId, error: error, willRetry: willRetry)))
         if willRetry {
             episode.status = .pending
-            queue.append(index)
+            queue.append(Int32(index))
         } else {
             episode.status = .failed
             episode.finishedAt = now
@@ -796,7 +800,7 @@ struct Dispatcher: Sendable {
             episode.errors.append("attempt \(ref.attempt) on \(worker.hello.workerId) lost: \(reason)")
             if episode.attemptsUsed < settings.maxAttempts {
                 episode.status = .pending
-                queue.prepend(index)
+                queue.prepend(Int32(index))
                 requeued.append(ref)
                 counters.attemptsRequeued += 1
                 episodes[index] = episode
@@ -834,8 +838,10 @@ struct Dispatcher: Sendable {
                     .max(by: { ($0.credit, -$0.joinOrder) < ($1.credit, -$1.joinOrder) })
             else { return }
             // The first episode not held for re-adoption (after a restart), in queue order.
-            guard let position = queue.firstIndex(where: { (episodes[$0].notBefore ?? now) <= now }) else { return }
-            let index = queue.remove(at: position)
+            guard let position = queue.firstIndex(where: { (episodes[Int($0)].notBefore ?? now) <= now }) else {
+                return
+            }
+            let index = Int(queue.remove(at: position))
             var episode = episodes[index]
             guard !episode.isFinished else { continue }
             episode.attempts += 1

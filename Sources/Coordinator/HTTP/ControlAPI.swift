@@ -35,7 +35,7 @@ struct ControlAPI: Sendable {
             } catch {
                 return Self.error(.contentTooLarge, "the batch file is over \(BatchFile.maxBytes >> 20) MiB")
             }
-            let specs: [EpisodeSpec]
+            let specs: EpisodeSpecs
             switch (episodesParameter, body.readableBytes) {
             case (nil, 0):
                 return Self.error(.badRequest, "give ?episodes=N or a JSON or YAML batch file as the request body")

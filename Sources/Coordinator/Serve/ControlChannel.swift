@@ -50,7 +50,7 @@ struct BatchListing: Codable, Sendable, Equatable {
 final class ControlChannel: Sendable {
     enum Request: Sendable {
         /// A batch to queue: its id (nil: the coordinator names it) and its episodes.
-        case submit(id: String?, episodes: [EpisodeSpec], reply: Reply<BatchListing>)
+        case submit(id: String?, episodes: EpisodeSpecs, reply: Reply<BatchListing>)
         /// Run this many local worker processes.
         case scale(workers: Int, reply: Reply<LocalWorkerPool.Snapshot>)
         /// The fleet's status now, listing these episodes.
@@ -82,7 +82,7 @@ final class ControlChannel: Sendable {
         (requests, continuation) = AsyncStream.makeStream(of: Request.self)
     }
 
-    func submit(id: String?, episodes: [EpisodeSpec]) async -> Result<BatchListing, ControlError> {
+    func submit(id: String?, episodes: EpisodeSpecs) async -> Result<BatchListing, ControlError> {
         await ask { .submit(id: id, episodes: episodes, reply: $0) }
     }
 

@@ -426,7 +426,7 @@ final class CoordinatorService: Service {
         /// `POST /api/batches`: queue the batch (journaled first), start it if nothing runs.
         func submit(
             id: String?,
-            episodes: [EpisodeSpec],
+            episodes: EpisodeSpecs,
             reply: ControlChannel.Reply<BatchListing>,
             now: ContinuousClock.Instant
         ) -> [DispatchAction] {
