@@ -61,6 +61,8 @@ struct StatusHTTPUnitTests {
         #expect(status.episodeList?.offset == 490 && status.episodeList?.nextOffset == nil)
         status = d.fleetStatus(state: "running", now: now, episodes: .page(offset: 0, limit: 50))
         #expect(status.episodes.count == 50 && status.episodeList?.nextOffset == 50)
+        status = d.fleetStatus(state: "running", now: now, episodes: .page(offset: .max, limit: 1000))
+        #expect(status.episodes.isEmpty && status.episodeList?.nextOffset == nil, "past the end, no overflow")
         #expect(d.fleetStatus(state: "running", now: now, episodes: .all).episodes.count == 500)
         #expect(d.fleetStatus(state: "running", now: now, episodes: .none).episodes.isEmpty)
     }

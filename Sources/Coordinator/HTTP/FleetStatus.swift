@@ -250,14 +250,14 @@ extension Dispatcher {
         case .recent(let limit):
             return .init(view: "recent", listed: listed, total: total, limit: limit)
         case .page(let offset, let limit):
-            let next = offset + limit
             return .init(
                 view: "page",
                 listed: listed,
                 total: total,
                 limit: limit,
                 offset: offset,
-                nextOffset: next < total ? next : nil
+                // Not `offset + limit < total`: the offset is the client's, up to Int.max.
+                nextOffset: offset < total - limit ? offset + limit : nil
             )
         case .all:
             return .init(view: "all", listed: listed, total: total)
