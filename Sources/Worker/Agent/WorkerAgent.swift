@@ -129,6 +129,8 @@ final class WorkerAgent: Service {
                     case .lease(let message):
                         actions = core.onLeaseMessage(message, now: now)
                     case .shutdown:
+                        // The shutdown handler set the second-signal trap; the line below promises it.
+                        await SecondSignal.armed()
                         logger.notice(
                             "shutting down gracefully (a second signal exits at once)",
                             metadata: [
@@ -142,8 +144,8 @@ final class WorkerAgent: Service {
                     if core.state == .stopped { return }
                 }
             } onGracefulShutdown: {
-                continuation.yield(.shutdown)
                 SecondSignal.exitOnNext(logger: self.logger)
+                continuation.yield(.shutdown)
             }
             for task in tasks.values { task.cancel() }
             for task in tasks.values { await task.value }
