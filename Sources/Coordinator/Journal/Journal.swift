@@ -46,9 +46,6 @@ final class Journal: @unchecked Sendable {
     private var batchId: String?
     private var starts: [(provider: String, at: Double)] = []
     private(set) var stats = Stats()
-    /// When the batch's counters were last written: at most every 100 ms (they are statistics; a flush
-    /// runs for every finished episode), and always with a status change.
-    private var countersWritten: ContinuousClock.Instant?
 
     /// Opens (creating if needed) `directory/journal.sqlite`.
     /// - Throws: ``ConfigurationError``-style errors naming the file when it cannot be opened or migrated.
@@ -369,8 +366,9 @@ final class Journal: @unchecked Sendable {
 
     var hasPendingWrites: Bool { !dirty.isEmpty || !events.isEmpty || !starts.isEmpty }
 
-    /// Writes everything buffered, plus the counters (at most every 100 ms, or with `status`), in one
-    /// transaction.
+    /// Writes everything buffered, plus the counters, in one transaction. The counters go with every
+    /// flush: a resumed batch continues from them (the chaos test kills the coordinator and counts the
+    /// stored episodes across the restart).
     func flush(counters: DispatchCounters, status: String? = nil) throws {
         guard let batchId else { return }
         guard hasPendingWrites || status != nil else { return }
@@ -382,11 +380,7 @@ final class Journal: @unchecked Sendable {
         events = []
         starts = []
         let now = Self.timestamp()
-        var countersJSON: String?
-        if status != nil || countersWritten.map({ started - $0 >= .milliseconds(100) }) ?? true {
-            countersJSON = Self.json(counters, fallback: "{}")
-            countersWritten = started
-        }
+        let countersJSON = Self.json(counters, fallback: "{}")
         try pool.write { db in
             for e in episodes {
                 try Self.update(e, batchId: batchId, db: db)
@@ -410,11 +404,9 @@ final class Journal: @unchecked Sendable {
                     arguments: [Date().timeIntervalSince1970 - 3600]
                 )
             }
-            if let countersJSON {
-                try db.cachedStatement(
-                    sql: "UPDATE batch SET counters = ?, updated_at = ?, status = COALESCE(?, status) WHERE id = ?"
-                ).execute(arguments: [countersJSON, now, status, batchId])
-            }
+            try db.cachedStatement(
+                sql: "UPDATE batch SET counters = ?, updated_at = ?, status = COALESCE(?, status) WHERE id = ?"
+            ).execute(arguments: [countersJSON, now, status, batchId])
         }
         stats.flushes += 1
         stats.episodeWrites += episodes.count
