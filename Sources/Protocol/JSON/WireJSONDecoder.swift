@@ -189,14 +189,6 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 }
 
-private struct IndexKey: CodingKey {
-    var stringValue: String { "\(intValue ?? 0)" }
-    var intValue: Int?
-    init(_ index: Int) { intValue = index }
-    init?(stringValue: String) { nil }
-    init?(intValue: Int) { self.intValue = intValue }
-}
-
 private struct UnkeyedContainer: UnkeyedDecodingContainer {
     let items: [JSONValue]
     let codingPath: [any CodingKey]
@@ -215,13 +207,13 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
             throw DecodingError.valueNotFound(
                 type,
                 DecodingError.Context(
-                    codingPath: codingPath + [IndexKey(currentIndex)],
+                    codingPath: codingPath + [NamedKey(index: currentIndex)],
                     debugDescription: "unkeyed container is at its end"
                 )
             )
         }
         defer { currentIndex += 1 }
-        return (items[currentIndex], codingPath + [IndexKey(currentIndex)])
+        return (items[currentIndex], codingPath + [NamedKey(index: currentIndex)])
     }
 
     mutating func decodeNil() throws -> Bool {

@@ -199,14 +199,6 @@ private struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 }
 
-private struct ArrayIndexKey: CodingKey {
-    var stringValue: String { "\(intValue ?? 0)" }
-    var intValue: Int?
-    init(_ index: Int) { intValue = index }
-    init?(stringValue: String) { nil }
-    init?(intValue: Int) { self.intValue = intValue }
-}
-
 private struct UnkeyedContainer: UnkeyedEncodingContainer {
     let box: ArrayBox
     let codingPath: [any CodingKey]
@@ -217,7 +209,7 @@ private struct UnkeyedContainer: UnkeyedEncodingContainer {
     }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
-        box.items.append(try Node.encode(value, path: codingPath + [ArrayIndexKey(count)]))
+        box.items.append(try Node.encode(value, path: codingPath + [NamedKey(index: count)]))
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
