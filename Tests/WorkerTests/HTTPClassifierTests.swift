@@ -105,8 +105,8 @@ struct HTTPClassifierTests {
         "status families",
         arguments: [
             (500, HTTPFailure.Kind.serverError), (501, .serverError), (502, .overload), (503, .overload),
-            (504, .overload), (529, .overload), (599, .serverError), (400, .clientError), (401, .clientError),
-            (403, .clientError), (404, .clientError), (422, .clientError), (405, .clientError), (408, .timeout),
+            (504, .overload), (529, .overload), (599, .serverError), (400, .clientError), (401, .auth),
+            (402, .quota), (403, .auth), (404, .clientError), (422, .clientError), (405, .clientError), (408, .timeout),
             (409, .serverError), (302, .invalidResponse),
         ]
     )
@@ -268,7 +268,7 @@ struct RateLimitHintTests {
 
     @Test func resetPrefersTheExhaustedBudget() {
         var hints = RateLimitHints(resetRequests: .milliseconds(12), resetTokens: .seconds(6))
-        #expect(hints.reset == .milliseconds(12))  // nothing known exhausted: the sooner
+        #expect(hints.reset == .seconds(6))  // nothing known exhausted: the later (the short budget's)
         hints.remainingTokens = 0
         #expect(hints.reset == .seconds(6))
         hints.remainingTokens = 100

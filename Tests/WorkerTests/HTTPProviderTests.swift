@@ -31,9 +31,9 @@ struct HTTPVoiceProviderTests {
             #expect(request.headers["Authorization"] == "Bearer sk-voice")
             #expect(request.maxResponseBytes == 25 << 20)
             let body = try #require(jsonBody(request))
-            #expect(body["model"]?.string == "tts-1")
+            #expect(body["model"]?.string == "gpt-4o-mini-tts")
             #expect(body["input"]?.string == line.text)
-            #expect(body["voice"]?.string == "echo")  // Leo is the second character
+            #expect(body["voice"]?.string == "cedar")  // Leo is the second character
             #expect(body["response_format"]?.string == "wav")
         }
     }
@@ -156,10 +156,10 @@ struct HTTPVoiceProviderTests {
             )
             #expect(clip.path?.hasSuffix("/line_3.wav") == true)
             #expect(clip.duration == .seconds(1))
-            // Leo is first in the cast and has no configured voice: the first premade voice.
+            // Leo is first in the cast and has no configured voice: the first default voice.
             #expect(
                 transport.requests.first?.url
-                    == "https://api.elevenlabs.io/v1/text-to-speech/\(ElevenLabsSettings.premadeVoiceIds[0])"
+                    == "https://api.elevenlabs.io/v1/text-to-speech/\(ElevenLabsSettings.currentDefaultVoiceIds[0])"
                     + "?output_format=mp3_44100_128"
             )
         }
@@ -233,10 +233,12 @@ struct HTTPImageProviderTests {
             #expect(request.url == "http://127.0.0.1:9/v1/images/generations")
             #expect(request.headers["authorization"] == "Bearer sk-image")
             let body = try #require(jsonBody(request))
-            #expect(body["model"]?.string == "dall-e-3")
-            #expect(body["size"]?.string == "1792x1024")
+            #expect(body["model"]?.string == OpenAISettings.defaultImageModel)
+            #expect(body["size"]?.string == "1280x720")
+            #expect(body["quality"]?.string == "medium")
             #expect(body["n"]?.number == 1)
-            #expect(body["response_format"]?.string == "b64_json")
+            // GPT image models answer base64 by themselves and refuse the parameter.
+            #expect(body["response_format"] == nil)
             let prompt = try #require(body["prompt"]?.string)
             #expect(prompt.hasPrefix("A lighthouse at dusk. Visual style: noir"))
         }
@@ -311,7 +313,7 @@ struct HTTPImageProviderTests {
             #expect(jpeg.path == workspace.appending(path: "broll_1.jpg").path)
 
             let request = try #require(transport.requests.first)
-            #expect(request.url == "http://127.0.0.1:9/hf/models/black-forest-labs/FLUX.1-schnell")
+            #expect(request.url == "http://127.0.0.1:9/hf/models/stabilityai/stable-diffusion-xl-base-1.0")
             #expect(request.headers["authorization"] == "Bearer hf_token")
             let body = try #require(jsonBody(request))
             #expect(body["inputs"]?.string?.hasPrefix("A lighthouse at dusk") == true)
@@ -431,8 +433,9 @@ struct HTTPPlumbingTests {
     @Test func settingsDefaultsAndDescriptionsWithoutKeys() {
         let openAI = OpenAISettings(apiKey: "sk-very-secret")
         #expect(openAI.baseURL == "https://api.openai.com/v1")
-        #expect(openAI.voices == ["alloy", "echo", "fable", "onyx", "nova", "shimmer"])
-        #expect(openAI.maxTokens == 2_000)
+        #expect(openAI.voices == ["marin", "cedar", "coral", "ash", "sage", "verse"])
+        #expect(openAI.maxOutputTokens == nil)
+        #expect(openAI.tokenParameter == .auto)
         #expect(!"\(openAI)".contains("sk-very-secret"))
         #expect(!String(reflecting: openAI).contains("sk-very-secret"))
         let hf = HuggingFaceSettings(token: "hf_secret")

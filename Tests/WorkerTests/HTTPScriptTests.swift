@@ -196,7 +196,12 @@ struct ScriptSchemaTests {
 
 @Suite("OpenAI script provider")
 struct OpenAIScriptProviderTests {
-    private let settings = OpenAISettings(baseURL: "http://127.0.0.1:9/v1/", apiKey: "sk-script-key")
+    /// A classic (non-reasoning) model: `max_tokens` and a temperature.
+    private let settings = OpenAISettings(
+        baseURL: "http://127.0.0.1:9/v1/",
+        apiKey: "sk-script-key",
+        scriptModel: "gpt-4o-mini"
+    )
 
     @Test func aValidReplyIsOneRequestInJSONMode() async throws {
         let transport = FakeTransport([.okJSON(Fixture.chat(Fixture.script(scenes: 6)))])
@@ -215,7 +220,8 @@ struct OpenAIScriptProviderTests {
         let body = try #require(jsonBody(request))
         #expect(body["model"]?.string == "gpt-4o-mini")
         #expect(body["response_format"]?["type"]?.string == "json_object")
-        #expect(body["max_tokens"]?.number == 2_000)
+        // 600 + 450 a scene: the cap grows with the script.
+        #expect(body["max_tokens"]?.number == 3_300)
         #expect(body["temperature"]?.number == 0.8)
         let messages = try #require(body["messages"]?.array)
         #expect(messages.map { $0["role"]?.string } == ["system", "user"])
@@ -286,9 +292,9 @@ struct OpenAIScriptProviderTests {
     }
 
     @Test func aNullContentIsRepaired() async throws {
-        let refusal =
-            #"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":"no"},"finish_reason":"stop"}]}"#
-        let transport = FakeTransport([.okJSON(refusal), .okJSON(Fixture.chat(Fixture.script()))])
+        let empty =
+            #"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"refusal":null},"finish_reason":"stop"}]}"#
+        let transport = FakeTransport([.okJSON(empty), .okJSON(Fixture.chat(Fixture.script()))])
         let provider = OpenAIScriptProvider(settings: settings, caller: makeCaller(transport))
         _ = try await provider.writeScript(for: EpisodeSpec(topic: "t"), context: makeContext(item: "script"))
         #expect(transport.requests.count == 2)

@@ -10,7 +10,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         discussion: """
             Without a subcommand, runs one batch (`coordinator run`) and exits: 0 every episode succeeded, \
             1 some failed, 2 usage or configuration error. `coordinator serve` keeps running and takes \
-            batches from `coordinator submit`; `status` and `scale` talk to a running coordinator's HTTP API.
+            batches from `coordinator submit`; `status` and `scale` talk to a running coordinator's HTTP API; `check` tests the providers.
 
             Examples:
               coordinator --workers 4 --episodes 24
@@ -21,7 +21,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         version: ReelfarmVersion.current,
         subcommands: [
             RunCommand.self, ServeCommand.self, SubmitCommand.self, StatusCommand.self, ScaleCommand.self,
-            KeygenCommand.self,
+            CheckCommand.self, KeygenCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )

@@ -91,6 +91,13 @@ struct CoordinatorOptions: ParsableArguments {
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
+    @Flag(
+        name: .customLong("no-check"),
+        help:
+            "Start local workers without checking their providers first (`coordinator check`; env REELFARM_NO_CHECK=1)."
+    )
+    var noCheck = false
+
     @Option(
         name: .customLong("log-level"),
         help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info)."
@@ -284,6 +291,27 @@ struct CoordinatorOptions: ParsableArguments {
         if let configPath {
             workerArguments += ["--config", URL(fileURLWithPath: configPath).standardizedFileURL.path]
         }
+        // The providers of the local workers are checked once, here, before any is started: a bad key or a
+        // retired model then costs one call and exits 1, instead of a batch of placeholders. The workers
+        // themselves (also those `coordinator scale` adds later) skip their own start-up check.
+        let skipCheck =
+            noCheck || ["1", "true", "yes"].contains(environment.value("REELFARM_NO_CHECK")?.value.lowercased() ?? "")
+        if workers > 0, !skipCheck, let executable {
+            var checkArguments = ["--env-file", envFile]
+            if let configPath {
+                checkArguments += ["--config", URL(fileURLWithPath: configPath).standardizedFileURL.path]
+            }
+            logger.info("checking the local workers' providers (--no-check skips this)")
+            let status = try await CheckCommand.runWorkerCheck(executable: executable, arguments: checkArguments)
+            guard status == 0 else {
+                logger.error(
+                    "the provider check failed (above): no batch started. Fix the settings it names, or give --no-check to run anyway",
+                    metadata: ["status": "\(status)"]
+                )
+                return status == 2 ? 2 : 1
+            }
+        }
+        workerArguments.append("--no-check")
         let progressName = progress ?? environment.value("REELFARM_PROGRESS")?.value ?? "auto"
         let progressMode: CoordinatorService.ProgressMode
         switch progressName {

@@ -111,6 +111,16 @@ public struct SettingsSources: Sendable {
         return v
     }
 
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), or `default` when unset.
+    public func flag(env: String?, key: String?, default: Bool) throws(ConfigurationError) -> Bool {
+        guard let (raw, source) = value(env: env, key: key) else { return `default` }
+        switch raw.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ConfigurationError("\(source) must be true or false, got \"\(raw)\"")
+        }
+    }
+
     /// An absolute http(s) URL, or `default` when unset.
     public func url(env: String?, key: String?, default: URL) throws(ConfigurationError) -> URL {
         guard let (raw, source) = value(env: env, key: key) else { return `default` }

@@ -22,6 +22,29 @@ struct ProviderConfiguration: Sendable {
     var huggingFace = HuggingFaceSettings()
     var elevenLabs = ElevenLabsSettings()
     var http = HTTPCallSettings.default
+    /// How long one request of each stage may take.
+    var timeouts = StageTimeouts.default
+    /// Whether an image request that timed out is sent again (each may be one more billed image).
+    var retryImageTimeouts = false
+
+    /// The call settings of `stage`: its timeout, and for images no retry after a timeout unless opted in.
+    func http(for stage: ProviderTarget.Stage) -> HTTPCallSettings {
+        switch stage {
+        case .script: http.with(timeout: timeouts.script, retryTimeouts: true)
+        case .voice: http.with(timeout: timeouts.voice, retryTimeouts: true)
+        case .image: http.with(timeout: timeouts.image, retryTimeouts: retryImageTimeouts)
+        }
+    }
+
+    /// `a, b ,c` → `["a", "b", "c"]`.
+    static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// Whether a stage calls a hosted (or OpenAI-compatible) API.
+    var usesHostedProviders: Bool {
+        ["openai", "elevenlabs", "huggingface"].contains { [script, voice, image].contains($0) }
+    }
 
     /// Whether any stage writes files (all but the pure simulation).
     var writesFiles: Bool { [script, voice, image, render].contains { $0 != "simulated" } }
@@ -67,7 +90,7 @@ struct ProviderConfiguration: Sendable {
 
         c.http = HTTPCallSettings(
             requestTimeout: try sources.seconds(
-                env: nil,
+                env: "REELFARM_HTTP_TIMEOUT",
                 key: "http.timeout_seconds",
                 default: .seconds(60),
                 range: 1...3600
@@ -80,19 +103,85 @@ struct ProviderConfiguration: Sendable {
                 range: 0...3600
             )
         )
+        // Per stage: image generation often takes over a minute, and a script for 50 scenes from a
+        // reasoning model can too. `http.timeout_seconds` stays the voice default and the floor of neither.
+        c.timeouts = StageTimeouts(
+            script: try sources.seconds(
+                env: "REELFARM_SCRIPT_TIMEOUT",
+                key: "http.script_timeout_seconds",
+                default: max(c.http.requestTimeout, StageTimeouts.default.script),
+                range: 1...3600
+            ),
+            voice: try sources.seconds(
+                env: "REELFARM_VOICE_TIMEOUT",
+                key: "http.voice_timeout_seconds",
+                default: c.http.requestTimeout,
+                range: 1...3600
+            ),
+            image: try sources.seconds(
+                env: "REELFARM_IMAGE_TIMEOUT",
+                key: "http.image_timeout_seconds",
+                default: max(c.http.requestTimeout, StageTimeouts.default.image),
+                range: 1...3600
+            )
+        )
+        c.retryImageTimeouts = try sources.flag(
+            env: "REELFARM_RETRY_IMAGE_TIMEOUTS",
+            key: "http.retry_image_timeouts",
+            default: false
+        )
 
-        var openAI = OpenAISettings()
+        var openAI = OpenAISettings(frameWidth: settings.width, frameHeight: settings.height)
         openAI.baseURL = try sources.url(
             env: "OPENAI_BASE_URL",
             key: "openai.base_url",
             default: URL(string: OpenAISettings.defaultBaseURL)!
         ).absoluteString
         openAI.apiKey = sources.value(env: "OPENAI_API_KEY", key: "openai.api_key")?.value
-        openAI.scriptModel = sources.value(env: nil, key: "openai.script_model")?.value ?? openAI.scriptModel
-        openAI.voiceModel = sources.value(env: nil, key: "openai.voice_model")?.value ?? openAI.voiceModel
-        openAI.imageModel = sources.value(env: nil, key: "openai.image_model")?.value ?? openAI.imageModel
-        openAI.imageSize = sources.value(env: nil, key: "openai.image_size")?.value ?? openAI.imageSize
-        if let voices = sources.file?.strings("openai.voices"), !voices.isEmpty { openAI.voices = voices }
+        openAI.scriptModel =
+            sources.value(env: "OPENAI_SCRIPT_MODEL", key: "openai.script_model")?.value ?? openAI.scriptModel
+        openAI.voiceModel =
+            sources.value(env: "OPENAI_VOICE_MODEL", key: "openai.voice_model")?.value ?? openAI.voiceModel
+        openAI.imageModel =
+            sources.value(env: "OPENAI_IMAGE_MODEL", key: "openai.image_model")?.value ?? openAI.imageModel
+        if let (size, source) = sources.value(env: "OPENAI_IMAGE_SIZE", key: "openai.image_size") {
+            let family = OpenAIModels.imageFamily(openAI.imageModel)
+            if let problem = OpenAIModels.sizeProblem(size, family: family) {
+                throw ConfigurationError("\(source) does not suit \(openAI.imageModel): \(problem)")
+            }
+            openAI.imageSize = size
+        }
+        openAI.imageQuality = sources.value(env: "OPENAI_IMAGE_QUALITY", key: "openai.image_quality")?.value
+        if let list = sources.value(env: "OPENAI_VOICES", key: nil)?.value {
+            openAI.voices = Self.list(list)
+        } else if let voices = sources.file?.strings("openai.voices"), !voices.isEmpty {
+            openAI.voices = voices
+        }
+        if sources.value(env: "OPENAI_MAX_OUTPUT_TOKENS", key: "openai.max_output_tokens") != nil {
+            openAI.maxOutputTokens = try sources.int(
+                env: "OPENAI_MAX_OUTPUT_TOKENS",
+                key: "openai.max_output_tokens",
+                default: 0,
+                range: 16...1_000_000
+            )
+        }
+        if let (raw, source) = sources.value(env: "OPENAI_TEMPERATURE", key: "openai.temperature") {
+            let text = raw.trimmingCharacters(in: .whitespaces).lowercased()
+            if text == "none" || text == "default" {
+                openAI.temperature = nil
+            } else if let value = Double(text), (0...2).contains(value) {
+                openAI.temperature = value
+            } else {
+                throw ConfigurationError("\(source) must be a number from 0 to 2, or none, got \"\(raw)\"")
+            }
+        }
+        let parameter = try sources.choice(
+            env: "OPENAI_TOKEN_PARAMETER",
+            key: "openai.token_parameter",
+            default: "auto",
+            allowed: OpenAIModels.TokenParameter.allCases.map(\.rawValue)
+        )
+        openAI.tokenParameter = OpenAIModels.TokenParameter(rawValue: parameter) ?? .auto
         c.openAI = openAI
 
         var hf = HuggingFaceSettings(width: settings.width, height: settings.height)
@@ -104,7 +193,7 @@ struct ProviderConfiguration: Sendable {
         hf.token =
             (sources.value(env: "HF_TOKEN", key: "huggingface.token")
             ?? sources.value(env: "HUGGING_FACE_HUB_TOKEN", key: nil))?.value
-        hf.imageModel = sources.value(env: nil, key: "huggingface.image_model")?.value ?? hf.imageModel
+        hf.imageModel = sources.value(env: "HF_IMAGE_MODEL", key: "huggingface.image_model")?.value ?? hf.imageModel
         c.huggingFace = hf
 
         var eleven = ElevenLabsSettings()
@@ -114,7 +203,15 @@ struct ProviderConfiguration: Sendable {
             default: URL(string: ElevenLabsSettings.defaultBaseURL)!
         ).absoluteString
         eleven.apiKey = sources.value(env: "ELEVENLABS_API_KEY", key: "elevenlabs.api_key")?.value
-        eleven.modelId = sources.value(env: nil, key: "elevenlabs.model_id")?.value ?? eleven.modelId
+        eleven.modelId = sources.value(env: "ELEVENLABS_MODEL_ID", key: "elevenlabs.model_id")?.value ?? eleven.modelId
+        if let list = sources.value(env: "ELEVENLABS_VOICE_IDS", key: nil)?.value {
+            eleven.defaultVoiceIds = Self.list(list)
+        } else if let ids = sources.file?.strings("elevenlabs.default_voice_ids"), !ids.isEmpty {
+            eleven.defaultVoiceIds = ids
+        }
+        if eleven.defaultVoiceIds.isEmpty {
+            throw ConfigurationError("ELEVENLABS_VOICE_IDS (or elevenlabs.default_voice_ids) lists no voice id")
+        }
         for pair in sources.file?.strings("elevenlabs.voices") ?? [] {
             let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
@@ -204,21 +301,21 @@ struct ProviderConfiguration: Sendable {
         let fonts = FontResolver(tools: tools)
         let scriptProvider: any ScriptProvider =
             switch script {
-            case "openai": OpenAIScriptProvider(settings: openAI, call: http)
+            case "openai": OpenAIScriptProvider(settings: openAI, call: http(for: .script))
             case "simulated": SimulatedScriptProvider(simulator: simulator)
             default: OfflineScriptWriter()
             }
         let voiceProvider: any VoiceProvider =
             switch voice {
-            case "openai": OpenAIVoiceProvider(settings: openAI, call: http)
-            case "elevenlabs": ElevenLabsVoiceProvider(settings: elevenLabs, call: http)
+            case "openai": OpenAIVoiceProvider(settings: openAI, call: http(for: .voice))
+            case "elevenlabs": ElevenLabsVoiceProvider(settings: elevenLabs, call: http(for: .voice))
             case "simulated": SimulatedVoiceProvider(simulator: simulator)
             default: EspeakVoiceProvider(tools: tools)
             }
         let imageProvider: any ImageProvider =
             switch image {
-            case "openai": OpenAIImageProvider(settings: openAI, call: http)
-            case "huggingface": HuggingFaceImageProvider(settings: huggingFace, call: http)
+            case "openai": OpenAIImageProvider(settings: openAI, call: http(for: .image))
+            case "huggingface": HuggingFaceImageProvider(settings: huggingFace, call: http(for: .image))
             case "simulated": SimulatedImageProvider(simulator: simulator)
             default: OfflineImageProvider(settings: renderSettings, tools: tools, fonts: fonts)
             }
@@ -238,4 +335,16 @@ struct ProviderConfiguration: Sendable {
             fallback: fallback
         )
     }
+}
+
+/// How long one request of each stage may take before it fails as a timeout.
+struct StageTimeouts: Sendable, Equatable {
+    /// The default is 180 s (a long script from a reasoning model).
+    var script: Duration
+    /// The default is 60 s.
+    var voice: Duration
+    /// The default is 300 s: GPT image models at high quality often take more than a minute.
+    var image: Duration
+
+    static let `default` = StageTimeouts(script: .seconds(180), voice: .seconds(60), image: .seconds(300))
 }

@@ -6,20 +6,40 @@ import ServiceLifecycle
 import Shared
 import UnixSignals
 
-/// `worker`: joins a coordinator and runs the episodes it sends, within local limits.
+/// `worker`: the root command. Without a subcommand it joins a coordinator (``RunWorkerCommand``).
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run Reelfarm episodes for a coordinator.",
         discussion: """
+            Without a subcommand, joins a coordinator (`worker run`). `worker check` makes one cheap real \
+            call per configured provider stage and says what is wrong, if anything.
+
+            Examples:
+              worker --connect tcp://render-host:5555 --max-parallel-episodes 4
+              worker check --providers openai
+            """,
+        version: ReelfarmVersion.current,
+        subcommands: [RunWorkerCommand.self, CheckCommand.self],
+        defaultSubcommand: RunWorkerCommand.self
+    )
+}
+
+/// `worker [run]`: joins a coordinator and runs the episodes it sends, within local limits.
+struct RunWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Join a coordinator and run its episodes (the default subcommand).",
+        discussion: """
             Connects a ZeroMQ DEALER socket to the coordinator, announces its capacity and runs up to \
             MAX_PARALLEL_EPISODES episodes at once, each with at most MAX_PARALLEL_API_CALLS external calls \
-            in flight. Reconnects with backoff when the coordinator goes away. Stops on SIGTERM or SIGINT.
+            in flight. Reconnects with backoff when the coordinator goes away. Stops on SIGTERM or SIGINT. \
+            Before it connects it checks its hosted providers with one cheap call each, as `worker check` \
+            does, and exits 1 if one is misconfigured (--no-check skips that).
 
             Example:
               worker --connect tcp://render-host:5555 --max-parallel-episodes 4
             """,
-        version: ReelfarmVersion.current
     )
 
     @Option(help: "The coordinator's ZeroMQ endpoint, e.g. tcp://HOST:5555 (env REELFARM_CONNECT).")
@@ -132,6 +152,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
+    @Flag(
+        name: .customLong("no-check"),
+        help: "Skip the start-up check of the hosted providers (env REELFARM_NO_CHECK=1)."
+    )
+    var noCheck = false
+
     @Option(
         name: .customLong("log-level"),
         help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info)."
@@ -223,6 +249,21 @@ struct WorkerCommand: AsyncParsableCommand {
                 try ProviderSet.checkOfflineTools()
             } catch {
                 throw ConfigurationError("\(error)")
+            }
+        }
+        let skipCheck = try noCheck || sources.flag(env: "REELFARM_NO_CHECK", key: nil, default: false)
+        if !skipCheck, providerConfig.usesHostedProviders {
+            let results = await Preflight(configuration: providerConfig).run()
+            for result in results {
+                if result.status == .failed {
+                    logger.error("provider check: \(result)")
+                } else {
+                    logger.info("provider check: \(result)")
+                }
+            }
+            guard Preflight.passed(results) else {
+                logger.error("a provider is misconfigured (above); fix it, or start with --no-check to go on anyway")
+                throw ExitCode(1)
             }
         }
         let outputRoot = URL(fileURLWithPath: output).standardizedFileURL

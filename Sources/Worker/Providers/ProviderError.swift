@@ -10,6 +10,7 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
             case rateLimited = "rate_limited"
             case concurrencyLimited = "concurrency_limited"
             case quotaExceeded = "quota_exceeded"
+            case authFailed = "auth_failed"
             case overloaded
             case clientError = "client_error"
             case serverError = "server_error"
@@ -32,6 +33,9 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
         /// Billing or quota exhausted (OpenAI `insufficient_quota`, spend limits): retrying will not help
         /// until someone pays; stop calling the provider.
         static let quotaExceeded = Kind(.quotaExceeded)
+        /// The key is wrong or revoked, lacks a permission, or the account is blocked: no call will succeed
+        /// until someone fixes the key; stop calling the provider.
+        static let authFailed = Kind(.authFailed)
         /// HTTP 503/529: the service is out of capacity.
         static let overloaded = Kind(.overloaded)
         /// HTTP 4xx other than 429: the request is wrong (bad key, refused content); retrying will not help.
@@ -53,7 +57,7 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
         var isTransient: Bool {
             switch code {
             case .rateLimited, .concurrencyLimited, .overloaded, .serverError, .timeout, .network: true
-            case .clientError, .quotaExceeded, .invalidResponse, .toolFailed, .simulated: false
+            case .clientError, .quotaExceeded, .authFailed, .invalidResponse, .toolFailed, .simulated: false
             }
         }
 

@@ -48,7 +48,17 @@ struct ElevenLabsVoiceProvider: VoiceProvider {
             body: try ProviderJSON.encode(SpeechRequest(text: line.text, modelId: settings.modelId)),
             maxResponseBytes: HTTPBodyLimit.audio
         )
-        var response = try await caller.perform(request, service: Self.service, context: context)
+        var response: ProviderResponse
+        do {
+            response = try await caller.perform(
+                request,
+                service: Self.service,
+                context: context,
+                target: settings.target(voice: voiceId)
+            )
+        } catch let error as ProviderError {
+            throw ProviderDiagnosis.annotate(error, target: settings.target(voice: voiceId))
+        }
         if let rate = Self.pcmSampleRate(settings.outputFormat), !MediaFiles.isWAV(response.body),
             !response.body.isEmpty
         {

@@ -48,7 +48,8 @@ struct HTTPCaller: Sendable {
         _ request: ProviderRequest,
         service: String,
         context: CallContext,
-        units: Int = 1
+        units: Int = 1,
+        target: ProviderTarget? = nil
     ) async throws -> ProviderResponse {
         var retries = 0
         var budgetRetries = 0
@@ -94,9 +95,12 @@ struct HTTPCaller: Sendable {
                 failure = HTTPFailure(kind: .network, message: String(describing: error))
             }
 
-            if let signal = Self.signal(for: failure, provider: context.kind.rawValue) {
+            if let signal = Self.signal(for: failure, provider: context.kind.rawValue, service: service, target: target)
+            {
                 context.gate.report(context.kind, signal)
-                if leased, signal.kind != .quotaExceeded, budgetRetries < Self.maxBudgetRetries {
+                if leased, signal.kind == .rateLimited || signal.kind == .concurrencyLimited,
+                    budgetRetries < Self.maxBudgetRetries
+                {
                     budgetRetries += 1
                     var fields = metadata(service, failure, tries: tries)
                     fields["budget_retry"] = "\(budgetRetries)/\(Self.maxBudgetRetries)"
@@ -136,13 +140,21 @@ struct HTTPCaller: Sendable {
     /// Budget retries of one call (leased 429s) before it is handled like any other failure.
     static let maxBudgetRetries = 20
 
-    /// What to tell the fleet about a failure, if anything.
-    static func signal(for failure: HTTPFailure, provider: String) -> ProviderSignal? {
+    /// What to tell the fleet about a failure, if anything. The detail names the service and, with a
+    /// `target`, the setting to change (it ends up in the coordinator's circuit line).
+    static func signal(
+        for failure: HTTPFailure,
+        provider: String,
+        service: String = "",
+        target: ProviderTarget? = nil
+    ) -> ProviderSignal? {
         let kind: ProviderSignal.Kind
         switch failure.kind {
         case .rateLimit: kind = .rateLimited
         case .concurrencyLimit: kind = .concurrencyLimited
         case .quota: kind = .quotaExceeded
+        // Protocol minor 3; the lease client sends `quota_exceeded` to an older coordinator.
+        case .auth: kind = ProviderSignal.Kind(rawValue: "auth_failed") ?? .quotaExceeded
         default: return nil
         }
         return ProviderSignal(
@@ -151,8 +163,16 @@ struct HTTPCaller: Sendable {
             retryAfterMs: failure.hints.retryAfter.map { $0.wholeMilliseconds },
             remaining: failure.hints.remainingRequests,
             resetMs: failure.hints.reset.map { $0.wholeMilliseconds },
-            detail: String(failure.message.prefix(300))
+            detail: String(detail(failure, service: service, target: target).prefix(400))
         )
+    }
+
+    private static func detail(_ failure: HTTPFailure, service: String, target: ProviderTarget?) -> String {
+        guard failure.kind == .quota || failure.kind == .auth else { return failure.message }
+        let text =
+            target.map { ProviderDiagnosis.diagnose(ProviderError(failure, service: service), target: $0) }
+            .map(\.description) ?? failure.description
+        return service.isEmpty ? text : "\(service): \(text)"
     }
 
     /// A success whose headers say the window is used up pauses the provider until its reset. The provider

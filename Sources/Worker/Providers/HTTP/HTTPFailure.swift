@@ -10,8 +10,12 @@ struct HTTPFailure: Sendable, Equatable, CustomStringConvertible {
         /// Too many requests in flight for the plan (ElevenLabs `too_many_concurrent_requests`): retry
         /// when a slot frees, soon.
         case concurrencyLimit = "concurrency_limit"
-        /// Billing or quota exhausted (OpenAI `insufficient_quota` and kin): never retry.
+        /// Billing or quota exhausted (OpenAI `insufficient_quota` and kin, any HTTP 402): never retry;
+        /// opens the provider's circuit for the whole fleet.
         case quota
+        /// The key is wrong, revoked or lacks a permission, or the account is blocked (HTTP 401/403,
+        /// ElevenLabs `detected_unusual_activity`): never retry; opens the provider's circuit for the fleet.
+        case auth
         /// The service is out of capacity (ElevenLabs `system_busy`, 502/503/504/529, a model loading).
         case overload
         /// 500 and other 5xx.
@@ -29,7 +33,7 @@ struct HTTPFailure: Sendable, Equatable, CustomStringConvertible {
         var isRetryable: Bool {
             switch self {
             case .rateLimit, .concurrencyLimit, .overload, .serverError, .timeout, .network: true
-            case .quota, .clientError, .invalidResponse: false
+            case .quota, .auth, .clientError, .invalidResponse: false
             }
         }
 
@@ -39,6 +43,7 @@ struct HTTPFailure: Sendable, Equatable, CustomStringConvertible {
             case .rateLimit: .rateLimited
             case .concurrencyLimit: .concurrencyLimited
             case .quota: .quotaExceeded
+            case .auth: .authFailed
             case .overload: .overloaded
             case .serverError: .serverError
             case .clientError: .clientError
@@ -54,6 +59,7 @@ struct HTTPFailure: Sendable, Equatable, CustomStringConvertible {
             case .rateLimit: "rate limited"
             case .concurrencyLimit: "too many concurrent requests"
             case .quota: "quota exceeded"
+            case .auth: "authentication failed"
             case .overload: "overloaded"
             case .serverError: "server error"
             case .clientError: "request refused"
@@ -144,7 +150,7 @@ enum HTTPFailureClassifier {
         redacting secrets: [String] = []
     ) -> HTTPFailure {
         var hints = RateLimitHints(headers: headers, now: now)
-        let details = ErrorBody(body)
+        let details = ErrorBody(body, status: status)
         if let seconds = details.estimatedTime, seconds.isFinite, seconds > 0 {
             hints.estimatedTime = .milliseconds((seconds * 1000).rounded(.up))
         }
@@ -168,17 +174,30 @@ enum HTTPFailureClassifier {
         return HTTPFailure(kind: kind, message: error.message)
     }
 
+    /// Codes that mean the key or the account, not the request, is at fault (OpenAI, ElevenLabs).
+    static let authCodes: Set<String> = [
+        "invalid_api_key", "detected_unusual_activity", "missing_permissions", "invalid_organization",
+        "invalid_project", "account_deactivated", "unsupported_country_region_territory",
+    ]
+
     private static func kind(status: Int, details: ErrorBody, hints: RateLimitHints) -> HTTPFailure.Kind {
         if let code = details.code, quotaCodes.contains(code) { return .quota }
         if let type = details.type, quotaCodes.contains(type) { return .quota }
+        if let code = details.code, authCodes.contains(code) { return .auth }
+        // OpenAI's permanent 429: one request asks for more tokens than the whole per-minute budget. It
+        // carries `rate_limit_exceeded` like a passing limit, but waiting cannot help.
+        if details.isRequestTooLarge { return .clientError }
         switch details.code {
         case "rate_limit_exceeded": return .rateLimit
-        case "too_many_concurrent_requests": return .concurrencyLimit
+        case "too_many_concurrent_requests", "concurrent_limit_exceeded": return .concurrencyLimit
         case "system_busy": return .overload
         default: break
         }
         switch status {
         case 429: return .rateLimit
+        // Payment required: Hugging Face's monthly credits, ElevenLabs' paid plans.
+        case 402: return .quota
+        case 401, 403: return .auth
         case 408: return .timeout
         // openai-python retries 409 (lock timeouts): treat it as a passing server problem.
         case 409: return .serverError
@@ -190,34 +209,72 @@ enum HTTPFailureClassifier {
     }
 }
 
-/// The interesting parts of an error body of any shape (OpenAI, Hugging Face, ElevenLabs, plain text).
+/// The interesting parts of an error body of any shape: OpenAI, vLLM, Ollama, Hugging Face, ElevenLabs,
+/// FastAPI, plain text (fixtures of each under Sources/ProviderFixtures/Fixtures).
 private struct ErrorBody {
     var code: String?
     var type: String?
     var message = ""
     var estimatedTime: Double?
 
-    init(_ body: Data) {
+    init(_ body: Data, status: Int) {
+        defer { normalise(status: status) }
         guard let json = JSONValue.parse(body, limit: HTTPBodyLimit.errorBody) else {
             message = Self.text(body)
             return
         }
         if let error = json["error"], error.object != nil {
-            // OpenAI: {"error":{"message","type","param","code"}}
-            code = error["code"]?.string
+            // OpenAI (and Ollama's /v1): {"error":{"message","type","param","code"}}
+            code = Self.string(error["code"])
             type = error["type"]?.string
             message = error["message"]?.string ?? ""
             if code == nil, let type, HTTPFailureClassifier.quotaCodes.contains(type) { code = type }
         } else if let detail = json["detail"] {
-            // ElevenLabs: {"detail":{"status","message"}}, or FastAPI's {"detail": "…" | [...]}.
-            code = detail["status"]?.string ?? detail["code"]?.string
+            // ElevenLabs: {"detail":{"type","code","message","status","request_id"}}. `code` is the
+            // specific reason (`paid_plan_required`, `voice_not_found`); `status` repeats it on older
+            // replies and is a broad class (`payment_required`) on newer ones, so `code` wins. FastAPI's
+            // own {"detail": "…" | [...]} has neither.
+            code = Self.string(detail["code"]) ?? detail["status"]?.string
+            type = detail["type"]?.string
             message = detail["message"]?.string ?? detail.string ?? ""
+        } else if json["object"]?.string == "error" {
+            // vLLM: {"object":"error","message","type":"NotFoundError","param","code":404}
+            type = json["type"]?.string
+            message = json["message"]?.string ?? ""
+            code = json["code"]?.string
         } else {
             // Hugging Face: {"error":"Model … is currently loading","estimated_time":20.0}
             message = json["error"]?.string ?? json["message"]?.string ?? ""
             code = json["code"]?.string
         }
         estimatedTime = json["estimated_time"]?.number
+    }
+
+    /// Whether this is OpenAI's "Request too large for … on tokens per min" 429, which no wait cures.
+    var isRequestTooLarge: Bool {
+        code == "request_too_large" || message.hasPrefix("Request too large for")
+    }
+
+    /// Gives the same code to the same problem whatever the server's dialect: a model the server does not
+    /// know is `model_not_found` (vLLM and Ollama send no such code).
+    private mutating func normalise(status: Int) {
+        if isRequestTooLarge { code = "request_too_large" }
+        guard status == 404, code == nil || code == "404" || code == "model_not_found" else { return }
+        let lower = message.lowercased()
+        if code == "model_not_found"
+            || (lower.contains("model") && (lower.contains("not found") || lower.contains("does not exist")))
+        {
+            code = "model_not_found"
+        }
+    }
+
+    /// A code that is a string, or a number written as one (vLLM sends the HTTP status as `code`).
+    private static func string(_ value: JSONValue?) -> String? {
+        if let text = value?.string { return text }
+        if let number = value?.number, number.isFinite, number == number.rounded(), abs(number) < 1e6 {
+            return String(Int(number))
+        }
+        return nil
     }
 
     /// A short text body (an HTML error page, a proxy's plain text) as the message, if it is UTF-8.

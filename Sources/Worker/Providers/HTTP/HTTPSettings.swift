@@ -21,6 +21,12 @@ struct HTTPCallSettings: Sendable, Equatable {
     /// ``ProviderError/retryAfter``, so the caller can give the work back and requeue it. The default
     /// is 120 s (openai-python's `MAX_RETRY_AFTER_DELAY`).
     var maxRetryAfter: Duration
+    /// Whether a request that got no answer within ``requestTimeout`` is sent again. A timed-out
+    /// generation may still finish, and be billed, on the provider's side: for images each retry can be
+    /// one more paid image, so image calls turn this off unless the user opts in
+    /// (`REELFARM_RETRY_IMAGE_TIMEOUTS`). HTTP 408 (the server gave up before starting) is always
+    /// retried. The default is `true`.
+    var retryTimeouts: Bool
 
     init(
         requestTimeout: Duration = .seconds(60),
@@ -28,7 +34,8 @@ struct HTTPCallSettings: Sendable, Equatable {
         maxRetries: Int = 3,
         backoffBase: Duration = .milliseconds(500),
         backoffCap: Duration = .seconds(8),
-        maxRetryAfter: Duration = .seconds(120)
+        maxRetryAfter: Duration = .seconds(120),
+        retryTimeouts: Bool = true
     ) {
         self.requestTimeout = requestTimeout
         self.connectTimeout = connectTimeout
@@ -36,6 +43,15 @@ struct HTTPCallSettings: Sendable, Equatable {
         self.backoffBase = backoffBase
         self.backoffCap = backoffCap
         self.maxRetryAfter = maxRetryAfter
+        self.retryTimeouts = retryTimeouts
+    }
+
+    /// These settings with another request timeout and timeout retry rule (per stage).
+    func with(timeout: Duration, retryTimeouts: Bool) -> HTTPCallSettings {
+        var copy = self
+        copy.requestTimeout = timeout
+        copy.retryTimeouts = retryTimeouts
+        return copy
     }
 
     static let `default` = HTTPCallSettings()
@@ -56,43 +72,68 @@ enum HTTPBodyLimit {
 
 /// The OpenAI API or any OpenAI-compatible server (llama.cpp, vLLM, Ollama, LocalAI, the mock provider):
 /// chat for scripts, `/audio/speech` for voices, `/images/generations` for images (providers.md §1, §4).
+///
+/// Every model is a setting (`OPENAI_SCRIPT_MODEL`, `OPENAI_VOICE_MODEL`, `OPENAI_IMAGE_MODEL` or the
+/// config file's `openai.*`): a local server has its own names, and OpenAI retires models.
 struct OpenAISettings: Sendable, Equatable {
     /// The API root, to which `/chat/completions` etc. are appended. The default is
     /// `https://api.openai.com/v1`; e.g. `http://127.0.0.1:8080/v1` for a local server.
     var baseURL: String
     /// Sent as `Authorization: Bearer …`; `nil` sends no such header (local servers). Never logged.
     var apiKey: String?
-    /// The default is `gpt-4o-mini`.
+    /// The default is ``defaultScriptModel``.
     var scriptModel: String
-    /// The default is `tts-1`.
+    /// The default is ``defaultVoiceModel``.
     var voiceModel: String
-    /// The default is `dall-e-3`. For `gpt-image-*` models no `response_format` is sent (they always
-    /// answer `b64_json`).
+    /// The default is ``defaultImageModel``. The request is shaped by the model's family
+    /// (``OpenAIModels/imageFamily(_:)``): GPT image models get no `response_format`.
     var imageModel: String
-    /// The default is `1792x1024`, dall-e-3's landscape size (the renderer scales to 720p).
-    var imageSize: String
+    /// `nil` (the default) picks the family's size nearest the frame (``frameWidth``×``frameHeight``):
+    /// `1536x1024` for gpt-image-1.x, the frame rounded to multiples of 16 for newer models.
+    var imageSize: String?
+    /// `low`, `medium`, `high`, `auto` (GPT image) or `standard`, `hd` (dall-e-3). `nil` (the default)
+    /// sends ``OpenAIModels/defaultQuality(_:)``: always explicit, so the cost of a batch is known.
+    var imageQuality: String?
+    /// The render frame the images are for; set from the render preset. The default is 1280×720.
+    var frameWidth: Int
+    var frameHeight: Int
     /// One voice per character, by the character's position in the script's cast (wrapping around when
-    /// there are more characters than voices). The default is
-    /// `alloy, echo, fable, onyx, nova, shimmer`.
+    /// there are more characters than voices). The default is ``defaultVoices``.
     var voices: [String]
-    /// The chat completion's `max_tokens`. The default is 2000.
-    var maxTokens: Int
-    /// The default is 0.8.
-    var temperature: Double
+    /// The chat completion's output-token cap. `nil` (the default) scales it with the episode's scene
+    /// count (``OpenAIModels/outputTokens(scenes:model:)``).
+    var maxOutputTokens: Int?
+    /// Sent only to models that take it (not to reasoning models, which accept only 1). The default is 0.8.
+    var temperature: Double?
+    /// Which key carries the token cap. The default, `auto`, sends `max_completion_tokens` to reasoning
+    /// models and `max_tokens` to the rest; a model that refuses the one sent gets the other.
+    var tokenParameter: OpenAIModels.TokenParameter
 
     static let defaultBaseURL = "https://api.openai.com/v1"
-    static let defaultVoices = ["alloy", "echo", "fable", "onyx", "nova", "shimmer"]
+    /// OpenAI's named successor of gpt-4o-mini (shut down 2027-01-14), for cost-sensitive volume work.
+    static let defaultScriptModel = "gpt-6-luna"
+    /// The speech endpoint's current model (OpenAI has announced its shutdown for 2027-01-06, with no
+    /// `/audio/speech` successor yet: set another voice provider then).
+    static let defaultVoiceModel = "gpt-4o-mini-tts"
+    /// The fast tier of the current GPT image generation (dall-e-2/3 and gpt-image-1.x are shut down).
+    static let defaultImageModel = "gpt-image-2.6-flare"
+    /// Voices gpt-4o-mini-tts offers, the newest (marin, cedar) first.
+    static let defaultVoices = ["marin", "cedar", "coral", "ash", "sage", "verse"]
 
     init(
         baseURL: String = defaultBaseURL,
         apiKey: String? = nil,
-        scriptModel: String = "gpt-4o-mini",
-        voiceModel: String = "tts-1",
-        imageModel: String = "dall-e-3",
-        imageSize: String = "1792x1024",
+        scriptModel: String = defaultScriptModel,
+        voiceModel: String = defaultVoiceModel,
+        imageModel: String = defaultImageModel,
+        imageSize: String? = nil,
+        imageQuality: String? = nil,
+        frameWidth: Int = 1280,
+        frameHeight: Int = 720,
         voices: [String] = defaultVoices,
-        maxTokens: Int = 2000,
-        temperature: Double = 0.8
+        maxOutputTokens: Int? = nil,
+        temperature: Double? = 0.8,
+        tokenParameter: OpenAIModels.TokenParameter = .auto
     ) {
         self.baseURL = baseURL
         self.apiKey = apiKey
@@ -100,9 +141,24 @@ struct OpenAISettings: Sendable, Equatable {
         self.voiceModel = voiceModel
         self.imageModel = imageModel
         self.imageSize = imageSize
+        self.imageQuality = imageQuality
+        self.frameWidth = frameWidth
+        self.frameHeight = frameHeight
         self.voices = voices
-        self.maxTokens = maxTokens
+        self.maxOutputTokens = maxOutputTokens
         self.temperature = temperature
+        self.tokenParameter = tokenParameter
+    }
+
+    /// The size sent for ``imageModel``: the configured one, else the family's nearest to the frame.
+    var resolvedImageSize: String {
+        imageSize
+            ?? OpenAIModels.imageSize(OpenAIModels.imageFamily(imageModel), width: frameWidth, height: frameHeight)
+    }
+
+    /// The quality sent for ``imageModel``, if any.
+    var resolvedImageQuality: String? {
+        imageQuality ?? OpenAIModels.defaultQuality(OpenAIModels.imageFamily(imageModel))
     }
 }
 
@@ -113,7 +169,7 @@ struct HuggingFaceSettings: Sendable, Equatable {
     var baseURL: String
     /// Sent as `Authorization: Bearer …` (`HF_TOKEN`); `nil` sends no such header. Never logged.
     var token: String?
-    /// The default is `black-forest-labs/FLUX.1-schnell`.
+    /// The default is ``defaultImageModel``.
     var imageModel: String
     /// The default is 1280.
     var width: Int
@@ -124,11 +180,13 @@ struct HuggingFaceSettings: Sendable, Equatable {
     var maxLoadingWait: Duration
 
     static let defaultBaseURL = "https://router.huggingface.co/hf-inference/models"
+    /// The text-to-image model Hugging Face's own `hf-inference` route serves (FLUX.1-schnell no longer is).
+    static let defaultImageModel = "stabilityai/stable-diffusion-xl-base-1.0"
 
     init(
         baseURL: String = defaultBaseURL,
         token: String? = nil,
-        imageModel: String = "black-forest-labs/FLUX.1-schnell",
+        imageModel: String = defaultImageModel,
         width: Int = 1280,
         height: Int = 720,
         maxLoadingWait: Duration = .seconds(120)
@@ -148,33 +206,34 @@ struct ElevenLabsSettings: Sendable, Equatable {
     var baseURL: String
     /// Sent as `xi-api-key`; `nil` sends no such header. Never logged.
     var apiKey: String?
-    /// The default is `eleven_multilingual_v2`.
+    /// The default is ``defaultModelId``.
     var modelId: String
     /// Voice id per character name. Characters not listed take ``defaultVoiceIds``. The default is empty.
     var voiceIds: [String: String]
     /// Voice ids for characters without one in ``voiceIds``, by the character's position in the cast
-    /// (wrapping around). The default is a few public premade voices (Rachel, Adam, Bella, Antoni,
-    /// Domi, Josh).
+    /// (wrapping around). The default is ``currentDefaultVoiceIds``.
     var defaultVoiceIds: [String]
     /// The `output_format` query parameter. The default is `mp3_44100_128`.
     var outputFormat: String
 
     static let defaultBaseURL = "https://api.elevenlabs.io/v1"
-    static let premadeVoiceIds = [
-        "21m00Tcm4TlvDq8ikWAM",  // Rachel
-        "pNInz6obpgDQGcFmaJgB",  // Adam
-        "EXAVITQu4vr4xnSDxMaL",  // Bella
-        "ErXwobaYiN019PkySvjV",  // Antoni
-        "AZnzlk1XvdvUeBnXmlld",  // Domi
-        "TxGEqnHWrfWFTfGW9XjX",  // Josh
+    static let defaultModelId = "eleven_multilingual_v2"
+    /// ElevenLabs' Default voices George, Roger and Laura. The legacy premade voices (Rachel, Adam, …) are
+    /// Voice Library voices now, which free plans may not use through the API (402 `paid_plan_required`).
+    /// Default voices are visible to accounts made before March 2026 and are removed on 2026-12-31:
+    /// after that, set `ELEVENLABS_VOICE_IDS` to voices of your account (`worker check` says so).
+    static let currentDefaultVoiceIds = [
+        "JBFqnCBsd6RMkjVDRZzb",  // George
+        "CwhRBWXzGAHq8TQ4Fs17",  // Roger
+        "FGY2WhTYpPnrIDTdsKH5",  // Laura
     ]
 
     init(
         baseURL: String = defaultBaseURL,
         apiKey: String? = nil,
-        modelId: String = "eleven_multilingual_v2",
+        modelId: String = defaultModelId,
         voiceIds: [String: String] = [:],
-        defaultVoiceIds: [String] = premadeVoiceIds,
+        defaultVoiceIds: [String] = currentDefaultVoiceIds,
         outputFormat: String = "mp3_44100_128"
     ) {
         self.baseURL = baseURL
@@ -192,7 +251,7 @@ extension OpenAISettings: CustomStringConvertible {
     /// For start-up logs; the key shows only as `set`/`none`.
     var description: String {
         "openai \(baseURL) key=\(apiKey == nil ? "none" : "set") script=\(scriptModel) voice=\(voiceModel) "
-            + "image=\(imageModel) \(imageSize)"
+            + "image=\(imageModel) \(resolvedImageSize) quality=\(resolvedImageQuality ?? "default")"
     }
 }
 

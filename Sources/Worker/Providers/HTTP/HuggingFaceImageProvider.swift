@@ -44,14 +44,19 @@ struct HuggingFaceImageProvider: ImageProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
-        return try await ImageReply.fetch(
-            outgoing,
-            for: request,
-            service: Self.service,
-            provider: Self.provider,
-            caller: caller,
-            context: context
-        )
+        do {
+            return try await ImageReply.fetch(
+                outgoing,
+                for: request,
+                service: Self.service,
+                provider: Self.provider,
+                caller: caller,
+                context: context,
+                target: settings.target
+            )
+        } catch let error as ProviderError {
+            throw ProviderDiagnosis.annotate(error, target: settings.target)
+        }
     }
 
     private struct TextToImageRequest: Encodable {

@@ -2,8 +2,10 @@ import Foundation
 
 /// Draws images with OpenAI's `/images/generations`, as base64 in the JSON answer (providers.md §1).
 ///
-/// Sends `response_format: b64_json` except to `gpt-image-*` models (they always answer base64 and
-/// refuse the parameter). Writes `<workspace>/<item>.png` or `.jpg`, by the image's magic bytes.
+/// The request is shaped by the model's family (``OpenAIModels/ImageFamily``): GPT image models always
+/// answer base64 and refuse `response_format`, so it is sent only to the others; `size` is one the family
+/// takes; `quality` is always explicit where the family has it (it sets the price). Writes
+/// `<workspace>/<item>.png` or `.jpg`, by the image's magic bytes.
 struct OpenAIImageProvider: ImageProvider {
     var settings: OpenAISettings
     var caller: HTTPCaller
@@ -25,44 +27,49 @@ struct OpenAIImageProvider: ImageProvider {
         guard context.workspace != nil else {
             throw ProviderError(.clientError, "\(Self.service): no workspace to write \(request.item) in")
         }
-        let alwaysBase64 = settings.imageModel.lowercased().hasPrefix("gpt-image")
-        let body = try ProviderJSON.encode(
-            GenerationRequest(
-                model: settings.imageModel,
-                prompt: ImageReply.prompt(for: request),
-                size: settings.imageSize,
-                responseFormat: alwaysBase64 ? nil : "b64_json"
-            )
-        )
+        let body = try ProviderJSON.encode(Self.generationRequest(settings, prompt: ImageReply.prompt(for: request)))
         let outgoing = ProviderRequest(
             url: ProviderURL.join(settings.baseURL, "images/generations"),
             headers: ProviderHeaders.json(bearer: settings.apiKey, accept: "application/json"),
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
-        return try await ImageReply.fetch(
-            outgoing,
-            for: request,
-            service: Self.service,
-            provider: Self.provider,
-            caller: caller,
-            context: context
+        do {
+            return try await ImageReply.fetch(
+                outgoing,
+                for: request,
+                service: Self.service,
+                provider: Self.provider,
+                caller: caller,
+                context: context,
+                target: settings.target(.image)
+            )
+        } catch let error as ProviderError {
+            throw ProviderDiagnosis.annotate(error, target: settings.target(.image))
+        }
+    }
+
+    /// The body of one generation: `model`, `prompt`, `n: 1`, `size`, and `quality` and `response_format`
+    /// where the family takes them.
+    static func generationRequest(_ settings: OpenAISettings, prompt: String) -> GenerationRequest {
+        let family = OpenAIModels.imageFamily(settings.imageModel)
+        return GenerationRequest(
+            model: settings.imageModel,
+            prompt: prompt,
+            size: settings.resolvedImageSize,
+            quality: settings.resolvedImageQuality,
+            responseFormat: OpenAIModels.refusesResponseFormat(family) ? nil : "b64_json"
         )
     }
 
-    private struct GenerationRequest: Encodable {
+    struct GenerationRequest: Encodable, Equatable {
         var model: String
         var prompt: String
         var n = 1
         var size: String
         /// Left out of the JSON when `nil`.
+        var quality: String?
+        /// Left out of the JSON when `nil`.
         var responseFormat: String?
-
-        init(model: String, prompt: String, size: String, responseFormat: String?) {
-            self.model = model
-            self.prompt = prompt
-            self.size = size
-            self.responseFormat = responseFormat
-        }
     }
 }

@@ -1,15 +1,25 @@
 import Foundation
 import Logging
 import Protocol
+import Synchronization
 
 /// Writes scripts with an OpenAI-compatible chat completion in JSON mode (providers.md §1).
 ///
-/// The reply is checked by ``ScriptSchema``. If it is not valid (bad JSON, wrong shape, cut off at
-/// `max_tokens`), the model gets one repair request: its reply and the validation error, asking for
-/// corrected JSON. A second invalid reply fails the call with `invalidResponse`.
+/// The request fits the model family (``OpenAIModels``): reasoning models get `max_completion_tokens`
+/// and no `temperature`; the token cap grows with the episode's scene count. A model that still refuses
+/// one of the two (a name the family rules do not know) gets the request again without it, once, and
+/// every later call of this process remembers.
+///
+/// The reply is checked by ``ScriptSchema`` after a leading `<think>…</think>` (reasoning models on
+/// local servers) is taken off. A `refusal` fails the call at once. If the reply is not valid (bad
+/// JSON, wrong shape, cut off at the token cap), the model gets one repair request: its reply and the
+/// validation error, asking for corrected JSON. A second invalid reply fails the call with
+/// `invalidResponse`.
 struct OpenAIScriptProvider: ScriptProvider {
     var settings: OpenAISettings
     var caller: HTTPCaller
+    /// What this process learned about the model's parameters (shared by copies of the provider).
+    let learned = ChatParameterMemory()
 
     static let service = "openai chat"
 
@@ -28,7 +38,7 @@ struct OpenAIScriptProvider: ScriptProvider {
             ChatMessage(role: "system", content: Self.systemPrompt),
             ChatMessage(role: "user", content: Self.userPrompt(for: spec)),
         ]
-        let first = try await complete(messages, context: context)
+        let first = try await complete(messages, scenes: ScriptSchema.sceneCount(for: spec), context: context)
         let problem: ScriptSchema.ValidationError
         do {
             return try Self.script(from: first, spec: spec)
@@ -41,7 +51,7 @@ struct OpenAIScriptProvider: ScriptProvider {
         )
         messages.append(ChatMessage(role: "assistant", content: first.content ?? ""))
         messages.append(ChatMessage(role: "user", content: Self.repairPrompt(problem, spec: spec)))
-        let second = try await complete(messages, context: context)
+        let second = try await complete(messages, scenes: ScriptSchema.sceneCount(for: spec), context: context)
         do {
             return try Self.script(from: second, spec: spec)
         } catch {
@@ -88,53 +98,114 @@ struct OpenAIScriptProvider: ScriptProvider {
         var content: String
     }
 
-    private struct ChatRequest: Encodable {
-        struct ResponseFormat: Encodable {
+    struct ChatRequest: Encodable, Equatable {
+        struct ResponseFormat: Encodable, Equatable {
             var type = "json_object"
         }
 
         var model: String
         var messages: [ChatMessage]
-        var temperature: Double
-        var maxTokens: Int
+        /// Left out when `nil`, like the two caps.
+        var temperature: Double?
+        var maxTokens: Int?
+        var maxCompletionTokens: Int?
         var responseFormat = ResponseFormat()
     }
 
-    /// The model's reply: its text and why it stopped.
+    /// The request for `messages`, shaped for the model (and for what this process learned about it).
+    func chatRequest(_ messages: [ChatMessage], scenes: Int) -> ChatRequest {
+        let model = settings.scriptModel
+        let cap = settings.maxOutputTokens ?? OpenAIModels.outputTokens(scenes: scenes, model: model)
+        let known = learned.current
+        var parameter = settings.tokenParameter.resolved(for: model)
+        if let forced = known.tokenParameter { parameter = forced }
+        let sendsTemperature = !OpenAIModels.isReasoning(model) && !known.refusesTemperature
+        return ChatRequest(
+            model: model,
+            messages: messages,
+            temperature: sendsTemperature ? settings.temperature : nil,
+            maxTokens: parameter == .maxTokens ? cap : nil,
+            maxCompletionTokens: parameter == .maxCompletionTokens ? cap : nil
+        )
+    }
+
+    /// The model's reply: its text, why it stopped, and a refusal if it gave one.
     struct Reply: Sendable, Equatable {
         var content: String?
         var finishReason: String?
+        var refusal: String?
+
+        init(content: String?, finishReason: String?, refusal: String? = nil) {
+            self.content = content
+            self.finishReason = finishReason
+            self.refusal = refusal
+        }
     }
 
-    private func complete(_ messages: [ChatMessage], context: CallContext) async throws -> Reply {
-        let body = try ProviderJSON.encode(
-            ChatRequest(
-                model: settings.scriptModel,
-                messages: messages,
-                temperature: settings.temperature,
-                maxTokens: settings.maxTokens
+    private func complete(_ messages: [ChatMessage], scenes: Int, context: CallContext) async throws -> Reply {
+        var adjusted = false
+        while true {
+            let chat = chatRequest(messages, scenes: scenes)
+            let body = try ProviderJSON.encode(chat)
+            let request = ProviderRequest(
+                url: ProviderURL.join(settings.baseURL, "chat/completions"),
+                headers: ProviderHeaders.json(bearer: settings.apiKey, accept: "application/json"),
+                body: body,
+                maxResponseBytes: HTTPBodyLimit.chat
             )
-        )
-        let request = ProviderRequest(
-            url: ProviderURL.join(settings.baseURL, "chat/completions"),
-            headers: ProviderHeaders.json(bearer: settings.apiKey, accept: "application/json"),
-            body: body,
-            maxResponseBytes: HTTPBodyLimit.chat
-        )
-        // Token budgets count the prompt (about 4 bytes a token) plus max_tokens up front, as OpenAI does.
-        let units = body.count / 4 + settings.maxTokens
-        let response = try await caller.perform(request, service: Self.service, context: context, units: units)
-        return try Self.reply(from: response.body)
+            // Token budgets count the prompt (about 4 bytes a token) plus the cap up front, as OpenAI does.
+            let units = body.count / 4 + (chat.maxTokens ?? chat.maxCompletionTokens ?? 0)
+            do {
+                let response = try await caller.perform(
+                    request,
+                    service: Self.service,
+                    context: context,
+                    units: units,
+                    target: settings.target(.script)
+                )
+                let reply = try Self.reply(from: response.body)
+                if let refusal = reply.refusal {
+                    throw ProviderError(.clientError, "\(Self.service): the model refused: \(refusal.prefix(200))")
+                }
+                return reply
+            } catch let error as ProviderError {
+                guard !adjusted, let fix = learned.learn(from: error, sent: chat) else {
+                    throw ProviderDiagnosis.annotate(error, target: settings.target(.script))
+                }
+                adjusted = true
+                context.logger.warning(
+                    "the model refused a chat parameter; sending the request again without it",
+                    metadata: [
+                        "service": "\(Self.service)", "model": "\(settings.scriptModel)", "change": "\(fix)",
+                        "error.message": "\(error.message)",
+                    ]
+                )
+            }
+        }
     }
 
-    /// Reads `choices[0].message.content` and `finish_reason` from a chat completion.
+    /// Reads `choices[0].message` (`content`, `refusal`) and `finish_reason` from a chat completion.
     static func reply(from body: Data) throws -> Reply {
         guard let json = JSONValue.parse(body, limit: HTTPBodyLimit.chat),
             let choice = json["choices"]?.array?.first, choice.object != nil
         else {
             throw ProviderError(.invalidResponse, "\(service): the answer is not a chat completion")
         }
-        return Reply(content: choice["message"]?["content"]?.string, finishReason: choice["finish_reason"]?.string)
+        let refusal = choice["message"]?["refusal"]?.string.flatMap { $0.isEmpty ? nil : $0 }
+        return Reply(
+            content: choice["message"]?["content"]?.string,
+            finishReason: choice["finish_reason"]?.string,
+            refusal: refusal
+        )
+    }
+
+    /// The content without a leading `<think>…</think>` block (reasoning models served by Ollama, vLLM or
+    /// llama.cpp put their reasoning there). An unclosed block leaves nothing.
+    static func withoutThinking(_ content: String) -> String {
+        let trimmed = content.drop { $0.isWhitespace }
+        guard trimmed.hasPrefix("<think>") else { return content }
+        guard let end = trimmed.range(of: "</think>") else { return "" }
+        return String(trimmed[end.upperBound...])
     }
 
     /// The script in a reply, or why there is none.
@@ -144,8 +215,48 @@ struct OpenAIScriptProvider: ScriptProvider {
                 "the reply was cut off at the token limit (finish_reason \"length\"); write shorter texts"
             )
         }
-        guard let content = reply.content else { throw ScriptSchema.ValidationError("the reply has no content") }
+        guard let content = reply.content.map(withoutThinking),
+            !content.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        else { throw ScriptSchema.ValidationError("the reply has no content") }
         // The narration is spoken and captioned like any line, by a Narrator voice.
         return try ScriptSchema.parse(content, spec: spec).withNarrationAsLines()
+    }
+}
+
+/// What one process learned about a chat model's parameters from its refusals, shared by every copy of
+/// the provider: after the first `unsupported_parameter` for `max_tokens`, every call sends
+/// `max_completion_tokens`.
+final class ChatParameterMemory: Sendable {
+    struct Known: Sendable, Equatable {
+        var tokenParameter: OpenAIModels.TokenParameter?
+        var refusesTemperature = false
+    }
+
+    private let state = Mutex(Known())
+
+    var current: Known { state.withLock { $0 } }
+
+    /// Learns from a 400 that refused the token cap's key or the temperature of `sent`; returns what
+    /// changed, or `nil` when the error is about something else (or was already learned).
+    func learn(from error: ProviderError, sent: OpenAIScriptProvider.ChatRequest) -> String? {
+        guard let failure = error.classification, failure.status == 400 else { return nil }
+        let text = (failure.message + " " + (failure.code ?? "")).lowercased()
+        let aboutParameter = text.contains("unsupported") || text.contains("not supported")
+        guard aboutParameter else { return nil }
+        return state.withLock { known -> String? in
+            if text.contains("max_tokens"), sent.maxTokens != nil {
+                known.tokenParameter = .maxCompletionTokens
+                return "max_tokens → max_completion_tokens"
+            }
+            if text.contains("max_completion_tokens"), sent.maxCompletionTokens != nil {
+                known.tokenParameter = .maxTokens
+                return "max_completion_tokens → max_tokens"
+            }
+            if text.contains("temperature"), sent.temperature != nil {
+                known.refusesTemperature = true
+                return "no temperature"
+            }
+            return nil
+        }
     }
 }

@@ -51,7 +51,17 @@ struct OpenAIVoiceProvider: VoiceProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.audio
         )
-        let response = try await caller.perform(request, service: Self.service, context: context)
+        let response: ProviderResponse
+        do {
+            response = try await caller.perform(
+                request,
+                service: Self.service,
+                context: context,
+                target: settings.target(.voice, voice: voice)
+            )
+        } catch let error as ProviderError {
+            throw ProviderDiagnosis.annotate(error, target: settings.target(.voice, voice: voice))
+        }
         return try VoiceClip.written(
             response,
             line: line,

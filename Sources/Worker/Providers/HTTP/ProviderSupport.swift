@@ -93,9 +93,10 @@ enum ImageReply {
         service: String,
         provider: String,
         caller: HTTPCaller,
-        context: CallContext
+        context: CallContext,
+        target: ProviderTarget? = nil
     ) async throws -> Image {
-        let response = try await caller.perform(outgoing, service: service, context: context)
+        let response = try await caller.perform(outgoing, service: service, context: context, target: target)
         let (data, format) = try await bytes(from: response, service: service, caller: caller, context: context)
         let path = try MediaFiles.write(data, item: request.item, fileExtension: format.fileExtension, context: context)
         return Image(

@@ -1,7 +1,8 @@
 /// Decides whether a failed call is tried again and after how long (pure; providers.md §1, §5).
 ///
 /// In order:
-/// 1. Billing/quota is never retried.
+/// 1. Billing/quota and authentication failures are never retried. Nor is a request that got no answer
+///    in time when ``retryTimeouts`` is off (a timed-out generation may still be billed).
 /// 2. `x-should-retry: false` gives up, `true` retries even a kind that is not retryable by itself.
 /// 3. Otherwise client errors (400/401/403/404/422…) and invalid responses give up; rate limit,
 ///    concurrency, overload, server error, timeout and network are retried.
@@ -18,6 +19,8 @@ struct RetryPolicy: Sendable {
     var maxRetryAfter: Duration
     /// The total wait allowed for a loading model; zero treats loading like any overload.
     var maxLoadingWait: Duration
+    /// Whether a request that got no answer in time is sent again (``HTTPCallSettings/retryTimeouts``).
+    var retryTimeouts: Bool
     /// A number in `0..<1`; tests pass a fixed one.
     var random: @Sendable () -> Double
 
@@ -27,6 +30,7 @@ struct RetryPolicy: Sendable {
         backoffCap: Duration,
         maxRetryAfter: Duration,
         maxLoadingWait: Duration = .zero,
+        retryTimeouts: Bool = true,
         random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.maxRetries = maxRetries
@@ -34,6 +38,7 @@ struct RetryPolicy: Sendable {
         self.backoffCap = backoffCap
         self.maxRetryAfter = maxRetryAfter
         self.maxLoadingWait = maxLoadingWait
+        self.retryTimeouts = retryTimeouts
         self.random = random
     }
 
@@ -48,6 +53,7 @@ struct RetryPolicy: Sendable {
             backoffCap: settings.backoffCap,
             maxRetryAfter: settings.maxRetryAfter,
             maxLoadingWait: maxLoadingWait,
+            retryTimeouts: settings.retryTimeouts,
             random: random
         )
     }
@@ -77,13 +83,17 @@ struct RetryPolicy: Sendable {
         case hintTooLong = "hint_too_long"
         /// The loading budget is spent, or the model's estimate is beyond ``maxRetryAfter``.
         case loadingTooLong = "loading_too_long"
+        /// No answer in time, and timeouts are not retried for this call (``retryTimeouts``).
+        case timeoutNotRetried = "timeout_not_retried"
     }
 
     /// - Parameters:
     ///   - retries: retries already made for this call (0 after the first request failed).
     ///   - loadingWaited: time already spent waiting for a loading model in this call.
     func decide(_ failure: HTTPFailure, retries: Int, loadingWaited: Duration = .zero) -> Decision {
-        if failure.kind == .quota { return .giveUp(.notRetryable) }
+        if failure.kind == .quota || failure.kind == .auth { return .giveUp(.notRetryable) }
+        // No status: the transport gave up, and the provider may still be generating (and billing).
+        if failure.kind == .timeout, failure.status == nil, !retryTimeouts { return .giveUp(.timeoutNotRetried) }
         switch failure.hints.shouldRetry {
         case false?: return .giveUp(.serverSaidNo)
         case true?: break
