@@ -173,7 +173,11 @@ import Testing
         )
         let refused = grants(actions)
         #expect(refused.count == 1 && refused[0].0 == "w2" && refused[0].1.refused == .circuitOpen)
-        #expect(actions.contains(.notice(.circuitOpened(provider: "image", detail: "insufficient_quota"))))
+        #expect(
+            actions.contains(
+                .notice(.circuitOpened(provider: "image", signal: .quotaExceeded, detail: "insufficient_quota"))
+            )
+        )
         let later = grants(request(&m, "w3", "c", at: at(50_000)))
         #expect(later.count == 1 && later[0].1.refused == .circuitOpen)
     }
@@ -227,6 +231,144 @@ import Testing
         _ = request(&m, "w2", "b", at: at(0))
         _ = m.onMessage(.leaseCancel(LeaseCancel(requestId: "b")), session: "w2", priority: 0, now: at(1))
         #expect(m.backlog("image") == 0)
+    }
+
+    func pauses(_ actions: [LeaseManager.Action]) -> [(String, ProviderPause)] {
+        actions.compactMap {
+            if case .send(let session, .providerPause(let p)) = $0 { return (session, p) }
+            return nil
+        }
+    }
+
+    func signal(
+        _ m: inout LeaseManager,
+        _ provider: String,
+        _ kind: ProviderSignal.Kind,
+        _ detail: String,
+        from session: String = "w1",
+        at now: ContinuousClock.Instant
+    ) -> [LeaseManager.Action] {
+        m.onMessage(
+            .providerSignal(ProviderSignal(provider: provider, kind: kind, detail: detail)),
+            session: session,
+            priority: 0,
+            now: now
+        )
+    }
+
+    @Test func aQuotaErrorWithoutAnyBudgetOpensTheCircuitForTheWholeFleet() {
+        var m = manager([])
+        #expect(!m.isLeasing)
+        let actions = signal(&m, "tts", .quotaExceeded, "insufficient_quota", at: at(5))
+        let sent = pauses(actions)
+        #expect(sent.map(\.0) == ["w1", "w2", "w3", "w4"])
+        #expect(
+            sent.allSatisfy {
+                $0.1
+                    == ProviderPause(
+                        provider: "tts",
+                        pauseMs: 0,
+                        circuitOpen: true,
+                        reason: "quota_exceeded: insufficient_quota"
+                    )
+            }
+        )
+        #expect(
+            actions.contains(
+                .notice(.circuitOpened(provider: "tts", signal: .quotaExceeded, detail: "insufficient_quota"))
+            )
+        )
+        #expect(m.stats["tts"]?.circuitOpen == true)
+        #expect(m.usage(now: at(5)).map(\.provider) == ["tts"])
+        #expect(m.usage(now: at(5)).first?.circuitOpen == true)
+        // Counted, but acted on (and logged) only once.
+        #expect(signal(&m, "tts", .quotaExceeded, "again", from: "w2", at: at(6)).isEmpty)
+        #expect(m.stats["tts"]?.signals["quota_exceeded"] == 2)
+        #expect(m.circuits["tts"]?.detail == "insufficient_quota")
+        // A request for it (a worker that leases it anyway) is refused with the reason, not "unknown provider".
+        let refused = grants(request(&m, "w3", "r", provider: "tts", at: at(7)))
+        #expect(refused.first?.1.refused == .circuitOpen)
+        #expect(refused.first?.1.detail == "quota_exceeded: insufficient_quota")
+    }
+
+    @Test func anAuthErrorSaysSoInTheReasonAndTheNotice() {
+        var m = manager([ProviderBudget(provider: "image", requests: 5)])
+        let detail = "elevenlabs: the key was refused (HTTP 401 invalid_api_key); fix: set ELEVENLABS_API_KEY"
+        let actions = signal(&m, "tts", .authFailed, detail, at: at(1))
+        #expect(pauses(actions).count == 4)
+        #expect(pauses(actions).allSatisfy { $0.1.circuitOpen && $0.1.reason == "auth_failed: \(detail)" })
+        #expect(actions.contains(.notice(.circuitOpened(provider: "tts", signal: .authFailed, detail: detail))))
+        // The budgeted provider is untouched.
+        #expect(grants(request(&m, "w1", "a", at: at(2))).first?.1.refused == nil)
+        let line = CoordinatorService.circuitLine(provider: "tts", signal: .authFailed, detail: detail)
+        #expect(
+            line
+                == "🔴 tts: authentication failed (elevenlabs: the key was refused (HTTP 401 invalid_api_key)), "
+                + "circuit OPEN for the whole fleet: every remaining tts call uses a placeholder. "
+                + "Fix: set ELEVENLABS_API_KEY, then rerun."
+        )
+        #expect(
+            CoordinatorService.circuitLine(provider: "image", signal: .quotaExceeded, detail: "")
+                == "🔴 image: billing or quota error, circuit OPEN for the whole fleet: every remaining image call "
+                + "uses a placeholder. Add credits or raise the quota, then rerun."
+        )
+    }
+
+    @Test func aSessionThatJoinsLaterIsToldEveryOpenCircuit() {
+        var m = manager([ProviderBudget(provider: "image", requests: 5)])
+        _ = signal(&m, "tts", .authFailed, "bad key", at: at(1))
+        _ = signal(&m, "image", .quotaExceeded, "no credits", at: at(2))
+        let joined = pauses(m.workerJoined(session: "w5", recentCalls: [:], now: at(3)))
+        #expect(joined.map(\.0) == ["w5", "w5"])
+        #expect(joined.map(\.1.provider) == ["image", "tts"])
+        #expect(joined.map(\.1.reason) == ["quota_exceeded: no credits", "auth_failed: bad key"])
+        #expect(joined.allSatisfy { $0.1.circuitOpen })
+        // A minor-0 worker cannot read PROVIDER_PAUSE: it is neither told now nor in a broadcast.
+        #expect(m.workerJoined(session: "old", recentCalls: [:], protocolMinor: 0, now: at(4)).isEmpty)
+        #expect(!pauses(signal(&m, "llm", .quotaExceeded, "x", at: at(5))).contains { $0.0 == "old" })
+        // A new batch (serve) keeps the circuits: they are about the provider.
+        m.resetStatistics()
+        #expect(pauses(m.workerJoined(session: "w6", recentCalls: [:], now: at(6))).count == 3)
+        #expect(m.stats["tts"]?.circuitOpen == true)
+    }
+
+    @Test func theDispatcherSendsOpenCircuitsRightAfterTheWelcome() {
+        let counter = Counter()
+        var d = Dispatcher(
+            batchId: "b",
+            specs: [EpisodeSpec(topic: "t", id: "e1")],
+            settings: DispatchSettings(),
+            makeSession: { counter.next() }
+        )
+        func hello(_ id: String) -> Envelope {
+            Envelope(
+                .hello(
+                    Hello(
+                        workerId: id,
+                        instance: id,
+                        host: "h",
+                        pid: 1,
+                        capacity: Capacity(episodes: 1, apiCalls: 5),
+                        softwareVersion: "t"
+                    )
+                )
+            )
+        }
+        _ = d.onMessage(from: [1], hello("a"), now: at(0))
+        let opened = d.onMessage(
+            from: [1],
+            Envelope(session: "s1", .providerSignal(ProviderSignal(provider: "tts", kind: .authFailed, detail: "k"))),
+            now: at(1)
+        )
+        #expect(
+            opened.contains { if case .send([1], let e) = $0, case .providerPause = e.message { true } else { false } }
+        )
+        let joined = d.onMessage(from: [2], hello("b"), now: at(2))
+        let kinds = joined.compactMap { a -> MessageKind? in
+            if case .send([2], let e) = a { return e.message.kind }
+            return nil
+        }
+        #expect(kinds.prefix(2) == [.welcome, .providerPause])
     }
 
     @Test func theDispatcherAnnouncesBudgetsAndRoutesLeases() {

@@ -54,7 +54,7 @@ struct CodecRoundTripTests {
     func constants() {
         #expect(WireProtocol.identifier == Array("reelfarm/1".utf8))
         #expect(WireProtocol.majorVersion == 1)
-        #expect(WireProtocol.minorVersion == 2)
+        #expect(WireProtocol.minorVersion == 3)
         #expect(WireProtocol.maxChunkBytes == 4_194_304)
         #expect(WireProtocol.maxArtifacts == 1000)
         #expect(WireProtocol.maxBodyBytes == 1_048_576)
@@ -195,6 +195,14 @@ struct CodecKeyTests {
         #expect(
             events.map(\.rawValue) == [
                 "episode_start", "episode_end", "call_start", "call_end", "render_start", "render_end",
+            ]
+        )
+        let signals: [ProviderSignal.Kind] = [
+            .rateLimited, .concurrencyLimited, .quotaExceeded, .exhausted, .authFailed,
+        ]
+        #expect(
+            signals.map(\.rawValue) == [
+                "rate_limited", "concurrency_limited", "quota_exceeded", "exhausted", "auth_failed",
             ]
         )
         let trace = try Fixtures.jsonObject(Envelope(session: Fixtures.session, .result(Fixtures.resultFull)))["trace"]

@@ -263,6 +263,15 @@ enum Fixtures {
             Envelope(session: session, .providerSignal(ProviderSignal(provider: "tts", kind: .quotaExceeded)))
         ),
         Sample(
+            "PROVIDER_SIGNAL auth",
+            Envelope(
+                session: session,
+                .providerSignal(
+                    ProviderSignal(provider: "tts", kind: .authFailed, detail: "HTTP 401 invalid_api_key")
+                )
+            )
+        ),
+        Sample(
             "PROVIDER_PAUSE",
             Envelope(
                 session: session,

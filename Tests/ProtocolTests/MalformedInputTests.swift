@@ -207,6 +207,13 @@ enum BadInputs {
             .malformedBody
         ),
         BadInput("HEARTBEAT running string", Fixtures.frames(0x06, #"{"running":"episode_1"}"#), .malformedBody),
+        // A signal kind of a later minor (or none at all) is refused, never guessed at.
+        BadInput(
+            "PROVIDER_SIGNAL unknown kind",
+            Fixtures.frames(0x15, #"{"provider":"tts","kind":"billing_error"}"#),
+            .malformedBody
+        ),
+        BadInput("PROVIDER_SIGNAL kind number", Fixtures.frames(0x15, #"{"provider":"tts","kind":3}"#), .malformedBody),
         BadInput("HEARTBEAT running [1]", Fixtures.frames(0x06, #"{"running":[1]}"#), .malformedBody),
         BadInput(
             "JOB spec string",

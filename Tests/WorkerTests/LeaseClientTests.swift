@@ -35,7 +35,8 @@ import Testing
     func client(
         budgets: [ProviderBudget] = [ProviderBudget(provider: "image", requests: 10)],
         mode: BudgetMode = .leased,
-        loss: LeaseClient.LossPolicy = .wait
+        loss: LeaseClient.LossPolicy = .wait,
+        coordinatorMinor: Int = WireProtocol.minorVersion
     ) -> (LeaseClient, Outbox) {
         let outbox = Outbox()
         let client = LeaseClient(lossPolicy: loss)
@@ -47,6 +48,7 @@ import Testing
                 liveness: 3,
                 maxMessageBytes: 1 << 20,
                 softwareVersion: "t",
+                protocolMinor: coordinatorMinor,
                 budgets: budgets,
                 budgetMode: mode,
                 fleetWorkers: 2
@@ -106,7 +108,7 @@ import Testing
             .providerPause(ProviderPause(provider: "image", pauseMs: 0, circuitOpen: true, reason: "billing"))
         )
         await #expect(throws: GateError.self) { try await waiting.value }
-        await #expect(throws: GateError.circuitOpen(provider: "image", detail: "billing")) {
+        await #expect(throws: GateError.circuitOpen(provider: "image", cause: .quota, detail: "billing")) {
             try await client.withPermit(.image, units: 1, episodeId: nil, logger: logger) { 1 }
         }
     }
@@ -198,6 +200,83 @@ import Testing
         client.receive(grant(requests[0]))
         let ranAt = try await call.value
         #expect(ranAt - started >= .milliseconds(300))
+    }
+
+    func signals(_ outbox: Outbox) -> [ProviderSignal] {
+        outbox.all.compactMap { if case .providerSignal(let s) = $0 { s } else { nil } }
+    }
+
+    @Test func anAuthErrorWithoutABudgetIsSentAndRefusesTheNextCall() async throws {
+        let (client, outbox) = client(budgets: [])
+        let signal = ProviderSignal(provider: "tts", kind: .authFailed, detail: "the key was refused (HTTP 401)")
+        client.report(.tts, signal)
+        #expect(signals(outbox) == [signal])
+        let ran = Mutex(false)
+        let error = await #expect(throws: GateError.self) {
+            try await client.withPermit(.tts, units: 1, episodeId: nil, logger: logger) {
+                ran.withLock { $0 = true }
+                return 1
+            }
+        }
+        #expect(!ran.withLock { $0 })
+        #expect(error == .circuitOpen(provider: "tts", cause: .auth, detail: "the key was refused (HTTP 401)"))
+        #expect(error?.description.contains("authentication error") == true)
+        // Other providers still call.
+        #expect(try await client.withPermit(.image, units: 1, episodeId: nil, logger: logger) { 2 } == 2)
+    }
+
+    @Test func aQuotaErrorWithoutABudgetIsABillingCircuit() async throws {
+        let (client, outbox) = client(budgets: [])
+        client.report(.llm, ProviderSignal(provider: "llm", kind: .quotaExceeded, detail: "insufficient_quota"))
+        #expect(signals(outbox).map(\.kind) == [.quotaExceeded])
+        let error = await #expect(throws: GateError.self) {
+            try await client.withPermit(.llm, units: 1, episodeId: nil, logger: logger) { 1 }
+        }
+        #expect(error == .circuitOpen(provider: "llm", cause: .quota, detail: "insufficient_quota"))
+        #expect(error?.description.contains("billing or quota error") == true)
+        // A 429 of an unbudgeted provider stays with the call, as before.
+        client.report(.image, ProviderSignal(provider: "image", kind: .rateLimited, retryAfterMs: 100))
+        #expect(signals(outbox).count == 1)
+    }
+
+    @Test func aMinor2CoordinatorIsSentQuotaExceededInsteadOfAuthFailed() async throws {
+        let (client, outbox) = client(budgets: [], coordinatorMinor: 2)
+        client.report(.tts, ProviderSignal(provider: "tts", kind: .authFailed, detail: "bad key"))
+        #expect(signals(outbox) == [ProviderSignal(provider: "tts", kind: .quotaExceeded, detail: "bad key")])
+        // This worker still knows what happened.
+        await #expect(throws: GateError.circuitOpen(provider: "tts", cause: .auth, detail: "bad key")) {
+            try await client.withPermit(.tts, units: 1, episodeId: nil, logger: logger) { 1 }
+        }
+    }
+
+    @Test func theCoordinatorsCircuitTellsAuthFromQuotaAndANewSessionForgetsIt() async throws {
+        let (client, _) = client(budgets: [])
+        client.receive(
+            .providerPause(
+                ProviderPause(provider: "tts", pauseMs: 0, circuitOpen: true, reason: "auth_failed: bad key")
+            )
+        )
+        client.receive(
+            .providerPause(ProviderPause(provider: "image", pauseMs: 0, circuitOpen: true, reason: "no credits"))
+        )
+        await #expect(throws: GateError.circuitOpen(provider: "tts", cause: .auth, detail: "bad key")) {
+            try await client.withPermit(.tts, units: 1, episodeId: nil, logger: logger) { 1 }
+        }
+        // A coordinator before minor 3 sends no prefix: a billing or quota error.
+        await #expect(throws: GateError.circuitOpen(provider: "image", cause: .quota, detail: "no credits")) {
+            try await client.withPermit(.image, units: 1, episodeId: nil, logger: logger) { 1 }
+        }
+        client.sessionLost()
+        client.sessionStarted(
+            Welcome(
+                session: "s2",
+                heartbeatIntervalMs: 1000,
+                liveness: 3,
+                maxMessageBytes: 1 << 20,
+                softwareVersion: "t"
+            )
+        )
+        #expect(try await client.withPermit(.tts, units: 1, episodeId: nil, logger: logger) { 3 } == 3)
     }
 
     @Test func localModeEnforcesTheBudgetWithoutLeaseMessages() async throws {

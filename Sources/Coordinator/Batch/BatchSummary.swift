@@ -25,7 +25,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
         var finishedAfterSeconds: Double?
     }
 
-    /// One provider's budget over the batch (leased mode).
+    /// One provider's budget over the batch (leased mode), or a provider without a budget whose circuit is
+    /// open (`limit` "no budget").
     struct Budget: Codable, Sendable, Equatable {
         var limit: String
         var requested: Int
@@ -43,6 +44,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
         /// The most calls the coordinator heard started within any one window of the budget.
         var maxStartedInWindow: Int
         var circuitOpen: Bool
+        /// Why the circuit is open (`auth_failed: …`, `quota_exceeded: …`); absent while it is closed.
+        var circuitReason: String?
     }
 
     /// Figures derived from the episodes' times.
@@ -158,7 +161,30 @@ struct BatchSummary: Codable, Sendable, Equatable {
                 meanWaitMs: (stats.meanWaitMs * 10).rounded() / 10,
                 maxWaitMs: stats.maxWaitMs,
                 maxStartedInWindow: stats.maxStartedInWindow,
-                circuitOpen: stats.circuitOpen
+                circuitOpen: stats.circuitOpen,
+                circuitReason: leases.circuits[budget.provider]?.reason
+            )
+        }
+        // A billing, quota or auth error opens a provider's circuit with or without a budget.
+        for (provider, circuit) in leases.circuits where budgets[provider] == nil {
+            let stats = leases.stats[provider] ?? LeaseManager.ProviderStats()
+            budgets[provider] = Budget(
+                limit: leases.settings.budgets.first { $0.provider == provider }.map(CoordinatorService.describe)
+                    ?? "no budget",
+                requested: stats.requested,
+                granted: 0,
+                started: 0,
+                returned: 0,
+                refused: stats.refused,
+                signals: stats.signals,
+                pauses: 0,
+                decreases: 0,
+                slotsReclaimed: 0,
+                meanWaitMs: 0,
+                maxWaitMs: 0,
+                maxStartedInWindow: 0,
+                circuitOpen: true,
+                circuitReason: circuit.reason
             )
         }
         self.budgets = budgets

@@ -473,8 +473,15 @@ struct Dispatcher: Sendable {
             budgetMode: leases.settings.mode,
             fleetWorkers: workers.count
         )
-        leases.workerJoined(session: session, recentCalls: hello.recentCalls, now: now)
+        let circuits = leases.workerJoined(
+            session: session,
+            recentCalls: hello.recentCalls,
+            protocolMinor: hello.protocolMinor,
+            now: now
+        )
         actions.append(.send(to: routingId, Envelope(session: session, .welcome(welcome))))
+        // Open circuits right after the WELCOME, which makes the worker forget the ones it knew.
+        apply(circuits, now: now, into: &actions)
         adopt(hello.running, session: session, now: now, into: &actions)
     }
 

@@ -26,6 +26,7 @@ struct ProgressSnapshot: Sendable, Equatable {
     /// `llm 5/5 · image 9/10 (3 waiting) · tts 3/20`.
     var budgetText: String {
         budgets.map { u in
+            if u.circuitOpen { return "\(u.provider) circuit open" }
             var text = "\(u.provider) \(u.inWindow)/\(u.limit.map(String.init) ?? "∞")"
             if let c = u.maxConcurrent { text += " (\(u.inFlight)/\(c) in flight)" }
             if u.waiting > 0 { text += " (\(u.waiting) waiting)" }

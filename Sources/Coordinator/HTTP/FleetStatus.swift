@@ -43,6 +43,9 @@ struct FleetStatus: Codable, Sendable, Equatable {
         var started: Int
         /// Provider signals reported by workers (429s and the like), by kind.
         var signals: [String: Int]
+        /// Set when a billing, quota or auth error opened the provider's circuit (a provider without a
+        /// budget is listed only then); absent otherwise.
+        var circuitOpen: Bool?
     }
 
     struct Episode: Codable, Sendable, Equatable {
@@ -206,7 +209,8 @@ extension Dispatcher {
                     paused: u.held,
                     granted: s.granted,
                     started: s.started,
-                    signals: s.signals
+                    signals: s.signals,
+                    circuitOpen: u.circuitOpen ? true : nil
                 )
             },
             episodes: listed.map {

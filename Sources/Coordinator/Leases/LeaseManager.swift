@@ -13,7 +13,12 @@ import Shared
 /// - **Expiry.** A permit counts against its provider's windows until it is started (then from the start)
 ///   or returned; a dropped worker's slots come back only `slotTTL` after it was last heard.
 /// - **Signals.** A worker's report of a 429, `retry-after` or exhausted window changes the budget for the
-///   whole fleet at once (AIMD, pause, or the billing circuit), and pauses are broadcast.
+///   whole fleet at once (AIMD or pause), and pauses are broadcast.
+/// - **Circuits.** A billing, quota or auth error (`quota_exceeded`, `auth_failed`) opens the provider's
+///   circuit whether or not it has a budget: every session is told at once, and every session that joins
+///   later right after its WELCOME; waiting and later requests are refused. A circuit stays open for as
+///   long as this manager lives (across the batches of `coordinator serve`): it is about the provider's
+///   account, not the batch.
 struct LeaseManager: Sendable {
     typealias Instant = ContinuousClock.Instant
 
@@ -30,11 +35,33 @@ struct LeaseManager: Sendable {
     private var nextLease = 1
     private var nextSeq = 0
     private(set) var stats: [String: ProviderStats] = [:]
+    /// Open circuits by provider, budgeted or not.
+    private(set) var circuits: [String: Circuit] = [:]
     /// Start times heard per provider within the last request window, to measure the busiest window.
     private var recentStarts: [String: Deque<Instant>] = [:]
 
-    /// One queued request (or what is left of it).
-    /// One provider's budget right now, for the progress line and the status API.
+    /// Why a provider's circuit is open: the signal that opened it.
+    struct Circuit: Sendable, Equatable {
+        /// `quota_exceeded` or `auth_failed`.
+        var signal: ProviderSignal.Kind
+        /// The worker's detail (the provider's message, redacted, with the setting to fix when known).
+        var detail: String
+
+        /// `auth_failed: …`: PROVIDER_PAUSE's `reason` and a refusal's `detail` (workers read the cause from
+        /// the prefix), cut to the protocol's longest text.
+        var reason: String {
+            var bytes = 0
+            return String(
+                "\(signal.rawValue): \(detail)".prefix {
+                    bytes += $0.utf8.count
+                    return bytes <= WireProtocol.maxTextBytes
+                }
+            )
+        }
+    }
+
+    /// One provider's budget right now, for the progress line and the status API. A provider without a
+    /// budget appears only while its circuit is open.
     struct Usage: Sendable, Equatable {
         var provider: String
         /// Calls counted in the current request window, and the window's (effective) limit.
@@ -45,12 +72,25 @@ struct LeaseManager: Sendable {
         /// Calls waiting for a permit.
         var waiting: Int
         var held: Bool
+        /// Refused for good after a billing, quota or auth error.
+        var circuitOpen = false
     }
 
     /// Every budget's use at `now`, by provider name.
     func usage(now: Instant) -> [Usage] {
-        ledgers.keys.sorted().compactMap { provider in
-            guard let ledger = ledgers[provider] else { return nil }
+        Set(ledgers.keys).union(circuits.keys).sorted().map { provider in
+            guard let ledger = ledgers[provider] else {
+                return Usage(
+                    provider: provider,
+                    inWindow: 0,
+                    limit: nil,
+                    inFlight: 0,
+                    maxConcurrent: nil,
+                    waiting: 0,
+                    held: true,
+                    circuitOpen: true
+                )
+            }
             return Usage(
                 provider: provider,
                 inWindow: ledger.callsInWindow(now: now),
@@ -58,10 +98,13 @@ struct LeaseManager: Sendable {
                 inFlight: ledger.inFlight,
                 maxConcurrent: ledger.effectiveConcurrency,
                 waiting: (queues[provider] ?? []).reduce(0) { $0 + $1.remaining },
-                held: ledger.isHeld(now: now)
+                held: ledger.isHeld(now: now) || circuits[provider] != nil,
+                circuitOpen: circuits[provider] != nil
             )
         }
     }
+
+    /// One queued request (or what is left of it).
 
     private struct Waiting: Sendable {
         var session: String
@@ -83,6 +126,8 @@ struct LeaseManager: Sendable {
     private struct SessionLeases: Sendable {
         var leases: Set<String> = []
         var requests: Set<String> = []
+        /// The worker's protocol minor: PROVIDER_PAUSE needs 1.
+        var minor = WireProtocol.minorVersion
     }
 
     /// What happened to one provider's budget during the batch (summary.json, logs).
@@ -162,10 +207,22 @@ struct LeaseManager: Sendable {
     }
 
     /// A worker joined; `recentCalls` (from its HELLO) are calls it started shortly before, which may have
-    /// been granted by a previous coordinator: they count in the windows.
-    mutating func workerJoined(session: String, recentCalls: [String: [Int]], now: Instant) {
-        sessions[session] = SessionLeases()
+    /// been granted by a previous coordinator: they count in the windows. Returns a PROVIDER_PAUSE
+    /// `circuit_open` for every open circuit, to send right after the session's WELCOME (which makes a worker
+    /// forget its circuits).
+    @discardableResult
+    mutating func workerJoined(
+        session: String,
+        recentCalls: [String: [Int]],
+        protocolMinor: Int = WireProtocol.minorVersion,
+        now: Instant
+    ) -> [Action] {
+        sessions[session] = SessionLeases(minor: protocolMinor)
         seed(recentCalls: recentCalls, now: now)
+        guard protocolMinor >= 1 else { return [] }
+        return circuits.keys.sorted().compactMap { provider in
+            circuits[provider].map { .send(session: session, .providerPause(Self.pause(provider, $0))) }
+        }
     }
 
     /// A worker is gone (said goodbye, or went silent): its waiting requests are dropped, its unused
@@ -218,7 +275,12 @@ struct LeaseManager: Sendable {
         priority: Int,
         now: Instant
     ) -> [Action] {
-        guard let ledger = ledgers[request.provider] else {
+        if let circuit = circuits[request.provider] {
+            stats[request.provider, default: ProviderStats()].requested += request.calls
+            stats[request.provider, default: ProviderStats()].refused += request.calls
+            return [.send(session: session, refusal(request.requestId, request.provider, circuit))]
+        }
+        guard ledgers[request.provider] != nil else {
             return [
                 .send(
                     session: session,
@@ -239,10 +301,6 @@ struct LeaseManager: Sendable {
             ]
         }
         stats[request.provider, default: ProviderStats()].requested += request.calls
-        if ledger.circuitOpen {
-            stats[request.provider, default: ProviderStats()].refused += request.calls
-            return [.send(session: session, refusal(request.requestId, request.provider, ledger))]
-        }
         if sessions[session]?.requests.contains(request.requestId) == true {
             return [
                 .notice(
@@ -329,6 +387,9 @@ struct LeaseManager: Sendable {
     }
 
     private mutating func onSignal(_ signal: ProviderSignal, now: Instant) -> [Action] {
+        if signal.kind == .quotaExceeded || signal.kind == .authFailed {
+            return openCircuit(signal, now: now)
+        }
         guard var ledger = ledgers[signal.provider] else { return [] }
         stats[signal.provider, default: ProviderStats()].signals[signal.kind.rawValue, default: 0] += 1
         let reaction = ledger.signal(
@@ -341,9 +402,7 @@ struct LeaseManager: Sendable {
         ledgers[signal.provider] = ledger
         var actions: [Action] = []
         let provider = signal.provider
-        func broadcast(_ pause: ProviderPause) {
-            for session in sessions.keys.sorted() { actions.append(.send(session: session, .providerPause(pause))) }
-        }
+        func broadcast(_ pause: ProviderPause) { actions += self.broadcast(pause) }
         switch reaction {
         case .none:
             break
@@ -377,25 +436,48 @@ struct LeaseManager: Sendable {
                 )
             )
         case .circuitOpened:
-            stats[provider, default: ProviderStats()].circuitOpen = true
-            actions.append(.notice(.circuitOpened(provider: provider, detail: signal.detail)))
-            broadcast(
-                ProviderPause(
-                    provider: provider,
-                    pauseMs: 0,
-                    circuitOpen: true,
-                    reason: "quota_exceeded: \(signal.detail)"
-                )
-            )
-            // Everything still waiting is refused: those calls become placeholders.
-            for waiting in queues[provider] ?? [] {
-                stats[provider, default: ProviderStats()].refused += waiting.remaining
-                actions.append(.send(session: waiting.session, refusal(waiting.requestId, provider, ledger)))
-                sessions[waiting.session]?.requests.remove(waiting.requestId)
-            }
-            queues[provider] = []
+            break  // billing and auth signals are handled by openCircuit, before the ledger
         }
         return actions
+    }
+
+    /// A billing, quota or auth error: the provider's circuit opens for the whole fleet, budget or not.
+    /// Only the first signal acts (and is logged); later ones are counted.
+    private mutating func openCircuit(_ signal: ProviderSignal, now: Instant) -> [Action] {
+        let provider = signal.provider
+        stats[provider, default: ProviderStats()].signals[signal.kind.rawValue, default: 0] += 1
+        guard circuits[provider] == nil else { return [] }
+        let circuit = Circuit(signal: signal.kind, detail: signal.detail)
+        circuits[provider] = circuit
+        if var ledger = ledgers[provider] {
+            // The ledger grants nothing more either.
+            _ = ledger.signal(signal.kind, retryAfter: nil, reset: nil, detail: signal.detail, now: now)
+            ledgers[provider] = ledger
+        }
+        stats[provider, default: ProviderStats()].circuitOpen = true
+        var actions: [Action] = [
+            .notice(.circuitOpened(provider: provider, signal: signal.kind, detail: signal.detail))
+        ]
+        actions += broadcast(Self.pause(provider, circuit))
+        // Everything still waiting is refused: those calls become placeholders.
+        for waiting in queues[provider] ?? [] {
+            stats[provider, default: ProviderStats()].refused += waiting.remaining
+            actions.append(.send(session: waiting.session, refusal(waiting.requestId, provider, circuit)))
+            sessions[waiting.session]?.requests.remove(waiting.requestId)
+        }
+        queues[provider] = []
+        return actions
+    }
+
+    /// `pause` for every session that understands it (minor 1), in a stable order.
+    private func broadcast(_ pause: ProviderPause) -> [Action] {
+        sessions.keys.sorted().compactMap { session in
+            (sessions[session]?.minor ?? 0) >= 1 ? .send(session: session, .providerPause(pause)) : nil
+        }
+    }
+
+    private static func pause(_ provider: String, _ circuit: Circuit) -> ProviderPause {
+        ProviderPause(provider: provider, pauseMs: 0, circuitOpen: true, reason: circuit.reason)
     }
 
     // MARK: - Time
@@ -478,7 +560,7 @@ struct LeaseManager: Sendable {
         return actions
     }
 
-    private func refusal(_ requestId: String, _ provider: String, _ ledger: RateLedger) -> Message {
+    private func refusal(_ requestId: String, _ provider: String, _ circuit: Circuit) -> Message {
         .leaseGrant(
             LeaseGrant(
                 requestId: requestId,
@@ -487,7 +569,7 @@ struct LeaseManager: Sendable {
                 calls: 0,
                 useWithinMs: 0,
                 refused: .circuitOpen,
-                detail: "\(provider) answered with a billing or quota error: \(ledger.circuitReason)"
+                detail: circuit.reason
             )
         )
     }
@@ -519,7 +601,8 @@ struct LeaseManager: Sendable {
 enum LeaseNotice: Sendable, Equatable {
     case decreased(provider: String, factor: Double, concurrency: Int?, signal: ProviderSignal.Kind)
     case paused(provider: String, for: Duration, signal: ProviderSignal.Kind)
-    case circuitOpened(provider: String, detail: String)
+    /// A billing, quota (`quota_exceeded`) or auth (`auth_failed`) error opened the provider's circuit.
+    case circuitOpened(provider: String, signal: ProviderSignal.Kind, detail: String)
     case rejected(reason: String, detail: String)
     /// Calls started (journaled, so that a restarted coordinator counts them).
     case started(provider: String, count: Int)

@@ -896,10 +896,11 @@ final class CoordinatorService: Service {
                 "\(provider) paused for \(duration.secondsText) on every worker",
                 metadata: ["provider": "\(provider)", "signal": "\(signal.rawValue)"]
             )
-        case .circuitOpened(let provider, let detail):
-            logger.critical(
-                "🔴 \(provider): billing or quota error, circuit OPEN: every remaining \(provider) call uses a placeholder. Fix the account, then rerun the failed items.",
-                metadata: ["provider": "\(provider)", "detail": "\(detail)"]
+        case .circuitOpened(let provider, let signal, let detail):
+            // Once per provider and coordinator: the lease manager reports only the signal that opened it.
+            logger.error(
+                "\(Self.circuitLine(provider: provider, signal: signal, detail: detail))",
+                metadata: ["provider": "\(provider)", "signal": "\(signal.rawValue)", "detail": "\(detail)"]
             )
         case .started, .granted:
             break  // journaled, not logged
@@ -912,6 +913,25 @@ final class CoordinatorService: Service {
                 )
             }
         }
+    }
+
+    /// The line an opened circuit is logged with: `🔴 tts: authentication failed (the key was refused (HTTP
+    /// 401 …)), circuit OPEN for the whole fleet: every remaining tts call uses a placeholder. Fix: set
+    /// ELEVENLABS_API_KEY to a valid key, then rerun.` The cure is the worker's (`…; fix: …` in its detail)
+    /// when it named one, else a general one.
+    static func circuitLine(provider: String, signal: ProviderSignal.Kind, detail: String) -> String {
+        var what = detail
+        var fix: String?
+        if let range = detail.range(of: "; fix: ", options: .backwards) {
+            what = String(detail[..<range.lowerBound])
+            fix = String(detail[range.upperBound...])
+        }
+        let auth = signal == .authFailed
+        let cure = fix.map { "Fix: \($0)" } ?? (auth ? "Fix the key" : "Add credits or raise the quota")
+        return "🔴 \(provider): \(auth ? "authentication failed" : "billing or quota error")"
+            + (what.isEmpty ? "" : " (\(what))")
+            + ", circuit OPEN for the whole fleet: every remaining \(provider) call uses a placeholder. "
+            + "\(cure), then rerun."
     }
 
     /// `image: 10 per 1s, 4 concurrent`.

@@ -107,7 +107,7 @@ public struct LeaseGrant: Codable, Sendable, Equatable {
     /// How long the request waited in the coordinator's queue before this grant.
     public var queuedMs: Int
     /// Set when the request is refused for good (the rest of it is dropped): `circuit_open` (the provider
-    /// answered with a billing or quota error) or `unknown_provider` (no budget of that name).
+    /// answered with a billing, quota or auth error) or `unknown_provider` (no budget of that name).
     public var refused: Refusal?
     /// Human-readable detail of a refusal.
     public var detail: String
@@ -199,7 +199,10 @@ public struct LeaseCancel: Codable, Sendable, Equatable {
     }
 }
 
-/// PROVIDER_SIGNAL (worker → coordinator, 0x15): what a provider said about its limits.
+/// PROVIDER_SIGNAL (worker → coordinator, 0x15): what a provider said about its limits or its account.
+///
+/// `quota_exceeded` and `auth_failed` are sent and honoured whether or not the provider has a budget; the
+/// other kinds only for budgeted providers.
 public struct ProviderSignal: Codable, Sendable, Equatable {
     public var provider: String
     public var kind: Kind
@@ -217,8 +220,13 @@ public struct ProviderSignal: Codable, Sendable, Equatable {
         case rateLimited = "rate_limited"
         /// A 429 for too many requests in flight.
         case concurrencyLimited = "concurrency_limited"
-        /// A billing or quota error: no call will succeed until someone pays.
+        /// A billing or quota error: no call will succeed until someone pays. Opens the provider's circuit for
+        /// the whole fleet, with or without a budget.
         case quotaExceeded = "quota_exceeded"
+        /// Minor 3: the provider refused the credentials (a bad or revoked key, a missing permission, a
+        /// blocked account): no call will succeed until someone fixes the key. Opens the circuit like
+        /// ``quotaExceeded``; never sent to a coordinator of minor < 3 (it gets `quota_exceeded` instead).
+        case authFailed = "auth_failed"
         /// A successful call whose headers say the window is used up (`remaining: 0`).
         case exhausted
     }
@@ -251,7 +259,9 @@ public struct ProviderSignal: Codable, Sendable, Equatable {
 }
 
 /// PROVIDER_PAUSE (coordinator → worker, 0x16): start no call to `provider` for `pauseMs` (0 lifts a
-/// pause); with `circuitOpen`, no call at all until the batch ends: use placeholders.
+/// pause); with `circuitOpen`, no call at all until the batch ends: use placeholders. A circuit opened by a
+/// billing or auth error (`reason` `quota_exceeded: …` or `auth_failed: …`) is sent to every session,
+/// budget or not, and again to each session that registers later.
 public struct ProviderPause: Codable, Sendable, Equatable {
     public var provider: String
     public var pauseMs: Int

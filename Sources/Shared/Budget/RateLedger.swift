@@ -311,7 +311,8 @@ public struct RateLedger: Sendable {
     }
 
     /// Reacts to what a provider said: a rate 429 lowers the rate (once per window), a concurrency 429 the
-    /// concurrency; `retry-after` or an exhausted window pauses every call; a billing error opens the circuit.
+    /// concurrency; `retry-after` or an exhausted window pauses every call; a billing or auth error opens the
+    /// circuit.
     public mutating func signal(
         _ kind: ProviderSignal.Kind,
         retryAfter: Duration?,
@@ -321,7 +322,7 @@ public struct RateLedger: Sendable {
     ) -> Reaction {
         advance(to: now)
         switch kind {
-        case .quotaExceeded:
+        case .quotaExceeded, .authFailed:
             if circuitOpen { return .none }
             circuitOpen = true
             circuitReason = detail

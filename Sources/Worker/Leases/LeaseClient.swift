@@ -37,6 +37,26 @@ final class LeaseClient: ProviderGate {
         var continuation: CheckedContinuation<Permit?, any Error>
     }
 
+    /// Why a provider's calls are refused.
+    private struct Circuit {
+        var cause: CircuitCause
+        var detail: String
+
+        /// From a coordinator's circuit text (PROVIDER_PAUSE `reason`, a refusal's `detail`).
+        init(coordinatorText text: String) {
+            (cause, detail) = CircuitCause.parse(text)
+        }
+
+        init(cause: CircuitCause, detail: String) {
+            self.cause = cause
+            self.detail = detail
+        }
+
+        func error(_ provider: String) -> GateError {
+            .circuitOpen(provider: provider, cause: cause, detail: detail)
+        }
+    }
+
     /// A granted permit in the hands of one call.
     private struct Permit {
         var leaseId: String
@@ -55,7 +75,10 @@ final class LeaseClient: ProviderGate {
         var fleetWorkers = 1
         var localLedgers: [String: RateLedger] = [:]
         var pausedUntil: [String: Instant] = [:]
-        var circuits: [String: String] = [:]
+        /// Open circuits by provider: opened here by a billing or auth error, or told by the coordinator.
+        var circuits: [String: Circuit] = [:]
+        /// The minor the coordinator announced in WELCOME (which kinds it understands).
+        var coordinatorMinor = 0
         var waiters: [String: Waiter] = [:]
         var nextRequest = 0
         var recentStarts: [String: Deque<Instant>] = [:]
@@ -100,9 +123,11 @@ final class LeaseClient: ProviderGate {
         let outbox: [Message] = state.withLock { s in
             s.connected = true
             s.generation += 1
+            s.coordinatorMinor = welcome.protocolMinor
             s.mode = welcome.budgetMode
             s.fleetWorkers = max(1, welcome.fleetWorkers)
             s.budgets = Dictionary(welcome.budgets.map { ($0.provider, $0) }, uniquingKeysWith: { $1 })
+            // The coordinator sends its open circuits right after the WELCOME.
             s.circuits = [:]
             s.pausedUntil = [:]
             if welcome.budgetMode == .local {
@@ -156,12 +181,11 @@ final class LeaseClient: ProviderGate {
         case .providerPause(let pause):
             state.withLock { s in
                 if pause.circuitOpen {
-                    s.circuits[pause.provider] = pause.reason
+                    let circuit = Circuit(coordinatorText: pause.reason)
+                    s.circuits[pause.provider] = circuit
                     for (id, waiter) in s.waiters where waiter.provider == pause.provider {
                         s.waiters[id] = nil
-                        waiter.continuation.resume(
-                            throwing: GateError.circuitOpen(provider: pause.provider, detail: pause.reason)
-                        )
+                        waiter.continuation.resume(throwing: circuit.error(pause.provider))
                     }
                 } else if pause.pauseMs == 0 {
                     s.pausedUntil[pause.provider] = nil
@@ -198,6 +222,17 @@ final class LeaseClient: ProviderGate {
     func report(_ kind: ProviderKind, _ signal: ProviderSignal) {
         let provider = kind.rawValue
         let message: Message? = state.withLock { s in
+            if let cause = CircuitCause(signal.kind) {
+                // About the account, not the rate: budget or not, this worker stops calling the provider at
+                // once, and the coordinator opens the circuit for the whole fleet.
+                s.stats.signals += 1
+                if s.circuits[provider] == nil { s.circuits[provider] = Circuit(cause: cause, detail: signal.detail) }
+                guard s.connected, s.coordinatorMinor >= 1 else { return nil }
+                var sent = signal
+                // A coordinator before minor 3 does not know `auth_failed`; it reacts the same to this.
+                if sent.kind == .authFailed, s.coordinatorMinor < 3 { sent.kind = .quotaExceeded }
+                return .providerSignal(sent)
+            }
             guard s.budgets[provider] != nil else { return nil }
             s.stats.signals += 1
             let now = clock.now
@@ -209,8 +244,7 @@ final class LeaseClient: ProviderGate {
                 let until = now + .milliseconds(wait)
                 if (s.pausedUntil[provider] ?? until) <= until { s.pausedUntil[provider] = until }
             }
-            if signal.kind == .quotaExceeded { s.circuits[provider] = signal.detail }
-            guard s.mode == .leased, s.connected else { return nil }
+            guard s.connected else { return nil }
             return .providerSignal(signal)
         }
         if let message { flush([message]) }
@@ -229,7 +263,8 @@ final class LeaseClient: ProviderGate {
         while true {
             try Task.checkCancellation()
             let route: Route = state.withLock { s in
-                if let detail = s.circuits[provider] { return .refused(detail) }
+                // Before any budget: an open circuit refuses calls of budgeted and unbudgeted providers alike.
+                if let circuit = s.circuits[provider] { return .refused(circuit.error(provider)) }
                 guard s.budgets[provider] != nil else { return .open }
                 if s.localLedgers[provider] != nil { return .local }
                 return s.mode == .leased ? .leased : .open
@@ -237,8 +272,8 @@ final class LeaseClient: ProviderGate {
             switch route {
             case .open:
                 return try await body()
-            case .refused(let detail):
-                throw GateError.circuitOpen(provider: provider, detail: detail)
+            case .refused(let error):
+                throw error
             case .local:
                 guard let id = try await localPermit(provider, units: units) else { continue }
                 noteWait(since: waitStarted)
@@ -283,7 +318,7 @@ final class LeaseClient: ProviderGate {
 
     private enum Route {
         case open, local, leased
-        case refused(String)
+        case refused(GateError)
     }
 
     /// Thrown to a waiting call when the rules changed under it (new session, lost coordinator): it starts over.
@@ -338,10 +373,9 @@ final class LeaseClient: ProviderGate {
             s.waiters[grant.requestId] = nil
             switch grant.refused {
             case .circuitOpen:
-                s.circuits[grant.provider] = grant.detail
-                waiter.continuation.resume(
-                    throwing: GateError.circuitOpen(provider: grant.provider, detail: grant.detail)
-                )
+                let circuit = Circuit(coordinatorText: grant.detail)
+                s.circuits[grant.provider] = circuit
+                waiter.continuation.resume(throwing: circuit.error(grant.provider))
                 return nil
             case .unknownProvider:
                 // The coordinator has no such budget: nothing to lease.

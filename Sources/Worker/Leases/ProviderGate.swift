@@ -9,8 +9,8 @@ import Protocol
 protocol ProviderGate: Sendable {
     /// Runs `body` as one call to `kind` costing `units` of the provider's unit dimension.
     ///
-    /// - Throws: ``GateError/circuitOpen(provider:detail:)`` when the provider's billing circuit is open
-    ///   (the call must become a placeholder); `CancellationError` when the task is cancelled while
+    /// - Throws: ``GateError/circuitOpen(provider:cause:detail:)`` when the provider's circuit is open after
+    ///   a billing, quota or authentication error (the call must become a placeholder); `CancellationError` when the task is cancelled while
     ///   waiting; whatever `body` throws.
     func withPermit<T: Sendable>(
         _ kind: ProviderKind,
@@ -21,7 +21,8 @@ protocol ProviderGate: Sendable {
     ) async throws -> T
 
     /// Passes on what a provider said about its limits (a 429 of some kind, `retry-after`, an exhausted
-    /// window), so the whole fleet reacts.
+    /// window) or its account (a billing or authentication error, which opens the provider's circuit with
+    /// or without a budget), so the whole fleet reacts.
     func report(_ kind: ProviderKind, _ signal: ProviderSignal)
 
     /// Whether calls of `kind` are leased: a rate or concurrency 429 is then retried after a new permit,
@@ -29,16 +30,52 @@ protocol ProviderGate: Sendable {
     func isLeased(_ kind: ProviderKind) -> Bool
 }
 
+/// Why a provider's circuit is open: what the provider said about the account.
+enum CircuitCause: String, Sendable, Equatable {
+    /// A billing or quota error (`quota_exceeded`): no call succeeds until someone pays.
+    case quota = "quota_exceeded"
+    /// The credentials were refused (`auth_failed`, minor 3): no call succeeds until someone fixes the key.
+    case auth = "auth_failed"
+
+    /// The cause a signal reports, if it is one that opens a circuit.
+    init?(_ kind: ProviderSignal.Kind) {
+        switch kind {
+        case .quotaExceeded: self = .quota
+        case .authFailed: self = .auth
+        case .rateLimited, .concurrencyLimited, .exhausted: return nil
+        }
+    }
+
+    /// The cause and detail of a coordinator's circuit text (`PROVIDER_PAUSE.reason`, a refusal's `detail`):
+    /// `auth_failed: …` or `quota_exceeded: …`; anything else is a billing or quota error (what coordinators
+    /// before minor 3 meant).
+    static func parse(_ text: String) -> (cause: CircuitCause, detail: String) {
+        for cause in [CircuitCause.auth, .quota] where text.hasPrefix(cause.rawValue + ":") {
+            let rest = text.dropFirst(cause.rawValue.count + 1)
+            return (cause, String(rest.drop { $0 == " " }))
+        }
+        return (.quota, text)
+    }
+
+    /// What went wrong, in words: `a billing or quota error`, `an authentication error`.
+    var phrase: String {
+        switch self {
+        case .quota: "a billing or quota error"
+        case .auth: "an authentication error (bad or revoked key, missing permission or blocked account)"
+        }
+    }
+}
+
 /// Why a gate refused a call.
 enum GateError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The provider answered with a billing or quota error (here or on another worker): no call will
-    /// succeed until someone pays.
-    case circuitOpen(provider: String, detail: String)
+    /// The provider answered with a billing, quota or authentication error (here or on another worker): no
+    /// call will succeed until someone pays or fixes the key.
+    case circuitOpen(provider: String, cause: CircuitCause, detail: String)
 
     var description: String {
         switch self {
-        case .circuitOpen(let provider, let detail):
-            "\(provider) circuit open after a billing or quota error" + (detail.isEmpty ? "" : ": \(detail)")
+        case .circuitOpen(let provider, let cause, let detail):
+            "\(provider) circuit open after \(cause.phrase)" + (detail.isEmpty ? "" : ": \(detail)")
         }
     }
 }
