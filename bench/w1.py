@@ -89,6 +89,8 @@ def run_once(mode, bindir, workdir, index, episodes):
                 "ELEVENLABS_API_KEY": "bench-not-a-real-key",
                 "MAX_PARALLEL_EPISODES": "3",
                 "MAX_PARALLEL_API_CALLS": "5",
+                # W1 counts every request the mock saw: no provider check before the batch.
+                "REELFARM_NO_CHECK": "1",
             })
             # The comparison modes live on retries (as the old script did); give them enough that no call
             # ends as a placeholder. Leased mode does not use them: its 429s never count as retries.

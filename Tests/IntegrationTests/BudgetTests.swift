@@ -17,6 +17,8 @@ import Glibc
             "OPENAI_BASE_URL": "\(base)/v1", "OPENAI_API_KEY": "sk-test-not-a-real-key",
             "HF_BASE_URL": "\(base)/hf/models", "HF_TOKEN": "hf_test_not_a_real_token",
             "ELEVENLABS_BASE_URL": "\(base)/elevenlabs/v1", "ELEVENLABS_API_KEY": "test-not-a-real-key",
+            // These tests count every request the mock saw: no provider check calls before the batch.
+            "REELFARM_NO_CHECK": "1",
         ]
     }
 

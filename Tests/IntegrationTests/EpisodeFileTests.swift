@@ -224,6 +224,8 @@ import Glibc
             ],
             environment: [
                 "REELFARM_PROVIDERS": "", "OPENAI_BASE_URL": "\(base)/v1", "OPENAI_API_KEY": "sk-test-not-a-real-key",
+                // The injected failures are drawn per request: a check's calls would shift which fail.
+                "REELFARM_NO_CHECK": "1",
             ],
             cwd: dir
         )

@@ -192,12 +192,14 @@ struct RealProviderShapeTests {
         #expect(request.maxTokens == nil)
         #expect(request.maxCompletionTokens != nil)
         #expect(request.temperature == nil)
+        #expect(request.reasoningEffort == "low")
         let classic = OpenAIScriptProvider(
             settings: OpenAISettings(scriptModel: "gpt-4o-mini"),
             caller: makeCaller(FakeTransport([]))
         )
         let old = classic.chatRequest([], scenes: 4)
         #expect(old.maxTokens != nil && old.maxCompletionTokens == nil && old.temperature == 0.8)
+        #expect(old.reasoningEffort == nil)
         #expect(OpenAIModels.isReasoning("o3-mini") && OpenAIModels.isReasoning("gpt-5-mini"))
         #expect(!OpenAIModels.isReasoning("gpt-4.1") && !OpenAIModels.isReasoning("llama3.1:8b"))
     }

@@ -182,6 +182,10 @@ struct ProviderConfiguration: Sendable {
             allowed: OpenAIModels.TokenParameter.allCases.map(\.rawValue)
         )
         openAI.tokenParameter = OpenAIModels.TokenParameter(rawValue: parameter) ?? .auto
+        if let (raw, _) = sources.value(env: "OPENAI_REASONING_EFFORT", key: "openai.reasoning_effort") {
+            let effort = raw.trimmingCharacters(in: .whitespaces).lowercased()
+            openAI.reasoningEffort = effort == "default" || effort.isEmpty ? nil : effort
+        }
         c.openAI = openAI
 
         var hf = HuggingFaceSettings(width: settings.width, height: settings.height)

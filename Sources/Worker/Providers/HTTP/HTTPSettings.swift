@@ -108,6 +108,10 @@ struct OpenAISettings: Sendable, Equatable {
     /// Which key carries the token cap. The default, `auto`, sends `max_completion_tokens` to reasoning
     /// models and `max_tokens` to the rest; a model that refuses the one sent gets the other.
     var tokenParameter: OpenAIModels.TokenParameter
+    /// `reasoning_effort`, sent to reasoning models only (`none`, `low`, `medium`, `high`, …; `nil` sends
+    /// nothing). The default is `low`: a script needs little reasoning, and reasoning tokens are billed as
+    /// output and count against the token cap.
+    var reasoningEffort: String?
 
     static let defaultBaseURL = "https://api.openai.com/v1"
     /// OpenAI's named successor of gpt-4o-mini (shut down 2027-01-14), for cost-sensitive volume work.
@@ -133,7 +137,8 @@ struct OpenAISettings: Sendable, Equatable {
         voices: [String] = defaultVoices,
         maxOutputTokens: Int? = nil,
         temperature: Double? = 0.8,
-        tokenParameter: OpenAIModels.TokenParameter = .auto
+        tokenParameter: OpenAIModels.TokenParameter = .auto,
+        reasoningEffort: String? = "low"
     ) {
         self.baseURL = baseURL
         self.apiKey = apiKey
@@ -148,6 +153,7 @@ struct OpenAISettings: Sendable, Equatable {
         self.maxOutputTokens = maxOutputTokens
         self.temperature = temperature
         self.tokenParameter = tokenParameter
+        self.reasoningEffort = reasoningEffort
     }
 
     /// The size sent for ``imageModel``: the configured one, else the family's nearest to the frame.

@@ -109,6 +109,7 @@ struct OpenAIScriptProvider: ScriptProvider {
         var temperature: Double?
         var maxTokens: Int?
         var maxCompletionTokens: Int?
+        var reasoningEffort: String?
         var responseFormat = ResponseFormat()
     }
 
@@ -119,13 +120,15 @@ struct OpenAIScriptProvider: ScriptProvider {
         let known = learned.current
         var parameter = settings.tokenParameter.resolved(for: model)
         if let forced = known.tokenParameter { parameter = forced }
-        let sendsTemperature = !OpenAIModels.isReasoning(model) && !known.refusesTemperature
+        let reasoning = OpenAIModels.isReasoning(model)
+        let sendsTemperature = !reasoning && !known.refusesTemperature
         return ChatRequest(
             model: model,
             messages: messages,
             temperature: sendsTemperature ? settings.temperature : nil,
             maxTokens: parameter == .maxTokens ? cap : nil,
-            maxCompletionTokens: parameter == .maxCompletionTokens ? cap : nil
+            maxCompletionTokens: parameter == .maxCompletionTokens ? cap : nil,
+            reasoningEffort: reasoning && !known.refusesReasoningEffort ? settings.reasoningEffort : nil
         )
     }
 
@@ -230,6 +233,7 @@ final class ChatParameterMemory: Sendable {
     struct Known: Sendable, Equatable {
         var tokenParameter: OpenAIModels.TokenParameter?
         var refusesTemperature = false
+        var refusesReasoningEffort = false
     }
 
     private let state = Mutex(Known())
@@ -251,6 +255,10 @@ final class ChatParameterMemory: Sendable {
             if text.contains("max_completion_tokens"), sent.maxCompletionTokens != nil {
                 known.tokenParameter = .maxTokens
                 return "max_completion_tokens → max_tokens"
+            }
+            if text.contains("reasoning_effort"), sent.reasoningEffort != nil {
+                known.refusesReasoningEffort = true
+                return "no reasoning_effort"
             }
             if text.contains("temperature"), sent.temperature != nil {
                 known.refusesTemperature = true
