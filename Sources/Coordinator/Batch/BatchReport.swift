@@ -3,7 +3,8 @@ import Protocol
 import Shared
 
 /// `OUTPUT/<batch>/report.html`: the batch after the fact, one self-contained file (data and drawing code
-/// inline, nothing fetched) to open from the output folder or attach to a ticket. It shows the totals,
+/// inline, nothing fetched) to open from the output folder or attach to a ticket. It shows a warning at the
+/// top when the batch is largely placeholders (``PlaceholderWarning``), the totals,
 /// the episodes on a timeline per worker (a Gantt chart, one lane per slot), each provider's calls per
 /// second against its limit, the failures and placeholders, and every episode with a link to its folder
 /// and video.
@@ -47,13 +48,33 @@ enum BatchReport {
         // Inside <script>, "</script" would end the element and "<!--" change how it is parsed: write
         // every "<" as the JSON escape \u003c, so no text from a batch file can become markup.
         let json = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "<", with: "\\u003c")
-        return template.replacingOccurrences(of: "__DATA__", with: json)
+        // The warning first: its text has no "__" left (escaped), so no later replacement reaches into it.
+        return template.replacingOccurrences(of: "__WARNING__", with: warningSection(summary.placeholderWarning))
+            .replacingOccurrences(of: "__DATA__", with: json)
             .replacingOccurrences(of: "__TITLE__", with: escape(summary.batchId))
     }
 
     static func write(summary: BatchSummary, rates: [Rate], to batchDir: URL) throws {
         let url = batchDir.appendingPathComponent("report.html")
         try Data(html(summary: summary, rates: rates).utf8).write(to: url, options: .atomic)
+    }
+
+    /// The banner at the top of the report when the batch is largely placeholders (empty otherwise), written
+    /// here rather than by the page's script so it shows even where scripts do not run (a mail preview).
+    static func warningSection(_ warning: PlaceholderWarning?) -> String {
+        guard let warning else { return "" }
+        func text(_ s: String) -> String { escape(s).replacingOccurrences(of: "_", with: "&#95;") }
+        let percent = Int((warning.share * 100).rounded())
+        let causes = warning.causes.map { cause in
+            "<li><b>\(text(cause.stage))</b>: \(text(cause.reason)) <span class=\"dim\">(\(cause.count))</span></li>"
+        }.joined()
+        return """
+            <section class="warning" id="placeholder-warning"><h2>⚠ \(warning.placeholders) of \(warning.assets) \
+            assets (\(percent)%) are placeholders</h2><p>These episodes are largely offline stand-ins (drawn cards, \
+            espeak voices) because provider calls failed. Most common causes:</p><ul>\(causes)</ul>\
+            <p class="dim">Fix the cause, then rerun the batch; every placeholder is listed under \
+            "Failures and placeholders".</p></section>
+            """
     }
 
     static func escape(_ s: String) -> String {
@@ -77,11 +98,14 @@ enum BatchReport {
           th { border-bottom:1px solid #d0d7de; font-weight:600; }
           .succeeded { color:#1a7f37; } .failed, .unfinished { color:#cf222e; } .dim { color:#656d76; }
           .totals span { margin-right:18px; } svg text { font-size:11px; fill:#656d76; }
+          .warning { margin:16px 0 8px; padding:10px 16px; border:2px solid #bf8700; border-radius:6px; background:#fff8c5; }
+          .warning h2 { margin:4px 0 8px; color:#9a6700; } .warning ul { margin:4px 0; }
         </style>
         </head>
         <body>
         <header><h1 id="title"></h1><div class="totals" id="totals"></div></header>
         <main>
+          __WARNING__
           <h2>Timeline (episodes per worker, one lane per slot)</h2><svg id="gantt" width="100%" height="60"></svg>
           <h2>Provider calls per second against the limit</h2><div id="rates"></div>
           <h2>Failures and placeholders</h2><div id="problems"></div>

@@ -81,6 +81,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
     var budgetMode: String?
     var budgets: [String: Budget]
     var timing: Timing?
+    /// Set when more than 10 % of the batch's assets are placeholders (absent otherwise).
+    var placeholderWarning: PlaceholderWarning?
     var episodes: [Episode]
 
     init(
@@ -202,6 +204,7 @@ struct BatchSummary: Codable, Sendable, Equatable {
                         e.finishedAfterSeconds.map { $0 - (e.dispatchedAfterSeconds ?? 0) }
                     }.reduce(0, +) / Double(succeededEnds.count)) * 1000).rounded() / 1000
             )
+        self.placeholderWarning = PlaceholderWarning(episodes: episodes)
         self.episodes = episodes
     }
 
@@ -213,5 +216,77 @@ struct BatchSummary: Codable, Sendable, Equatable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(self)
         try data.write(to: directory.appendingPathComponent("summary.json"), options: .atomic)
+    }
+}
+
+/// `placeholder_warning` in summary.json, the batch's closing warning and the banner of report.html: the
+/// batch is largely made of stand-ins (offline cards, espeak voices), and why.
+///
+/// **Assets** are the voice clips, scene images and B-roll images of the episodes that succeeded (a failed
+/// episode delivers none). RESULT carries no count of them, so each succeeded episode counts its API calls
+/// minus one script call per attempt: every voice line and image is one call of the pipeline (a
+/// placeholder's too, whatever the HTTP retries), and the script is one call per attempt. An episode that
+/// needed several attempts may count a few more or fewer (calls of a failed attempt, an attempt lost with
+/// its worker); never fewer than its placeholders.
+struct PlaceholderWarning: Codable, Sendable, Equatable {
+    /// Placeholders of one stage with the same reason (its first ``reasonLength`` characters, so request
+    /// ids and the like further on do not split a cause).
+    struct Cause: Codable, Sendable, Equatable {
+        /// `voices`, `scenes` or `broll`.
+        var stage: String
+        var reason: String
+        var count: Int
+    }
+
+    /// Placeholders ÷ assets, 0…1, to three decimals.
+    var share: Double
+    var placeholders: Int
+    var assets: Int
+    /// The most common causes first, at most ``maxCauses``.
+    var causes: [Cause]
+
+    /// More than this share of placeholders warns.
+    static let threshold = 0.10
+    static let reasonLength = 80
+    static let maxCauses = 5
+
+    /// The warning for these episodes, or `nil` when at most `threshold` of their assets are placeholders.
+    init?(episodes: [BatchSummary.Episode], threshold: Double = Self.threshold) {
+        let delivered = episodes.filter { $0.status == EpisodeRecord.Status.succeeded.rawValue }
+        let placeholders = delivered.reduce(0) { $0 + $1.placeholders.count }
+        let assets = delivered.reduce(0) { $0 + max($1.placeholders.count, $1.apiCalls - $1.attempts) }
+        guard assets > 0, Double(placeholders) > Double(assets) * threshold else { return nil }
+        struct Key: Hashable {
+            var stage: String
+            var reason: String
+        }
+        var counts: [Key: Int] = [:]
+        var order: [Key] = []
+        for placeholder in delivered.flatMap(\.placeholders) {
+            var reason = String(placeholder.reason.prefix(Self.reasonLength))
+            if placeholder.reason.count > Self.reasonLength { reason += "…" }
+            let key = Key(stage: placeholder.stage.rawValue, reason: reason)
+            if counts[key] == nil { order.append(key) }
+            counts[key, default: 0] += 1
+        }
+        // Most common first; ties in the order they first appeared (pipeline order within an episode).
+        let ranked = order.enumerated().sorted { a, b in
+            let (ca, cb) = (counts[a.element] ?? 0, counts[b.element] ?? 0)
+            return ca != cb ? ca > cb : a.offset < b.offset
+        }
+        self.share = (Double(placeholders) / Double(assets) * 1000).rounded() / 1000
+        self.placeholders = placeholders
+        self.assets = assets
+        self.causes = ranked.prefix(Self.maxCauses).map {
+            Cause(stage: $0.element.stage, reason: $0.element.reason, count: counts[$0.element] ?? 0)
+        }
+    }
+
+    /// `⚠ 37 of 120 assets (31%) are placeholders — most common cause: voices "quota exceeded …" (30), …`
+    var line: String {
+        let percent = Int((Double(placeholders) / Double(max(1, assets)) * 100).rounded())
+        let top = causes.prefix(3).map { "\($0.stage) \"\($0.reason)\" (\($0.count))" }
+        return "⚠ \(placeholders) of \(assets) assets (\(percent)%) are placeholders"
+            + (top.isEmpty ? "" : " — most common cause: " + top.joined(separator: ", "))
     }
 }

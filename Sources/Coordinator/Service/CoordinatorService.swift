@@ -745,6 +745,15 @@ final class CoordinatorService: Service {
         } else {
             logger.error("\(line)", metadata: meta)
         }
+        if let warning = summary.placeholderWarning {
+            logger.warning(
+                "\(warning.line)",
+                metadata: [
+                    "batch": "\(dispatcher.batchId)", "placeholders": "\(warning.placeholders)",
+                    "assets": "\(warning.assets)",
+                ]
+            )
+        }
         for (provider, budget) in summary.budgets.sorted(by: { $0.key < $1.key }) {
             let signals = budget.signals.values.reduce(0, +)
             logger.info(
