@@ -146,7 +146,8 @@ struct DashboardBrowserTests {
           id: emus
         """.write(to: batch, atomically: true, encoding: .utf8)
         var env = Harness.fastSimulation
-        env["REELFARM_SIM_FAIL"] = "llm:emus"
+        // Every voice line of the three others becomes a placeholder: far over the 10 % that warns.
+        env["REELFARM_SIM_FAIL"] = "llm:emus;tts:hostile,bees,octopus"
         let coordinator = try Child(
             name: "coordinator",
             executable: Harness.coordinatorPath,
@@ -174,6 +175,9 @@ struct DashboardBrowserTests {
         #expect(!dom.contains("<title>pwned</title>"))
         #expect(dom.components(separatedBy: "<rect").count - 1 >= 4, "the Gantt chart and the rate chart")
         #expect(dom.contains("image: 20 per 1.0s"))
+        #expect(dom.contains("id=\"placeholder-warning\""), "the placeholder warning at the top")
+        #expect(dom.contains("assets (") && dom.contains("are placeholders"))
+        #expect(coordinator.log.contains("are placeholders — most common cause: voices"))
         let console = log.split(separator: "\n").filter { $0.contains(":CONSOLE") }
         #expect(console.isEmpty, "console output: \(console)")
 
