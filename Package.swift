@@ -92,11 +92,19 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Real provider answers (status, headers, body) recorded as JSON, for the mock and the worker's tests.
+        .target(
+            name: "ProviderFixtures",
+            path: "Sources/ProviderFixtures",
+            resources: [.copy("Fixtures")],
+            swiftSettings: strictSettings
+        ),
         // A stand-in for the OpenAI-compatible, Hugging Face and ElevenLabs APIs, with their limits and
         // 429s, for tests and benchmarks.
         .executableTarget(
             name: "MockProvider",
             dependencies: [
+                "ProviderFixtures",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -124,13 +132,14 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkerTests",
-            dependencies: ["Worker", "Protocol", "Shared"],
+            dependencies: ["Worker", "Protocol", "Shared", "ProviderFixtures"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "MockProviderTests",
             dependencies: [
                 "MockProvider",
+                "ProviderFixtures",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

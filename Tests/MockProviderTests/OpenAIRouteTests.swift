@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import ProviderFixtures
 import Testing
 
 @testable import MockProvider
@@ -186,9 +187,19 @@ private let chatBody = #"""
             #expect(error["type"] == .string("requests"))
             #expect(error["code"] == .string("rate_limit_exceeded"))
             #expect(error["param"] == .null)
+            // The recorded body, with the request's model, the mock's limit and its wait.
+            let recorded = try recordedJSON("openai/rate_limit_requests")
+            #expect(error["type"] == recorded["error"]?["type"])
             let message = try #require(error["message"]?.string)
-            #expect(message.hasPrefix("Rate limit reached for requests"))
-            #expect(message.contains("Limit: 2/1min"))
+            let expected = try #require(recorded["error"]?["message"]?.string)
+                .replacingOccurrences(of: "gpt-6-luna", with: "gpt-4o-mini")
+                .replacingOccurrences(of: "Limit 500, Used 500", with: "Limit 2, Used 2")
+                .replacingOccurrences(of: "try again in 120ms", with: "try again in 58.5s")
+            #expect(message == expected)
+            #expect(
+                response.header("x-request-id")
+                    == (try ProviderFixtures.named("openai/rate_limit_requests").header("x-request-id"))
+            )
             #expect(engine.stats().openai.total.rejected["rate_limit"] == 1)
             #expect(engine.stats().openai.total.maxAcceptedInWindow == 2)
         }
@@ -226,7 +237,7 @@ private let chatBody = #"""
             #expect(error["type"] == .string("insufficient_quota"))
             #expect(error["code"] == .string("insufficient_quota"))
             #expect(error["param"] == .null)
-            #expect(error["message"]?.string?.hasPrefix("You exceeded your current quota") == true)
+            #expect(response.json == (try recordedJSON("openai/insufficient_quota")))
         }
     }
 

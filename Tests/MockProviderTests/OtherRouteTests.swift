@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import ProviderFixtures
 import Testing
 
 @testable import MockProvider
@@ -61,7 +62,7 @@ import Testing
         try await withMockApp(forced) { client, _ in
             let billing = try await client.post("/hf/models/o/m", json: #"{"inputs": "x"}"#)
             #expect(billing.status.code == 402)
-            #expect(billing.json?["error"]?.string?.contains("credits") == true)
+            #expect(billing.json == (try recordedJSON("huggingface/credits_exhausted")))
             let rate = try await client.post("/hf/models/o/m", json: #"{"inputs": "x"}"#)
             #expect(rate.status == .tooManyRequests)
             #expect(rate.header("retry-after") == "3")
@@ -105,7 +106,8 @@ import Testing
             let response = try await client.post("/elevenlabs/v1/text-to-speech/v", json: #"{"text": "hi"}"#)
             #expect(response.status == .tooManyRequests)
             #expect(response.json?["detail"]?["status"] == .string("too_many_concurrent_requests"))
-            #expect(response.json?["detail"]?["message"]?.string != nil)
+            // The recorded body; its ceiling (2) is the mock's here.
+            #expect(response.json == (try recordedJSON("elevenlabs/too_many_concurrent_requests")))
             #expect(response.header("current-concurrent-requests") == "2")
             #expect(response.header("maximum-concurrent-requests") == "2")
             #expect(response.header("retry-after") == nil)
@@ -123,9 +125,15 @@ import Testing
             let busy = try await client.post("/elevenlabs/v1/text-to-speech/v", json: #"{"text": "hi"}"#)
             #expect(busy.status == .tooManyRequests)
             #expect(busy.json?["detail"]?["status"] == .string("system_busy"))
+            #expect(busy.json == (try recordedJSON("elevenlabs/system_busy")))
             let quota = try await client.post("/elevenlabs/v1/text-to-speech/v", json: #"{"text": "hi"}"#)
             #expect(quota.status == .unauthorized)
             #expect(quota.json?["detail"]?["status"] == .string("quota_exceeded"))
+            #expect(quota.json == (try recordedJSON("elevenlabs/quota_exceeded")))
+            #expect(
+                quota.header("x-trace-id")
+                    == (try ProviderFixtures.named("elevenlabs/quota_exceeded").header("x-trace-id"))
+            )
         }
     }
 }

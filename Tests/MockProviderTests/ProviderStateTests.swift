@@ -16,6 +16,7 @@ import Testing
                 return "ok"
             case .rejected(let rejection): return rejection.kind.rawValue
             case .fault(let kind, _): return kind.rawValue
+            case .fixture(let fixture): return fixture.name
             }
         }
     }
@@ -116,7 +117,7 @@ import Testing
                 // Retry-after lands exactly on the moment the oldest accepted request leaves the window.
                 let oldestInWindow = acceptedAt.filter { $0 > now - .seconds(1) }.min()!
                 #expect(rejection.retryAfter == oldestInWindow + .seconds(1) - now)
-            case .fault:
+            case .fault, .fixture:
                 Issue.record("no faults configured")
             }
             now += .milliseconds(110)

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import ProviderFixtures
 import Synchronization
 import Testing
 
@@ -69,6 +70,14 @@ extension TestResponse {
     func header(_ name: String) -> String? {
         headers[HTTPFields.Element.Name(name)!]
     }
+}
+
+/// The JSON body of a recorded fixture, with its recorded request's model and voice id replaced by `model` and
+/// `voiceId` when given, as the mock sends it.
+func recordedJSON(_ name: String, model: String? = nil, voiceId: String? = nil) throws -> JSONValue {
+    let fixture = try ProviderFixtures.named(name).substituting(model: model, voiceId: voiceId)
+    let body = try #require(fixture.json, "\(name) has no JSON body")
+    return try JSONDecoder().decode(JSONValue.self, from: body.data)
 }
 
 /// Parses a JSON literal in a test.

@@ -77,7 +77,7 @@ extension MockConfig {
         }
         for provider in Provider.allCases {
             if let value = reader.take(provider.rawValue) {
-                config[provider] = try ProviderConfig.decode(value, over: config[provider], path: provider.rawValue)
+                config[provider] = try ProviderConfig.decode(value, over: config[provider], provider: provider)
             }
         }
         try reader.finish()
@@ -87,7 +87,7 @@ extension MockConfig {
     /// The configuration as JSON in the same schema, keys sorted.
     func jsonData() -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         // Encoding these plain value types cannot fail.
         return try! encoder.encode(self)
     }
@@ -97,10 +97,11 @@ extension ProviderConfig {
     fileprivate static func decode(
         _ value: JSONValue,
         over base: ProviderConfig,
-        path: String
+        provider: Provider
     ) throws(ConfigError)
         -> ProviderConfig
     {
+        let path = provider.rawValue
         var config = base
         var reader = try ObjectReader(value, path: path)
         if let limit = reader.take("request_limit") {
@@ -125,10 +126,60 @@ extension ProviderConfig {
             config.failureRates = try decodeRates(rates, path: "\(path).failure_rates")
         }
         if let forced = reader.take("force_failures") {
-            config.forceFailures = try decodeForced(forced, path: "\(path).force_failures")
+            config.forceFailures = try decodeForced(forced, provider: provider, path: "\(path).force_failures")
+        }
+        // Each list only where the provider has what it names; elsewhere it is an unknown key.
+        let fields = ProviderConfig.listFields(of: provider)
+        if fields.contains(.knownModels), let models = reader.take("known_models") {
+            config.knownModels = try stringList(models, "\(path).known_models", nullable: true)
+        }
+        if fields.contains(.knownVoices), let voices = reader.take("known_voices") {
+            config.knownVoices = try stringList(voices, "\(path).known_voices", nullable: true)
+        }
+        if fields.contains(.paidVoices), let voices = reader.take("paid_voices") {
+            config.paidVoices = try stringList(voices, "\(path).paid_voices", nullable: false) ?? []
+        }
+        if fields.contains(.apiKeys), let keys = reader.take("api_keys") {
+            config.apiKeys = try stringList(keys, "\(path).api_keys", nullable: true)
+        }
+        if fields.contains(.reasoningModels), let models = reader.take("reasoning_models") {
+            config.reasoningModels = try stringList(models, "\(path).reasoning_models", nullable: false) ?? []
         }
         try reader.finish()
         return config
+    }
+
+    /// The list fields of the configuration, each used by some providers only.
+    enum ListField: CaseIterable {
+        case knownModels, knownVoices, paidVoices, apiKeys, reasoningModels
+    }
+
+    /// The list fields `provider` reads: `known_models` (OpenAI, Hugging Face), `known_voices` (OpenAI,
+    /// ElevenLabs), `paid_voices` (ElevenLabs), `api_keys` (all), `reasoning_models` (OpenAI).
+    static func listFields(of provider: Provider) -> Set<ListField> {
+        switch provider {
+        case .openai: [.knownModels, .knownVoices, .apiKeys, .reasoningModels]
+        case .huggingface: [.knownModels, .apiKeys]
+        case .elevenlabs: [.knownVoices, .paidVoices, .apiKeys]
+        }
+    }
+
+    /// A list of 1 to 10 000 non-empty strings (`[]` too), or `nil` for JSON null when `nullable`.
+    private static func stringList(_ value: JSONValue, _ path: String, nullable: Bool) throws(ConfigError) -> [String]?
+    {
+        if value == .null, nullable { return nil }
+        let expected = nullable ? "a list of non-empty strings or null" : "a list of non-empty strings"
+        guard case .array(let items) = value, items.count <= 10_000 else {
+            throw ConfigError(message: "\(path): expected \(expected)")
+        }
+        var strings: [String] = []
+        for (index, item) in items.enumerated() {
+            guard case .string(let string) = item, !string.isEmpty else {
+                throw ConfigError(message: "\(path)[\(index)]: expected a non-empty string")
+            }
+            strings.append(string)
+        }
+        return strings
     }
 
     private static func decodeRates(_ value: JSONValue, path: String) throws(ConfigError) -> [FailureKind: Double] {
@@ -146,14 +197,38 @@ extension ProviderConfig {
         return rates
     }
 
-    private static func decodeForced(_ value: JSONValue, path: String) throws(ConfigError) -> [ForcedFailure] {
+    private static func decodeForced(
+        _ value: JSONValue,
+        provider: Provider,
+        path: String
+    ) throws(ConfigError) -> [ForcedFailure] {
         guard case .array(let items) = value else { throw ConfigError(message: "\(path): expected an array") }
         var forced: [ForcedFailure] = []
         for (index, item) in items.enumerated() {
             let itemPath = "\(path)[\(index)]"
             var reader = try ObjectReader(item, path: itemPath)
-            guard case .string(let kindName) = reader.take("kind") ?? .null, let kind = FailureKind(rawValue: kindName)
-            else { throw ConfigError(message: "\(itemPath).kind: expected a failure kind") }
+            let reply: ForcedFailure.Reply
+            switch (reader.take("kind"), reader.take("fixture")) {
+            case (let kind?, nil):
+                guard case .string(let kindName) = kind, let kind = FailureKind(rawValue: kindName) else {
+                    throw ConfigError(message: "\(itemPath).kind: expected a failure kind")
+                }
+                reply = .kind(kind)
+            case (nil, let fixture?):
+                guard case .string(let name) = fixture else {
+                    throw ConfigError(
+                        message: "\(itemPath).fixture: expected a fixture name like openai/insufficient_quota"
+                    )
+                }
+                switch RecordedFixtures.forcedFailure(name, provider: provider) {
+                case .success(let failure): reply = .fixture(failure)
+                case .failure(let error): throw ConfigError(message: "\(itemPath).fixture: \(error.message)")
+                }
+            case (nil, nil):
+                throw ConfigError(message: "\(itemPath).kind: expected a failure kind")
+            case (_?, _?):
+                throw ConfigError(message: "\(itemPath): give a kind or a fixture, not both")
+            }
             let count = try reader.optional("count", nonNegativeInt) ?? 1
             let endpoint = try reader.optional("endpoint") { value, path throws(ConfigError) in
                 guard case .string(let name) = value, let endpoint = Endpoint(rawValue: name) else {
@@ -163,7 +238,15 @@ extension ProviderConfig {
             }
             let retryAfterMs = try reader.optional("retry_after_ms", nonNegativeInt)
             try reader.finish()
-            forced.append(ForcedFailure(kind: kind, count: count, endpoint: endpoint, retryAfterMs: retryAfterMs))
+            switch reply {
+            case .kind(let kind):
+                forced.append(ForcedFailure(kind: kind, count: count, endpoint: endpoint, retryAfterMs: retryAfterMs))
+            case .fixture(let fixture):
+                guard retryAfterMs == nil else {
+                    throw ConfigError(message: "\(itemPath).retry_after_ms: a fixture sends its own headers")
+                }
+                forced.append(ForcedFailure(fixture: fixture, count: count, endpoint: endpoint))
+            }
         }
         return forced
     }
@@ -260,13 +343,23 @@ extension MockConfig: Encodable {
         try container.encode(scriptLines, forKey: .scriptLines)
         try container.encode(scriptBroll, forKey: .scriptBroll)
         try container.encode(scriptNarration, forKey: .scriptNarration)
-        try container.encode(openai, forKey: .openai)
-        try container.encode(huggingface, forKey: .huggingface)
-        try container.encode(elevenlabs, forKey: .elevenlabs)
+        try container.encode(ProviderConfig.Encoded(config: openai, provider: .openai), forKey: .openai)
+        try container.encode(ProviderConfig.Encoded(config: huggingface, provider: .huggingface), forKey: .huggingface)
+        try container.encode(ProviderConfig.Encoded(config: elevenlabs, provider: .elevenlabs), forKey: .elevenlabs)
     }
 }
 
-extension ProviderConfig: Encodable {
+extension ProviderConfig {
+    /// One provider's configuration in the JSON schema, with only the list fields that provider reads.
+    fileprivate struct Encoded: Encodable {
+        var config: ProviderConfig
+        var provider: Provider
+
+        func encode(to encoder: any Encoder) throws {
+            try config.encode(to: encoder, fields: ProviderConfig.listFields(of: provider))
+        }
+    }
+
     private enum CodingKeys: String, CodingKey {
         case requestLimit = "request_limit"
         case windowMs = "window_ms"
@@ -280,9 +373,14 @@ extension ProviderConfig: Encodable {
         case forceFailures = "force_failures"
         case coldStartRequests = "cold_start_requests"
         case estimatedTimeS = "estimated_time_s"
+        case knownModels = "known_models"
+        case knownVoices = "known_voices"
+        case paidVoices = "paid_voices"
+        case apiKeys = "api_keys"
+        case reasoningModels = "reasoning_models"
     }
 
-    func encode(to encoder: any Encoder) throws {
+    fileprivate func encode(to encoder: any Encoder, fields: Set<ListField>) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(requestLimit, forKey: .requestLimit)
         try container.encode(windowMs, forKey: .windowMs)
@@ -296,18 +394,26 @@ extension ProviderConfig: Encodable {
         try container.encode(forceFailures, forKey: .forceFailures)
         try container.encode(coldStartRequests, forKey: .coldStartRequests)
         try container.encode(estimatedTimeS, forKey: .estimatedTimeS)
+        if fields.contains(.knownModels) { try container.encode(knownModels, forKey: .knownModels) }
+        if fields.contains(.knownVoices) { try container.encode(knownVoices, forKey: .knownVoices) }
+        if fields.contains(.paidVoices) { try container.encode(paidVoices, forKey: .paidVoices) }
+        if fields.contains(.apiKeys) { try container.encode(apiKeys, forKey: .apiKeys) }
+        if fields.contains(.reasoningModels) { try container.encode(reasoningModels, forKey: .reasoningModels) }
     }
 }
 
 extension ForcedFailure: Encodable {
     private enum CodingKeys: String, CodingKey {
-        case kind, count, endpoint
+        case kind, fixture, count, endpoint
         case retryAfterMs = "retry_after_ms"
     }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(kind, forKey: .kind)
+        switch reply {
+        case .kind(let kind): try container.encode(kind, forKey: .kind)
+        case .fixture(let fixture): try container.encode(fixture.name, forKey: .fixture)
+        }
         try container.encode(count, forKey: .count)
         try container.encodeIfPresent(endpoint, forKey: .endpoint)
         try container.encodeIfPresent(retryAfterMs, forKey: .retryAfterMs)

@@ -106,6 +106,22 @@ struct ProviderConfig: Equatable, Sendable {
     var coldStartRequests = 0
     /// The `estimated_time` of cold-start 503s, in seconds. The default is 20.
     var estimatedTimeS = 20.0
+    /// The models that exist (OpenAI and Hugging Face); a request naming another gets the provider's model-not-found
+    /// fixture. `nil`, the default, accepts any model.
+    var knownModels: [String]?
+    /// The voices that exist: OpenAI voice names or ElevenLabs voice ids. A request naming another gets
+    /// `elevenlabs/voice_not_found`, or OpenAI's 400 `invalid_value` for `voice`. `nil`, the default, accepts any.
+    var knownVoices: [String]?
+    /// ElevenLabs voice ids a free plan may not use over the API: they get `elevenlabs/paid_plan_required`. The
+    /// default is none.
+    var paidVoices: [String] = []
+    /// The API keys accepted (`Authorization: Bearer KEY`; ElevenLabs `xi-api-key: KEY`). A request without one gets
+    /// the provider's invalid-key fixture. `nil`, the default, accepts any key or none.
+    var apiKeys: [String]?
+    /// OpenAI chat models that behave like OpenAI's reasoning models: `max_tokens` gets
+    /// `openai/chat_max_tokens_unsupported` and a `temperature` other than 1 `openai/chat_temperature_unsupported`.
+    /// The default is none.
+    var reasoningModels: [String] = []
 
     static func defaults(for provider: Provider) -> ProviderConfig {
         var config = ProviderConfig()
@@ -120,11 +136,40 @@ struct ProviderConfig: Equatable, Sendable {
     var window: Duration { .milliseconds(windowMs) }
 }
 
-/// `count` requests (of `endpoint`, or of any endpoint of the provider when `nil`) fail with `kind`.
+/// `count` requests (of `endpoint`, or of any endpoint of the provider when `nil`) fail with a failure kind or with
+/// a recorded fixture.
 struct ForcedFailure: Equatable, Sendable {
-    var kind: FailureKind
+    enum Reply: Equatable, Sendable {
+        /// The mock's reply for this kind, as an injected failure would get.
+        case kind(FailureKind)
+        /// Exactly this fixture's status, headers and body.
+        case fixture(FixtureFailure)
+    }
+
+    var reply: Reply
     var count: Int
     var endpoint: Endpoint?
     /// Overrides the provider's `retryAfterMs` for `rate_limit`.
     var retryAfterMs: Int?
+
+    init(kind: FailureKind, count: Int, endpoint: Endpoint?, retryAfterMs: Int?) {
+        reply = .kind(kind)
+        self.count = count
+        self.endpoint = endpoint
+        self.retryAfterMs = retryAfterMs
+    }
+
+    init(fixture: FixtureFailure, count: Int, endpoint: Endpoint?) {
+        reply = .fixture(fixture)
+        self.count = count
+        self.endpoint = endpoint
+    }
+}
+
+/// A recorded fixture forced on a request (`force_failures[].fixture`) and how `/stats` counts it (see
+/// ``RequestOutcome/ofFixture(status:body:)``).
+struct FixtureFailure: Equatable, Sendable {
+    /// `<service>/<case>`, e.g. `openai/insufficient_quota`.
+    var name: String
+    var outcome: RequestOutcome
 }

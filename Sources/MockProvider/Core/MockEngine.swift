@@ -66,12 +66,19 @@ final class MockEngine: Sendable {
         state.withLock { $0.providers[endpoint.provider]!.finish(endpoint) }
     }
 
-    /// Counts a request refused before admission and returns the limit state to report with the refusal.
+    /// Counts a request refused before admission (an invalid body) and returns the limit state to report with the
+    /// refusal.
     func recordBadRequest(_ endpoint: Endpoint) -> LimitState {
+        recordRefused(endpoint, outcome: .badRequest)
+    }
+
+    /// Counts a request refused before admission as `outcome` (a bad key, an unknown model, an unsupported
+    /// parameter), logs it, and returns the limit state to report with the refusal. It uses no limit.
+    func recordRefused(_ endpoint: Endpoint, outcome: RequestOutcome) -> LimitState {
         state.withLock { state in
             let now = now()
-            state.providers[endpoint.provider]!.recordBadRequest(endpoint)
-            state.requests.append(RequestLogEntry(time: now, endpoint: endpoint, outcome: .badRequest))
+            state.providers[endpoint.provider]!.recordRefused(endpoint, outcome: outcome)
+            state.requests.append(RequestLogEntry(time: now, endpoint: endpoint, outcome: outcome))
             return state.providers[endpoint.provider]!.limitState(now: now)
         }
     }

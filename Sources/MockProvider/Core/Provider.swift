@@ -20,10 +20,12 @@ enum Endpoint: String, CaseIterable, Codable, Sendable {
     case textToImage = "text_to_image"
     /// `POST /elevenlabs/v1/text-to-speech/{voice_id}`
     case textToSpeech = "text_to_speech"
+    /// `GET /v1/models` and `GET /v1/models/{model}`
+    case models
 
     var provider: Provider {
         switch self {
-        case .chatCompletions, .audioSpeech, .imagesGenerations: .openai
+        case .chatCompletions, .audioSpeech, .imagesGenerations, .models: .openai
         case .textToImage: .huggingface
         case .textToSpeech: .elevenlabs
         }
@@ -50,4 +52,8 @@ enum FailureKind: String, CaseIterable, Codable, CodingKeyRepresentable, Sendabl
     case timeout
     /// Hugging Face cold start: 503 with `estimated_time`.
     case modelLoading = "model_loading"
+    /// The API key is missing or not one of `api_keys` (401), or the account may not do this (401/403).
+    case auth
+    /// The model (or voice) does not exist (404).
+    case notFound = "not_found"
 }

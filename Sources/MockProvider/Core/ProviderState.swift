@@ -18,6 +18,8 @@ struct Admission: Equatable, Sendable {
         case rejected(Rejection)
         /// Answer 200 after `delay` but spoil the reply (`malformed`) or just be late (`timeout`). Holds no slot.
         case fault(FailureKind, delay: Duration)
+        /// Answer now with exactly this recorded fixture (`force_failures[].fixture`), counted as `outcome`.
+        case fixture(FixtureFailure)
     }
 
     var outcome: Outcome
@@ -114,7 +116,10 @@ struct ProviderState {
         var extraDelay = Duration.zero
         let outcome: Admission.Outcome
         if let forced = takeForcedFailure(for: request.endpoint) {
-            outcome = fail(forced.kind, retryAfterMs: forced.retryAfterMs, model: request.model)
+            switch forced.reply {
+            case .kind(let kind): outcome = fail(kind, retryAfterMs: forced.retryAfterMs, model: request.model)
+            case .fixture(let fixture): outcome = .fixture(fixture)
+            }
         } else if let model = request.model, coldStartsServed[model, default: 0] < config.coldStartRequests,
             !request.waitForModel
         {
@@ -149,10 +154,20 @@ struct ProviderState {
         endpoints[endpoint]?.recordFinished()
     }
 
-    /// Counts a request refused before admission (unreadable, invalid or oversized body).
-    mutating func recordBadRequest(_ endpoint: Endpoint) {
-        total.recordBadRequest()
-        endpoints[endpoint]?.recordBadRequest()
+    /// Counts a request refused before admission: an unreadable, invalid or oversized body (`bad_request`), or a
+    /// check of the configuration such as `api_keys` or `known_models` (the outcome of its fixture). It uses no
+    /// limit.
+    mutating func recordRefused(_ endpoint: Endpoint, outcome: RequestOutcome) {
+        switch outcome {
+        case .accepted:
+            preconditionFailure("a refused request cannot be accepted")
+        case .badRequest:
+            total.recordBadRequest()
+            endpoints[endpoint]?.recordBadRequest()
+        case .failed(let kind):
+            total.recordRejected(kind)
+            endpoints[endpoint]?.recordRejected(kind)
+        }
     }
 
     mutating func resetStats() {
@@ -229,7 +244,7 @@ struct ProviderState {
             )
         case .concurrency:
             return .rejected(Rejection(kind: kind, limit: config.maxConcurrent, window: config.window))
-        case .billing, .overload, .serverError:
+        case .billing, .overload, .serverError, .auth, .notFound:
             return .rejected(Rejection(kind: kind, window: config.window))
         }
     }
@@ -245,6 +260,8 @@ struct ProviderState {
         case .fault(let kind, _):
             total.recordRejected(kind)
             endpoints[endpoint]?.recordRejected(kind)
+        case .fixture(let fixture):
+            recordRefused(endpoint, outcome: fixture.outcome)
         }
     }
 

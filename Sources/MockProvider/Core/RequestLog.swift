@@ -11,6 +11,7 @@ enum RequestOutcome: Equatable, Sendable {
         case .accepted: self = .accepted
         case .rejected(let rejection): self = .failed(rejection.kind)
         case .fault(let kind, _): self = .failed(kind)
+        case .fixture(let fixture): self = fixture.outcome
         }
     }
 

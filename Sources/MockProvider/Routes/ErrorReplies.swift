@@ -1,7 +1,107 @@
 import Hummingbird
+import ProviderFixtures
 
-/// The error replies of each provider, in their real shapes (see shared/reference/providers.md §1–§3).
+/// The error replies of each provider.
+///
+/// Where a recorded fixture of the `ProviderFixtures` module shows the real reply for a failure kind, the reply is
+/// that fixture (with the request's model or voice, and the retry and limit numbers the mock computed); otherwise it
+/// is the shape described in shared/reference/providers.md §1–§3.
 enum ErrorReplies {
+    /// The fixture answering `kind` on `endpoint`, if one was recorded.
+    static func fixtureName(for kind: FailureKind, endpoint: Endpoint) -> String? {
+        switch (endpoint.provider, kind) {
+        case (.openai, .rateLimit): "openai/rate_limit_requests"
+        case (.openai, .billing): "openai/insufficient_quota"
+        case (.openai, .auth): "openai/invalid_api_key"
+        case (.openai, .notFound): openAIModelNotFound(endpoint)
+        case (.huggingface, .billing): "huggingface/credits_exhausted"
+        case (.huggingface, .modelLoading): "huggingface/model_loading"
+        case (.huggingface, .auth): "huggingface/invalid_token"
+        case (.huggingface, .notFound): "huggingface/model_not_found"
+        case (.elevenlabs, .concurrency): "elevenlabs/too_many_concurrent_requests"
+        case (.elevenlabs, .overload): "elevenlabs/system_busy"
+        case (.elevenlabs, .billing): "elevenlabs/quota_exceeded"
+        case (.elevenlabs, .auth): "elevenlabs/invalid_api_key"
+        case (.elevenlabs, .notFound): "elevenlabs/voice_not_found"
+        default: nil
+        }
+    }
+
+    /// OpenAI's model-not-found fixture for `endpoint` (speech reuses chat's).
+    static func openAIModelNotFound(_ endpoint: Endpoint) -> String {
+        switch endpoint {
+        case .imagesGenerations: "openai/image_model_not_found"
+        case .models: "openai/models_retrieve_not_found"
+        default: "openai/chat_model_not_found"
+        }
+    }
+
+    /// The fixture reply for `rejection`, with the headers the mock computes (`retry-after`, `retry-after-ms`) over
+    /// the recorded ones; `nil` when no fixture covers it.
+    private static func fromFixture(
+        _ rejection: Rejection,
+        endpoint: Endpoint,
+        model: String?,
+        voiceId: String?
+    ) -> Response? {
+        guard let name = fixtureName(for: rejection.kind, endpoint: endpoint),
+            let fixture = RecordedFixtures.servable(name)
+        else { return nil }
+        var response = FixtureReplies.response(fixture, model: model ?? rejection.model, voiceId: voiceId) { json in
+            fillIn(&json, rejection: rejection)
+        }
+        response.setRetryAfter(for: rejection)
+        return response
+    }
+
+    /// Puts the mock's own numbers into a recorded body: the limit and the wait in OpenAI's rate-limit message, the
+    /// ceiling in ElevenLabs' concurrency message, `estimated_time_s` in Hugging Face's loading reply.
+    private static func fillIn(_ json: inout FixtureJSON, rejection: Rejection) {
+        switch rejection.kind {
+        case .rateLimit:
+            guard var error = json["error"], var message = error["message"]?.string else { return }
+            if let limit = rejection.limit {
+                message.replace(#/Limit \d+/#, with: "Limit \(limit)")
+                message.replace(#/Used \d+/#, with: "Used \(limit)")
+            }
+            if let retryAfter = rejection.announcedRetryAfter {
+                message.replace(
+                    #/try again in (?:\d+(?:\.\d+)?(?:ms|h|m|s))+/#,
+                    with: "try again in \(retryAfter.goStyle)"
+                )
+            }
+            error["message"] = .string(message)
+            json["error"] = error
+        case .concurrency:
+            guard let limit = rejection.limit, var detail = json["detail"], var message = detail["message"]?.string
+            else { return }
+            message.replace(#/maximum of \d+ concurrent/#, with: "maximum of \(limit) concurrent")
+            detail["message"] = .string(message)
+            json["detail"] = detail
+        case .modelLoading:
+            if json["estimated_time"] != nil, let estimatedTime = rejection.estimatedTime {
+                json["estimated_time"] = .number(estimatedTime)
+            }
+        default:
+            break
+        }
+    }
+
+    /// OpenAI's reply to `rejection` on `endpoint` for a request naming `model`.
+    static func openAI(_ rejection: Rejection, endpoint: Endpoint, model: String?) -> Response {
+        fromFixture(rejection, endpoint: endpoint, model: model, voiceId: nil) ?? openAI(rejection)
+    }
+
+    /// Hugging Face's reply to `rejection` for a request to `model`.
+    static func huggingFace(_ rejection: Rejection, model: String) -> Response {
+        fromFixture(rejection, endpoint: .textToImage, model: model, voiceId: nil) ?? huggingFace(rejection)
+    }
+
+    /// ElevenLabs' reply to `rejection` for a request to voice `voiceId`.
+    static func elevenLabs(_ rejection: Rejection, voiceId: String, model: String?) -> Response {
+        fromFixture(rejection, endpoint: .textToSpeech, model: model, voiceId: voiceId) ?? elevenLabs(rejection)
+    }
+
     // MARK: OpenAI: {"error":{"message","type","param","code"}}
 
     struct OpenAIError: Encodable {
@@ -87,6 +187,21 @@ enum ErrorReplies {
                 type: "server_error",
                 code: nil
             )
+        case .auth:
+            return openAI(
+                .unauthorized,
+                message: "Incorrect API key provided. You can find your API key at "
+                    + "https://platform.openai.com/account/api-keys.",
+                type: "invalid_request_error",
+                code: "invalid_api_key"
+            )
+        case .notFound:
+            return openAI(
+                .notFound,
+                message: "The model `\(rejection.model ?? "unknown")` does not exist or you do not have access to it.",
+                type: "invalid_request_error",
+                code: "model_not_found"
+            )
         case .serverError, .malformed, .timeout:
             return openAI(
                 .internalServerError,
@@ -146,6 +261,10 @@ enum ErrorReplies {
             )
         case .overload:
             return .json(.serviceUnavailable, HuggingFaceError(error: "Service Unavailable: the model is overloaded."))
+        case .auth:
+            return .json(.unauthorized, HuggingFaceError(error: "Invalid credentials in Authorization header"))
+        case .notFound:
+            return .json(.notFound, HuggingFaceError(error: "Repository not found"))
         case .serverError, .malformed, .timeout:
             return .json(.internalServerError, HuggingFaceError(error: "Internal Server Error"))
         }
@@ -211,6 +330,13 @@ enum ErrorReplies {
             return .json(
                 .serviceUnavailable,
                 ElevenLabsError(status: "model_loading", message: "The model is loading, please retry shortly.")
+            )
+        case .auth:
+            return .json(.unauthorized, ElevenLabsError(status: "invalid_api_key", message: "Invalid API key"))
+        case .notFound:
+            return .json(
+                .badRequest,
+                ElevenLabsError(status: "voice_not_found", message: "A voice with the voice_id was not found.")
             )
         case .serverError, .malformed, .timeout:
             return .json(

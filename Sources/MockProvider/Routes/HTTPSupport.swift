@@ -13,6 +13,21 @@ extension HTTPFields.Element.Name {
     static let currentConcurrentRequests = Self("current-concurrent-requests")!
     static let maximumConcurrentRequests = Self("maximum-concurrent-requests")!
     static let waitForModel = Self("x-wait-for-model")!
+    static let xiAPIKey = Self("xi-api-key")!
+}
+
+extension Request {
+    /// Whether the request carries one of `keys` (`nil` accepts anything): `Authorization: Bearer KEY`, or for
+    /// ElevenLabs `xi-api-key: KEY`.
+    func hasAPIKey(in keys: [String]?, header: HTTPFields.Element.Name = .authorization) -> Bool {
+        guard let keys else { return true }
+        guard var value = headers[header] else { return false }
+        if header == .authorization {
+            guard value.lowercased().hasPrefix("bearer ") else { return false }
+            value = String(value.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        }
+        return keys.contains(value)
+    }
 }
 
 extension Response {
@@ -117,13 +132,15 @@ extension [any CodingKey] {
 ///   - success: the normal reply (also what a `timeout` failure finally answers).
 ///   - malformed: the spoiled 200 reply of a `malformed` failure.
 ///   - rejected: the error reply of a refused request.
+///   - forced: the reply of a `force_failures[].fixture` entry.
 func serve(
     _ admission: Admission,
     endpoint: Endpoint,
     engine: MockEngine,
     success: () -> Response,
     malformed: () -> Response,
-    rejected: (Rejection) -> Response
+    rejected: (Rejection) -> Response,
+    forced: (FixtureFailure) -> Response
 ) async throws -> Response {
     switch admission.outcome {
     case .accepted(let delay):
@@ -139,6 +156,8 @@ func serve(
         return kind == .malformed ? malformed() : success()
     case .rejected(let rejection):
         return rejected(rejection)
+    case .fixture(let fixture):
+        return forced(fixture)
     }
 }
 

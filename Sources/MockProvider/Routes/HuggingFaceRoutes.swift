@@ -6,6 +6,9 @@ import Hummingbird
 /// With `cold_start_requests: K`, the first K requests to each model get 503 `{"error":"Model org/model is currently
 /// loading","estimated_time":…}`; a request with `X-Wait-For-Model: true` (or `"options":{"wait_for_model":true}`)
 /// instead waits `estimated_time_s` and succeeds, and the model counts as loaded from then on.
+///
+/// Before admission: `api_keys` (401 `huggingface/invalid_token`), the body, then `known_models` (404
+/// `huggingface/model_not_found`). A request refused there uses no limit.
 struct HuggingFaceRoutes {
     struct TextToImageRequest: Decodable {
         struct Parameters: Decodable {
@@ -41,6 +44,9 @@ struct HuggingFaceRoutes {
     func textToImage(_ request: Request, model: String) async throws -> Response {
         let endpoint = Endpoint.textToImage
         let config = engine.config
+        if !request.hasAPIKey(in: config.huggingface.apiKeys) {
+            return refuse(.auth, fixture: "huggingface/invalid_token", model: model)
+        }
         let body: TextToImageRequest
         switch await request.decodeJSONBody(TextToImageRequest.self, limit: config.maxBodyBytes) {
         case .failure(let error):
@@ -48,6 +54,9 @@ struct HuggingFaceRoutes {
             return ErrorReplies.huggingFaceInvalidRequest(error)
         case .success(let decoded):
             body = decoded
+        }
+        if let known = config.huggingface.knownModels, !known.contains(model) {
+            return refuse(.notFound, fixture: "huggingface/model_not_found", model: model)
         }
         let size = PNGWriter.cappedSize(
             width: body.parameters?.width ?? 1_024,
@@ -66,7 +75,15 @@ struct HuggingFaceRoutes {
             engine: engine,
             success: { .bytes(.ok, png(), contentType: "image/png") },
             malformed: { .bytes(.ok, PNGWriter.truncated(png()), contentType: "image/png") },
-            rejected: ErrorReplies.huggingFace
+            rejected: { ErrorReplies.huggingFace($0, model: model) },
+            forced: { FixtureReplies.forced($0, model: model) }
         )
+    }
+
+    /// Refuses a request before admission with fixture `name`, or the mock's own reply for `kind` without it.
+    private func refuse(_ kind: FailureKind, fixture name: String, model: String) -> Response {
+        FixtureReplies.refuse(name, engine: engine, endpoint: .textToImage, model: model) {
+            (ErrorReplies.huggingFace(Rejection(kind: kind, window: .zero, model: model)), .failed(kind))
+        }.0
     }
 }

@@ -12,9 +12,10 @@ enum OpenAI {
         var responseFormat: ResponseFormat?
         var maxTokens: Int?
         var maxCompletionTokens: Int?
+        var temperature: Double?
 
         private enum CodingKeys: String, CodingKey {
-            case model, messages
+            case model, messages, temperature
             case responseFormat = "response_format"
             case maxTokens = "max_tokens"
             case maxCompletionTokens = "max_completion_tokens"
@@ -62,6 +63,8 @@ enum OpenAI {
         }
     }
 
+    /// The shape of `openai/chat_success`: the message carries `refusal: null` and `annotations`, the usage its
+    /// token details.
     struct ChatCompletion: Encodable {
         struct Choice: Encodable {
             var index: Int
@@ -69,25 +72,87 @@ enum OpenAI {
             var finishReason: String
 
             private enum CodingKeys: String, CodingKey {
-                case index, message
+                case index, message, logprobs
                 case finishReason = "finish_reason"
+            }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(index, forKey: .index)
+                try container.encode(message, forKey: .message)
+                try container.encodeNil(forKey: .logprobs)
+                try container.encode(finishReason, forKey: .finishReason)
             }
         }
 
         struct Message: Encodable {
             var role: String
             var content: String
+            /// Always null: the mock never refuses (force the `openai/chat_refusal` fixture for that).
+            var refusal: String?
+            var annotations: [String] = []
+
+            init(role: String, content: String) {
+                self.role = role
+                self.content = content
+            }
+
+            private enum CodingKeys: String, CodingKey {
+                case role, content, refusal, annotations
+            }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(role, forKey: .role)
+                try container.encode(content, forKey: .content)
+                try container.encode(refusal, forKey: .refusal)
+                try container.encode(annotations, forKey: .annotations)
+            }
         }
 
         struct Usage: Encodable {
+            struct PromptDetails: Encodable {
+                var cachedTokens = 0
+                var audioTokens = 0
+
+                private enum CodingKeys: String, CodingKey {
+                    case cachedTokens = "cached_tokens"
+                    case audioTokens = "audio_tokens"
+                }
+            }
+
+            struct CompletionDetails: Encodable {
+                var reasoningTokens = 0
+                var audioTokens = 0
+                var acceptedPredictionTokens = 0
+                var rejectedPredictionTokens = 0
+
+                private enum CodingKeys: String, CodingKey {
+                    case reasoningTokens = "reasoning_tokens"
+                    case audioTokens = "audio_tokens"
+                    case acceptedPredictionTokens = "accepted_prediction_tokens"
+                    case rejectedPredictionTokens = "rejected_prediction_tokens"
+                }
+            }
+
             var promptTokens: Int
             var completionTokens: Int
             var totalTokens: Int
+            var promptTokensDetails = PromptDetails()
+            var completionTokensDetails = CompletionDetails()
+
+            init(promptTokens: Int, completionTokens: Int, totalTokens: Int) {
+                self.promptTokens = promptTokens
+                self.completionTokens = completionTokens
+                self.totalTokens = totalTokens
+            }
 
             private enum CodingKeys: String, CodingKey {
                 case promptTokens = "prompt_tokens"
                 case completionTokens = "completion_tokens"
                 case totalTokens = "total_tokens"
+                case promptTokensDetails = "prompt_tokens_details"
+                case completionTokensDetails = "completion_tokens_details"
             }
         }
 
@@ -97,10 +162,12 @@ enum OpenAI {
         var model: String
         var choices: [Choice]
         var usage: Usage
+        var serviceTier = "default"
         var systemFingerprint = "fp_mock"
 
         private enum CodingKeys: String, CodingKey {
             case id, object, created, model, choices, usage
+            case serviceTier = "service_tier"
             case systemFingerprint = "system_fingerprint"
         }
     }
