@@ -20,6 +20,33 @@ struct CheckCommand: AsyncParsableCommand {
             """
     )
 
+    @OptionGroup var settings: ProviderOptions
+
+    @Option(help: "Each call's time limit in seconds (default 30).")
+    var timeout: Double = 30
+
+    func run() async throws {
+        let (_, sources) = try await settings.load()
+        let configuration = try ProviderConfiguration.resolve(
+            providersFlag: settings.providers,
+            presetFlag: settings.renderPreset,
+            sources: sources
+        )
+        guard timeout > 0, timeout <= 600 else { throw ConfigurationError("--timeout must be from 0 to 600 seconds") }
+        print("providers: \(configuration.summary)")
+        let results = await Preflight(
+            configuration: configuration,
+            timeout: .milliseconds(Int64(timeout * 1000))
+        ).run()
+        for result in results { print(result) }
+        let passed = Preflight.passed(results)
+        print(passed ? "check: OK" : "check: FAILED: fix the stages marked FAIL, then run the check again")
+        throw ExitCode(passed ? 0 : 1)
+    }
+}
+
+/// The options that choose and configure the providers, shared by `worker run` and `worker check`.
+struct ProviderOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "Providers: offline (default), simulated, openai, or per stage: script=openai,voice=elevenlabs,image=huggingface,render=ffmpeg (env REELFARM_PROVIDERS)."
@@ -39,28 +66,11 @@ struct CheckCommand: AsyncParsableCommand {
     @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
     var envFile: String = ".env"
 
-    @Option(help: "Each call's time limit in seconds (default 30).")
-    var timeout: Double = 30
-
-    func run() async throws {
+    /// The environment (with `.env`) and the settings file, read once.
+    func load() async throws -> (EnvironmentSettings, SettingsSources) {
         let environment = try await EnvironmentSettings.load(envFile: envFile)
         let configPath = config ?? environment.value("REELFARM_CONFIG")?.value
         let file: ConfigFile? = if let configPath { try await ConfigFile.load(configPath) } else { nil }
-        let sources = SettingsSources(environment: environment, file: file)
-        let configuration = try ProviderConfiguration.resolve(
-            providersFlag: providers,
-            presetFlag: renderPreset,
-            sources: sources
-        )
-        guard timeout > 0, timeout <= 600 else { throw ConfigurationError("--timeout must be from 0 to 600 seconds") }
-        print("providers: \(configuration.summary)")
-        let results = await Preflight(
-            configuration: configuration,
-            timeout: .milliseconds(Int64(timeout * 1000))
-        ).run()
-        for result in results { print(result) }
-        let passed = Preflight.passed(results)
-        print(passed ? "check: OK" : "check: FAILED: fix the stages marked FAIL, then run the check again")
-        throw ExitCode(passed ? 0 : 1)
+        return (environment, SettingsSources(environment: environment, file: file))
     }
 }

@@ -72,19 +72,6 @@ struct RunWorkerCommand: AsyncParsableCommand {
     )
     var maxWorkerAPICalls: String?
 
-    @Option(
-        help: ArgumentHelp(
-            "Providers: offline (default), simulated, openai, or per stage: script=openai,voice=elevenlabs,image=huggingface,render=ffmpeg (env REELFARM_PROVIDERS)."
-        )
-    )
-    var providers: String?
-
-    @Option(
-        name: .customLong("render-preset"),
-        help: "landscape (1280x720, default) or vertical (1080x1920) (env REELFARM_RENDER_PRESET)."
-    )
-    var renderPreset: String?
-
     @Option(help: "Folder that gets OUTPUT/<batch>/<episode>/episode.mp4, script.json and manifest.json.")
     var output: String = "output"
 
@@ -93,9 +80,6 @@ struct RunWorkerCommand: AsyncParsableCommand {
             "How finished episodes reach the coordinator: transfer (over ZeroMQ, checked by SHA-256; default) or shared (written straight into --output, which the coordinator must see too). Env REELFARM_ARTIFACTS; file: artifacts."
     )
     var artifacts: String?
-
-    @Option(help: "A JSON or YAML settings file: providers, models, base URLs, render preset (env REELFARM_CONFIG).")
-    var config: String?
 
     @Option(
         name: .customLong("sim-latency"),
@@ -149,8 +133,7 @@ struct RunWorkerCommand: AsyncParsableCommand {
     )
     var curveSecret: String?
 
-    @Option(name: .customLong("env-file"), help: "A .env file with settings; the real environment wins over it.")
-    var envFile: String = ".env"
+    @OptionGroup var settings: ProviderOptions
 
     @Flag(
         name: .customLong("no-check"),
@@ -171,10 +154,7 @@ struct RunWorkerCommand: AsyncParsableCommand {
     var logFormat: String?
 
     func run() async throws {
-        let environment = try await EnvironmentSettings.load(envFile: envFile)
-        let configPath = config ?? environment.value("REELFARM_CONFIG")?.value
-        let file: ConfigFile? = if let configPath { try await ConfigFile.load(configPath) } else { nil }
-        let sources = SettingsSources(environment: environment, file: file)
+        let (environment, sources) = try await settings.load()
         let level = try LoggingSetup.level(logLevel ?? environment.value("LOG_LEVEL")?.value ?? "info")
         let format = try LoggingSetup.format(logFormat ?? environment.value("LOG_FORMAT")?.value ?? "text")
         LoggingSetup.bootstrap(level: level, format: format)
@@ -240,8 +220,8 @@ struct RunWorkerCommand: AsyncParsableCommand {
             workerAPICalls: workerCap
         )
         let providerConfig = try ProviderConfiguration.resolve(
-            providersFlag: providers,
-            presetFlag: renderPreset,
+            providersFlag: settings.providers,
+            presetFlag: settings.renderPreset,
             sources: sources
         )
         if providerConfig.writesFiles {

@@ -44,19 +44,15 @@ struct HuggingFaceImageProvider: ImageProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
-        do {
-            return try await ImageReply.fetch(
-                outgoing,
-                for: request,
-                service: Self.service,
-                provider: Self.provider,
-                caller: caller,
-                context: context,
-                target: settings.target
-            )
-        } catch let error as ProviderError {
-            throw ProviderDiagnosis.annotate(error, target: settings.target)
-        }
+        return try await ImageReply.fetch(
+            outgoing,
+            for: request,
+            service: Self.service,
+            provider: Self.provider,
+            caller: caller,
+            context: context,
+            target: settings.target
+        )
     }
 
     private struct TextToImageRequest: Encodable {

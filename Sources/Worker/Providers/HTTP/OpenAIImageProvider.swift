@@ -34,19 +34,15 @@ struct OpenAIImageProvider: ImageProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
-        do {
-            return try await ImageReply.fetch(
-                outgoing,
-                for: request,
-                service: Self.service,
-                provider: Self.provider,
-                caller: caller,
-                context: context,
-                target: settings.target(.image)
-            )
-        } catch let error as ProviderError {
-            throw ProviderDiagnosis.annotate(error, target: settings.target(.image))
-        }
+        return try await ImageReply.fetch(
+            outgoing,
+            for: request,
+            service: Self.service,
+            provider: Self.provider,
+            caller: caller,
+            context: context,
+            target: settings.target(.image)
+        )
     }
 
     /// The body of one generation: `model`, `prompt`, `n: 1`, `size`, and `quality` and `response_format`

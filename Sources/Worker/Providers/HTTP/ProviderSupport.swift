@@ -96,7 +96,13 @@ enum ImageReply {
         context: CallContext,
         target: ProviderTarget? = nil
     ) async throws -> Image {
-        let response = try await caller.perform(outgoing, service: service, context: context, target: target)
+        let response: ProviderResponse
+        do {
+            response = try await caller.perform(outgoing, service: service, context: context, target: target)
+        } catch let error as ProviderError {
+            // An unknown model or a bad key: the message names the setting to change.
+            throw target.map { ProviderDiagnosis.annotate(error, target: $0) } ?? error
+        }
         let (data, format) = try await bytes(from: response, service: service, caller: caller, context: context)
         let path = try MediaFiles.write(data, item: request.item, fileExtension: format.fileExtension, context: context)
         return Image(
