@@ -26,10 +26,16 @@ import Foundation
 ///     "failure_rates": { "billing": 0.0, "rate_limit": 0.0, "server_error": 0.0,
 ///                        "overload": 0.0, "malformed": 0.0, "timeout": 0.0 },   // probabilities, sum <= 1
 ///     "force_failures": [          // the next matching requests fail, entries used up in order
-///       { "kind": "rate_limit", "count": 2, "endpoint": "chat_completions", "retry_after_ms": 1000 }
+///       { "kind": "rate_limit", "count": 2, "endpoint": "chat_completions", "retry_after_ms": 1000 },
+///       { "fixture": "openai/insufficient_quota", "count": 1 }   // exactly this recorded answer
 ///     ],
 ///     "cold_start_requests": 0,    // per model, the first K requests get 503 "is currently loading"
-///     "estimated_time_s": 20.0     // the estimated_time of those 503s
+///     "estimated_time_s": 20.0,    // the estimated_time of those 503s
+///     "known_models": null,        // OpenAI, Hugging Face: other models get the model-not-found fixture
+///     "known_voices": null,        // OpenAI, ElevenLabs: other voices are refused
+///     "paid_voices": [],           // ElevenLabs only: these voices get elevenlabs/paid_plan_required
+///     "api_keys": null,            // requests without one of these keys get the invalid-key fixture
+///     "reasoning_models": []       // OpenAI only: these refuse max_tokens and temperature != 1
 ///   }
 /// }
 /// ```
