@@ -1,4 +1,5 @@
 import Foundation
+import ProviderFixtures
 import Testing
 
 @testable import MockProvider

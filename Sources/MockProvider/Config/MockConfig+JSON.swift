@@ -1,4 +1,5 @@
 import Foundation
+import ProviderFixtures
 
 /// A configuration file or `/admin/config` body that could not be used.
 struct ConfigError: Error, Equatable, CustomStringConvertible {
@@ -8,35 +9,9 @@ struct ConfigError: Error, Equatable, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Any JSON value, so the configuration can be read key by key with exact error messages.
-enum JSONValue: Decodable, Equatable, Sendable {
-    case null
-    case bool(Bool)
-    case integer(Int64)
-    case number(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .integer(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-}
+/// Any JSON value, so the configuration can be read key by key with exact error messages: the same type the
+/// fixtures are read with (integers stay integers, so `1.5` is told from `1`).
+typealias JSONValue = FixtureJSON
 
 extension MockConfig {
     /// Reads configuration JSON (see ``MockConfig``) on top of `base`: the fields present replace those of `base`.
