@@ -11,17 +11,13 @@ import Glibc
     @Test func aBadKeyWithoutABudgetOpensTheCircuitForEveryWorkerAtOnce() async throws {
         let dir = try Harness.tempDir("circuit")
         let out = dir.appendingPathComponent("output")
-        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir) else { return }
-        defer { mock.signal(SIGTERM) }
         // 6 speech lines per episode, 36 in the batch; every one would be a 401.
-        _ = try await EpisodeFileTests.http(
-            "POST",
-            "\(base)/admin/config",
-            body: """
-                {"script_lines": 6, "script_broll": 1, "script_narration": false,
-                 "elevenlabs": {"api_keys": ["xi-the-real-key"], "latency_ms": 200, "max_concurrent": null}}
-                """
-        )
+        let config = """
+            {"script_lines": 6, "script_broll": 1, "script_narration": false,
+             "elevenlabs": {"api_keys": ["xi-the-real-key"], "latency_ms": 200, "max_concurrent": null}}
+            """
+        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir, config: config) else { return }
+        defer { mock.signal(SIGTERM) }
         var environment = BudgetTests.environment(base)
         environment["MAX_PARALLEL_EPISODES"] = "2"
         environment["MAX_PARALLEL_API_CALLS"] = "2"

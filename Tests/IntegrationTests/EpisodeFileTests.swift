@@ -178,6 +178,13 @@ import Glibc
         return (mock, url)
     }
 
+    /// Starts the mock and applies `config` (a `POST /admin/config` body).
+    static func startMock(in dir: URL, config: String) async throws -> (Child, String)? {
+        guard let (mock, base) = try await startMock(in: dir) else { return nil }
+        _ = try await http("POST", "\(base)/admin/config", body: config)
+        return (mock, base)
+    }
+
     static func http(_ method: String, _ url: String, body: String? = nil) async throws -> [String: Any] {
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)

@@ -25,9 +25,8 @@ import Glibc
         environment extra: [String: String] = [:]
     ) async throws -> (status: Int32, log: String)? {
         let dir = try Harness.tempDir("check-\(name)")
-        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir) else { return nil }
+        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir, config: config) else { return nil }
         defer { mock.signal(SIGTERM) }
-        _ = try await EpisodeFileTests.http("POST", "\(base)/admin/config", body: config)
         let check = try Child(
             name: "check",
             executable: Harness.coordinatorPath,
@@ -187,13 +186,9 @@ import Glibc
     @Test func aBatchWithABadKeyStopsBeforeItsFirstEpisode() async throws {
         let dir = try Harness.tempDir("check-batch")
         let out = dir.appendingPathComponent("output")
-        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir) else { return }
+        let config = #"{"openai": {"api_keys": ["sk-the-real-one"]}, "elevenlabs": {"api_keys": ["xi-real"]}}"#
+        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir, config: config) else { return }
         defer { mock.signal(SIGTERM) }
-        _ = try await EpisodeFileTests.http(
-            "POST",
-            "\(base)/admin/config",
-            body: #"{"openai": {"api_keys": ["sk-the-real-one"]}, "elevenlabs": {"api_keys": ["xi-real"]}}"#
-        )
         let coordinator = try Child(
             name: "coordinator",
             executable: Harness.coordinatorPath,
