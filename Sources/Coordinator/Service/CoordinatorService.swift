@@ -883,6 +883,16 @@ final class CoordinatorService: Service {
                     "files": "\(files)", "bytes": "\(bytes)",
                 ]
             )
+        case .diskFull(let error):
+            logger.error(
+                "the output folder's disk is full: storing and dispatch paused, retried every \(ArtifactSettings().diskFullRetry.shortDescription); the workers keep their finished files. Free some space",
+                metadata: ["error": "\(error)", "output": "\(settings.output.path)"]
+            )
+        case .diskSpaceBack(let pausedFor):
+            logger.notice(
+                "disk space is back: storing and dispatch resumed",
+                metadata: ["paused_for": "\(pausedFor.shortDescription)"]
+            )
         case .readopted(let ref, let workerId):
             logger.info(
                 "attempt re-adopted from its reconnected worker",
