@@ -10,7 +10,8 @@ import Testing
 import Glibc
 #endif
 
-/// Issue 15 ("nothing lost, nothing done twice — also under operator mistakes"): the pure parts.
+/// Issue 15 ("nothing lost, nothing done twice — also under operator mistakes"): the pure parts of the
+/// state lock, the summary rewrite, the output cross-check and the disk check.
 @Suite struct OperatorMistakeUnitTests {
     func tempDir() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -43,6 +44,149 @@ import Glibc
                          "placeholder": false, "sha256": "\(digest)"}]}
             """
         try Data(manifest.utf8).write(to: folder.appendingPathComponent("manifest.json"))
+    }
+
+    // MARK: - Item 1
+
+    @Test func item1TwoCoordinatorsOnOneStateFolderTheSecondLockFailsNamingTheHoldersPID() throws {
+        let dir = try tempDir()
+        do {
+            let first = try StateLock(directory: dir)
+            // flock belongs to the open file: a second open in the same process conflicts like another process.
+            do {
+                _ = try StateLock(directory: dir)
+                Issue.record("a second lock on the same --state was granted")
+            } catch let held as StateLock.Held {
+                #expect(held.pid == getpid())
+                #expect(held.description.contains("PID \(getpid())"))
+            }
+            #expect(
+                try String(contentsOf: dir.appendingPathComponent(StateLock.fileName), encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines) == "\(getpid())"
+            )
+            withExtendedLifetime(first) {}
+        }
+        // Released with its holder (the kernel does the same when a process dies).
+        #expect(throws: Never.self) { _ = try StateLock(directory: dir) }
+    }
+
+    // MARK: - Item 3
+
+    @Test func item3SigkillAfterTheJournalSaysCompletedSummaryAndReportAreRewrittenFromTheJournal() throws {
+        let state = try tempDir()
+        let output = try tempDir()
+        let journal = try Journal(directory: state)
+        var eps = episodes(3)
+        try journal.begin(batchId: "b", episodes: eps)
+        eps[0].status = .succeeded
+        eps[1].status = .succeeded
+        eps[2].status = .failed
+        eps[2].errors = ["boom"]
+        for e in eps { journal.record(e) }
+        try journal.flush(counters: DispatchCounters(), status: "completed")
+        // The coordinator died here: nothing in the output folder.
+        #expect(SummaryRewrite.isMissing(batchId: "b", output: output))
+        let summary = try #require(try SummaryRewrite.rewrite(journal: journal, batchId: "b", output: output))
+        #expect(summary.totals.succeeded == 2 && summary.totals.failed == 1 && summary.totals.episodes == 3)
+        #expect(summary.status == "completed_with_failures")
+        #expect(!SummaryRewrite.isMissing(batchId: "b", output: output))
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: output.appendingPathComponent("b/summary.json"))
+            ) as? [String: Any]
+        #expect(json?["batch_id"] as? String == "b")
+        #expect(try SummaryRewrite.rewrite(journal: journal, batchId: "nope", output: output) == nil)
+    }
+
+    // MARK: - Item 4
+
+    @Test func item4JournalDamageFinishedEpisodesOnDiskThatTheJournalLostAreFound() throws {
+        let output = try tempDir()
+        let tag = "/var/lib/reelfarm/state"
+        let batch = output.appendingPathComponent("b")
+        try Self.writeEpisode(batch.appendingPathComponent("episode_1"), id: "episode_1", attempt: 2)
+        try Self.writeEpisode(batch.appendingPathComponent("episode_2"), id: "episode_2")
+        try Self.writeEpisode(batch.appendingPathComponent("episode_3"), id: "episode_3", corrupt: true)
+        try Self.writeEpisode(batch.appendingPathComponent("episode_4"), id: "episode_4")
+        // Not a batch of this journal: never looked at.
+        try Self.writeEpisode(output.appendingPathComponent("other/episode_1"), id: "episode_1")
+        try OutputCheck.writeMarker(batchDir: output.appendingPathComponent("other"), stateTag: "/elsewhere")
+        try OutputCheck.writeMarker(batchDir: batch, stateTag: tag)
+
+        // A zero-length or replaced journal: it knows no batch at all.
+        var findings = OutputCheck.findings(output: output, stateTag: tag, statuses: [:]) { _ in [:] }
+        #expect(findings.count == 1)
+        #expect(findings.first?.journalStatus == nil)
+        #expect(findings.first?.lost.map(\.id) == ["episode_1", "episode_2", "episode_4"])
+        #expect(findings.first?.lost.first?.attempt == 2)
+        #expect(findings.first?.lost.first?.files.map(\.name) == ["episode.mp4", "manifest.json"])
+        let message = try #require(
+            OutputCheck.refusal(findings, stateDir: "state", output: output, runningBatch: nil)
+        )
+        #expect(message.contains("episode_1, episode_2, episode_4"))
+        #expect(message.contains("--batch-id b --rebuild-journal"))
+
+        // A truncated WAL: the batch is there, with episodes back to pending or running.
+        findings = OutputCheck.findings(output: output, stateTag: tag, statuses: ["b": "running"]) { _ in
+            ["episode_1": "succeeded", "episode_2": "pending", "episode_4": "running"]
+        }
+        #expect(findings.first?.lost.map(\.id) == ["episode_2"])
+        #expect(findings.first?.running.map(\.id) == ["episode_4"])
+        #expect(
+            OutputCheck.refusal(findings, stateDir: "state", output: output, runningBatch: "b")?
+                .contains("same command again with --rebuild-journal") == true
+        )
+        // Finished batches are not checked.
+        #expect(OutputCheck.findings(output: output, stateTag: tag, statuses: ["b": "completed"]) { _ in [:] }.isEmpty)
+    }
+
+    @Test func item4AdoptedEpisodesAreRecordedAsSucceededWithTheirFiles() throws {
+        let state = try tempDir()
+        let journal = try Journal(directory: state)
+        var eps = episodes(2)
+        try journal.begin(batchId: "b", episodes: eps)
+        eps[0].status = .succeeded
+        eps[0].attempts = 1
+        eps[0].artifacts = [ArtifactFile(name: "episode.mp4", size: 3, sha256: String(repeating: "a", count: 64))]
+        try journal.adopt(batchId: "b", episodes: [eps[0]])
+        let stored = try #require(try Journal(directory: state).unfinishedBatch())
+        #expect(stored.episodes.map(\.status) == [.succeeded, .pending])
+        #expect(stored.episodes[0].artifacts.map(\.name) == ["episode.mp4"])
+        #expect(try journal.eventCounts(batchId: "b", event: "adopted") == ["episode_1": 1])
+    }
+
+    // MARK: - Item 5
+
+    @Test func item5UnwritableOrFullOutputFolderDecision() throws {
+        #expect(DiskSpace.decide(path: "/o", writeError: nil, free: 2 << 30, minimum: 1 << 30) == .ok)
+        #expect(
+            DiskSpace.decide(path: "/o", writeError: nil, free: 100 << 20, minimum: 1 << 30)
+                == .tooLittle(path: "/o", free: 100 << 20, minimum: 1 << 30)
+        )
+        // 0 turns the free-space check off; a write error always wins.
+        #expect(DiskSpace.decide(path: "/o", writeError: nil, free: 0, minimum: 0) == .ok)
+        #expect(
+            DiskSpace.decide(path: "/o", writeError: "Read-only file system", free: 5 << 30, minimum: 0)
+                == .unwritable(path: "/o", reason: "Read-only file system")
+        )
+        let message = try #require(
+            DiskSpace.decide(path: "/o", writeError: nil, free: 100 << 20, minimum: 1 << 30).message
+        )
+        #expect(
+            message.contains("100.0 MiB free") && message.contains("1.0 GiB") && message.contains("--min-free-space")
+        )
+        #expect(try DiskSpace.parse("1GiB") == 1 << 30)
+        #expect(try DiskSpace.parse("500MiB") == 500 << 20)
+        #expect(try DiskSpace.parse("2G") == 2 << 30)
+        #expect(try DiskSpace.parse("1GB") == 1_000_000_000)
+        #expect(try DiskSpace.parse("0") == 0)
+        #expect(try DiskSpace.parse("4096") == 4096)
+        #expect(throws: ConfigurationError.self) { try DiskSpace.parse("lots") }
+        #expect(throws: ConfigurationError.self) { try DiskSpace.parse("-1G") }
+        // A real folder: writable, some space.
+        let dir = try tempDir()
+        #expect(DiskSpace.check(dir, minimum: 1) == .ok)
+        #expect((try FileManager.default.contentsOfDirectory(atPath: dir.path)).isEmpty)
     }
 
     @Test func item5DiskFullMidBatchPausesStoringAndRetriesWithoutFailingTheAttempt() throws {
