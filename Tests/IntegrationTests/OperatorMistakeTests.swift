@@ -311,4 +311,64 @@ import Glibc
         )
         #expect(await lowered.wait() == 0, "log:\n\(lowered.log.suffix(3000))")
     }
+
+    @Test func item5TheOutputDiskFillsMidBatchEpisodesWaitAndFinishOnceSpaceIsBack() async throws {
+        let dir = try Harness.tempDir("output-fills")
+        let out = dir.appendingPathComponent("output")
+        guard try Self.mountTmpfs(out, options: "size=16m") else { return }
+        defer { Self.unmount(out) }
+        // Real voice and image files from the mock provider; the worker keeps its own folder (another box).
+        guard let (mock, env) = try await ArtifactTests.mockEnvironment(in: dir) else { return }
+        defer { mock.signal(SIGTERM) }
+        let endpoint = "tcp://127.0.0.1:\(try ReconnectTests.freePort())"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--episodes", "6", "--bind", endpoint, "--output", out.path, "--batch-id", "f", "--min-free-space",
+                "0", "--http", "127.0.0.1:0",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        defer { coordinator.signal(SIGKILL) }
+        let worker = try Child(
+            name: "worker",
+            executable: Harness.workerPath,
+            arguments: [
+                "--connect", endpoint, "--output", dir.appendingPathComponent("worker-box").path,
+                "--max-parallel-episodes", "2",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        defer { worker.signal(SIGKILL) }
+        guard let base = await coordinator.httpBase(),
+            await coordinator.waitForLog(within: .seconds(90), "a stored episode", { $0.contains("completed (") })
+        else { return }
+        // The coordinator's disk fills up.
+        let filler = out.appendingPathComponent("filler")
+        let dd = Process()
+        dd.executableURL = URL(fileURLWithPath: "/bin/dd")
+        dd.arguments = ["if=/dev/zero", "of=\(filler.path)", "bs=64k"]
+        dd.standardError = FileHandle.nullDevice
+        try dd.run()
+        dd.waitUntilExit()
+        guard
+            await coordinator.waitForLog(within: .seconds(90), "the disk-full notice", { $0.contains("disk is full") })
+        else { return }
+        let status = try await EpisodeFileTests.http("GET", "\(base)api/status?episodes=none")
+        #expect(status["disk_full"] != nil, "\(status)")
+        try await Task.sleep(for: .seconds(6))
+        #expect(coordinator.process.isRunning)
+        let paused = coordinator.log
+        #expect(paused.components(separatedBy: "disk is full").count == 2, "said once")
+        #expect(!paused.contains("❌") && !paused.contains("failed; retrying"), "\(paused.suffix(4000))")
+        // Space is back: everything is stored and the batch ends well.
+        try FileManager.default.removeItem(at: filler)
+        #expect(await coordinator.wait(timeout: .seconds(120)) == 0, "log:\n\(coordinator.log.suffix(4000))")
+        #expect(coordinator.log.contains("disk space is back"))
+        let summary = try Summary.load(out, batch: "f")
+        #expect(summary.totals.succeeded == 6 && summary.episodes.allSatisfy { $0.attempts == 1 })
+    }
 }
