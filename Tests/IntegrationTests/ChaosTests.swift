@@ -11,7 +11,8 @@ import Glibc
 
 /// 60 episodes against the mock provider, under fleet budgets at the mock's own limits, while a random
 /// worker is killed with SIGKILL every 1.5 s (a new one takes its place) and the coordinator is killed
-/// with SIGKILL once and started again on the same state. Workers keep their files in their own folders
+/// with SIGKILL once and started again on the same state (and a second copy of the same command, started
+/// beside the restarted one, is refused: item 1 of issue 15). Workers keep their files in their own folders
 /// (as on other boxes), so every file reaches the coordinator over ZeroMQ. Checked: every episode ended
 /// exactly once in the summary and in the journal, every recorded file is in the output folder with its
 /// SHA-256, and the mock answered no request with a 429. `scripts/test` runs it alone, after the rest of
@@ -104,6 +105,20 @@ import Glibc
                     environment: env,
                     cwd: dir
                 )
+                // An operator's mistake on top: the same command once more while coordinator-2 resumes. It
+                // must not run the batch a second time beside it: exit 2, naming coordinator-2's PID.
+                _ = await coordinator.waitForLog(within: .seconds(30), "the restarted coordinator") {
+                    $0.contains("resuming batch chaos")
+                }
+                let intruder = try Child(
+                    name: "coordinator-intruder",
+                    executable: Harness.coordinatorPath,
+                    arguments: command,
+                    environment: env,
+                    cwd: dir
+                )
+                #expect(await intruder.wait(timeout: .seconds(30)) == 2, "log:\n\(intruder.log.suffix(3000))")
+                #expect(intruder.log.contains("(PID \(coordinator.pid))"), "\(intruder.log)")
             }
         }
         #expect(coordinatorKilled, "the batch ended before the coordinator could be killed")

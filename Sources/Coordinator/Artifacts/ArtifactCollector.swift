@@ -18,6 +18,9 @@ struct ArtifactSettings: Sendable, Equatable {
     /// Times one file is fetched again after a SHA-256 mismatch before the transfer is given up.
     /// The default is 3.
     var maxFileRetries = 3
+    /// While the coordinator's disk is full, how often one waiting transfer is tried again. The default
+    /// is 5 s.
+    var diskFullRetry: Duration = .seconds(5)
 }
 
 /// What the collector asks the disk (``ArtifactStore``) to do. Commands of one transfer carry its `id`;
@@ -47,11 +50,14 @@ enum ArtifactEvent: Sendable, Equatable {
     /// The episode folder is in place and durable (or, shared delivery, checked).
     case published(id: Int)
     case failed(id: Int, error: String)
+    /// The coordinator's own disk is full (ENOSPC, EDQUOT): not the attempt's fault. The transfer waits
+    /// and is tried again; the worker keeps its files until they are stored.
+    case noSpace(id: Int, error: String)
 
     var id: Int {
         switch self {
         case .written(let id), .fileStored(let id, _), .fileCorrupt(let id, _, _), .published(let id),
-            .failed(let id, _):
+            .failed(let id, _), .noSpace(let id, _):
             id
         }
     }
@@ -89,6 +95,9 @@ struct ArtifactCollector: Sendable {
         /// The transfer was given up: the attempt failed with this reason.
         case failed(JobRef, session: String, reason: String)
         case rejected(reason: String, detail: String)
+        /// Storing paused: the coordinator's disk is full (said once per pause), or storing works again.
+        case diskFull(error: String)
+        case diskSpaceBack(pausedFor: Duration)
     }
 
     private struct Piece: Sendable, Equatable {
@@ -110,6 +119,8 @@ struct ArtifactCollector: Sendable {
         var stored: Set<String> = []
         var retries: [String: Int] = [:]
         var publishing = false
+        /// Put back to wait for disk space: chunks still on their way from the worker are dropped quietly.
+        var paused = false
         var lastProgress: ContinuousClock.Instant
     }
 
@@ -119,6 +130,16 @@ struct ArtifactCollector: Sendable {
     private var refById: [Int: JobRef] = [:]
     private var waiting: Deque<JobRef> = []
     private var nextId = 0
+    /// Since when storing is paused because the coordinator's disk is full, and when a waiting transfer is
+    /// tried again (one at a time until a file is stored).
+    private(set) var diskFullSince: ContinuousClock.Instant?
+    /// The error that paused storing (`No space left on device`).
+    private(set) var diskFullError: String?
+    private var retryAt: ContinuousClock.Instant?
+    private var probing = false
+
+    /// Whether storing is paused for lack of disk space (dispatch pauses with it).
+    var isDiskFull: Bool { diskFullSince != nil }
 
     /// - Parameter counters: the counts so far (a batch resumed from the journal goes on counting).
     init(settings: ArtifactSettings = ArtifactSettings(), counters: ArtifactCounters = ArtifactCounters()) {
@@ -156,6 +177,9 @@ struct ArtifactCollector: Sendable {
 
     /// An ARTIFACT_CHUNK arrived on `session`.
     mutating func onChunk(_ chunk: ArtifactChunk, session: String, now: ContinuousClock.Instant) -> [Output] {
+        if let t = transfers[chunk.ref], t.session == session, t.paused, !t.started {
+            return []  // fetched before the disk filled up; fetched again when space is back
+        }
         guard var t = transfers[chunk.ref], t.session == session, t.started else {
             counters.staleChunks += 1
             return [
@@ -204,7 +228,7 @@ struct ArtifactCollector: Sendable {
             t.stored.insert(name)
             counters.filesStored += 1
             transfers[ref] = t
-            return fill(ref) + publishIfComplete(ref)
+            return spaceBack(now: now) + fill(ref) + publishIfComplete(ref)
         case .fileCorrupt(_, let name, let actual):
             t.unwritten -= 1
             counters.checksumMismatches += 1
@@ -228,10 +252,48 @@ struct ArtifactCollector: Sendable {
             transfers.removeValue(forKey: ref)
             refById.removeValue(forKey: t.id)
             counters.episodesStored += 1
-            return [.stored(ref, session: t.session, t.result)] + startWaiting(now: now)
+            let back = spaceBack(now: now)
+            return back + [.stored(ref, session: t.session, t.result)] + startWaiting(now: now)
         case .failed(_, let error):
             return fail(ref, reason: error, now: now)
+        case .noSpace(_, let error):
+            return pauseForSpace(ref, error: error, now: now)
         }
+    }
+
+    /// The disk is full: the transfer goes back to the head of the queue with a new id (late events of the
+    /// old one are ignored), its partial files are deleted, and nothing new starts until a retry stores a
+    /// file. Never the attempt's fault: it is not failed, and the worker keeps its files meanwhile.
+    private mutating func pauseForSpace(_ ref: JobRef, error: String, now: ContinuousClock.Instant) -> [Output] {
+        guard let old = transfers[ref] else { return [] }
+        refById.removeValue(forKey: old.id)
+        nextId += 1
+        var t = Transfer(id: nextId, ref: ref, session: old.session, result: old.result, lastProgress: now)
+        for file in old.result.artifacts { t.pending.append(contentsOf: pieces(of: file)) }
+        t.paused = true
+        transfers[ref] = t
+        refById[t.id] = ref
+        waiting.removeAll { $0 == ref }
+        waiting.prepend(ref)
+        probing = false
+        retryAt = now + settings.diskFullRetry
+        var outputs: [Output] = [.store(.discard(id: old.id))]
+        if diskFullSince == nil {
+            diskFullSince = now
+            diskFullError = error
+            outputs.append(.diskFull(error: error))
+        }
+        return outputs
+    }
+
+    /// A file was stored while storing was paused: space is back, every waiting transfer may start.
+    private mutating func spaceBack(now: ContinuousClock.Instant) -> [Output] {
+        guard let since = diskFullSince else { return [] }
+        diskFullSince = nil
+        diskFullError = nil
+        retryAt = nil
+        probing = false
+        return [.diskSpaceBack(pausedFor: now - since)] + startWaiting(now: now)
     }
 
     /// The worker is gone (dead, or said goodbye): drop its transfers. The dispatcher requeues the episodes.
@@ -250,6 +312,11 @@ struct ArtifactCollector: Sendable {
     /// Gives up on transfers that made no progress for `stallTimeout`.
     mutating func onTick(now: ContinuousClock.Instant) -> [Output] {
         var outputs: [Output] = []
+        if isDiskFull, !probing, let retryAt, now >= retryAt {
+            // One waiting transfer tries the disk again.
+            probing = true
+            outputs += startWaiting(now: now)
+        }
         let stalled = transfers.values.filter { $0.started && now - $0.lastProgress >= settings.stallTimeout }
             .sorted { $0.id < $1.id }
         for t in stalled {
@@ -273,9 +340,12 @@ struct ArtifactCollector: Sendable {
 
     private mutating func startWaiting(now: ContinuousClock.Instant) -> [Output] {
         var outputs: [Output] = []
-        while activeCount < settings.maxTransfers, let ref = waiting.popFirst() {
+        while activeCount < (isDiskFull ? (probing ? 1 : 0) : settings.maxTransfers),
+            let ref = waiting.popFirst()
+        {
             guard var t = transfers[ref] else { continue }
             t.started = true
+            t.paused = false
             t.lastProgress = now
             transfers[ref] = t
             if t.result.effectiveDelivery == .shared {

@@ -58,6 +58,7 @@ final class ArtifactStore {
                 transfers[id] = Transfer(ref: ref, folder: folder)
                 return nil
             } catch {
+                if let full = noSpace(id: id, error) { return full }
                 return .failed(id: id, error: "cannot create the incoming folder: \(error.localizedDescription)")
             }
         case .write(let id, let file, let offset, let bytes, let last):
@@ -69,6 +70,7 @@ final class ArtifactStore {
             } catch {
                 close(&t)
                 transfers[id] = t
+                if let full = noSpace(id: id, error) { return full }
                 return .failed(id: id, error: "writing \(file.name): \(error.localizedDescription)")
             }
         case .publish(let id, let ref):
@@ -78,6 +80,7 @@ final class ArtifactStore {
                 return .published(id: id)
             } catch {
                 try? FileManager.default.removeItem(at: t.folder)
+                if let full = noSpace(id: id, error) { return full }
                 return .failed(id: id, error: "publishing \(ref.episodeId): \(error.localizedDescription)")
             }
         case .verifyShared(let id, let ref, let files):
@@ -92,6 +95,21 @@ final class ArtifactStore {
     }
 
     // MARK: - Internals
+
+    /// The event for a failure that is the coordinator's full disk (ENOSPC, EDQUOT, anywhere in the error's
+    /// chain, or a file system with less than 64 KiB left), not the attempt's fault; nil for other errors.
+    private func noSpace(id: Int, _ error: any Error) -> ArtifactEvent? {
+        var current: NSError? = error as NSError
+        var full = false
+        while let e = current, !full {
+            full =
+                (e.domain == NSPOSIXErrorDomain && (e.code == Int(ENOSPC) || e.code == Int(EDQUOT)))
+                || (e.domain == NSCocoaErrorDomain && e.code == CocoaError.fileWriteOutOfSpace.rawValue)
+            current = e.userInfo[NSUnderlyingErrorKey] as? NSError
+        }
+        if !full, let free = DiskSpace.freeBytes(batchFolder), free < 64 * 1024 { full = true }
+        return full ? .noSpace(id: id, error: error.localizedDescription) : nil
+    }
 
     private func write(
         _ t: inout Transfer,

@@ -21,7 +21,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         version: ReelfarmVersion.current,
         subcommands: [
             RunCommand.self, ServeCommand.self, SubmitCommand.self, StatusCommand.self, ScaleCommand.self,
-            CheckCommand.self, KeygenCommand.self,
+            CheckCommand.self, KeygenCommand.self, SummaryCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )
@@ -106,6 +106,75 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         throw ExitCode(try await options.launch(.serve))
+    }
+}
+
+/// `coordinator summary --state DIR`: rewrites `summary.json` and `report.html` of the journal's finished
+/// batches from the journal alone.
+struct SummaryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "summary",
+        abstract: "Rewrite summary.json and report.html of the journal's finished batches from the journal.",
+        discussion: """
+            For a batch whose files were lost or never written (the coordinator was killed right after \
+            recording the batch's end). What only the running coordinator knew (per-episode times, workers \
+            seen, budget figures) is not in the journal and is left out. Exit 0 done, 1 a file could not be \
+            written, 2 usage error or no such batch.
+
+            Examples:
+              coordinator summary --state state/
+              coordinator summary --state state/ --output output/ --batch-id promo
+            """
+    )
+
+    @Option(help: "The coordinator's --state folder (env REELFARM_STATE).")
+    var state: String?
+
+    @Option(help: "The folder that holds one sub-folder per batch.")
+    var output: String = "output"
+
+    @Option(name: .customLong("batch-id"), help: "Only this batch (default: every finished batch).")
+    var batchId: String?
+
+    func run() async throws {
+        guard let stateDir = state ?? ProcessInfo.processInfo.environment["REELFARM_STATE"] else {
+            throw ConfigurationError("give --state DIR: the journal to read")
+        }
+        let stateURL = URL(fileURLWithPath: stateDir)
+        guard FileManager.default.fileExists(atPath: stateURL.appendingPathComponent("journal.sqlite").path) else {
+            throw ConfigurationError("--state \(stateDir) holds no journal (journal.sqlite)")
+        }
+        let journal: Journal
+        do {
+            journal = try Journal(directory: stateURL)
+        } catch {
+            throw ConfigurationError("cannot open the journal in --state \(stateDir): \(error)")
+        }
+        let outputURL = URL(fileURLWithPath: output).standardizedFileURL
+        let statuses = try journal.batchStatuses()
+        let ids = statuses.filter { $0.value == "completed" }.keys.sorted()
+        if let batchId, statuses[batchId] != "completed" {
+            throw ConfigurationError(
+                statuses[batchId] == nil
+                    ? "the journal holds no batch \(batchId)"
+                    : "batch \(batchId) is \(statuses[batchId] ?? "?"), not finished: run the coordinator again with this --state to finish it"
+            )
+        }
+        var failures = 0
+        for id in batchId.map({ [$0] }) ?? ids {
+            do {
+                if let summary = try SummaryRewrite.rewrite(journal: journal, batchId: id, output: outputURL) {
+                    print(
+                        "\(id): \(summary.totals.succeeded)/\(summary.totals.episodes) succeeded, \(summary.totals.failed) failed → \(outputURL.appendingPathComponent(id).appendingPathComponent("summary.json").path)"
+                    )
+                }
+            } catch {
+                failures += 1
+                FileHandle.standardError.write(Data("coordinator: error: \(id): \(error)\n".utf8))
+            }
+        }
+        if ids.isEmpty, batchId == nil { print("the journal holds no finished batch") }
+        if failures > 0 { throw ExitCode(1) }
     }
 }
 

@@ -60,6 +60,26 @@ struct CoordinatorOptions: ParsableArguments {
     )
     var state: String?
 
+    @Flag(
+        name: .customLong("rebuild-journal"),
+        help:
+            "With --state: adopt the finished episodes in the output folder that the journal does not record (each checked against its manifest's SHA-256) instead of refusing to start; they are not run again."
+    )
+    var rebuildJournal = false
+
+    @Flag(
+        help:
+            "(run) Run a batch whose folder (OUTPUT/<batch-id>) already holds an earlier run's files, replacing them; without it the coordinator refuses (exit 2)."
+    )
+    var overwrite = false
+
+    @Option(
+        name: .customLong("min-free-space"),
+        help:
+            "Free space the output folder needs before a batch starts, like 1GiB or 500MiB; 0 turns the check off (env REELFARM_MIN_FREE_SPACE, default 1GiB)."
+    )
+    var minFreeSpace: String?
+
     @Option(
         name: .customLong("budget"),
         help: ArgumentHelp(
@@ -207,18 +227,76 @@ struct CoordinatorOptions: ParsableArguments {
             range: 1...100
         )
 
+        let outputURL = URL(fileURLWithPath: output).standardizedFileURL
+        // The output folder must take the batch's files: checked before anything else starts.
+        let minimumFree = try DiskSpace.parse(
+            minFreeSpace ?? environment.value("REELFARM_MIN_FREE_SPACE")?.value ?? "1GiB"
+        )
+        if let problem = DiskSpace.check(outputURL, minimum: minimumFree).message {
+            throw ConfigurationError(problem)
+        }
+
         // The journal: resume the unfinished batch it holds, or start a new one in it.
         var journal: Journal?
         var resumed: Journal.StoredBatch?
         var queued: [Batch] = []
+        // Held until this process ends (the kernel releases it however it ends).
+        var stateLock: StateLock?
+        var stateTag: String?
+        var statuses: [String: String] = [:]
         let batchId: String? = if case .batch(_, _, let id) = mode { id } else { nil }
-        if let stateDir = state ?? environment.value("REELFARM_STATE")?.value {
+        let stateDir = state ?? environment.value("REELFARM_STATE")?.value
+        if rebuildJournal, stateDir == nil {
+            throw ConfigurationError("--rebuild-journal needs --state: it adopts finished episodes into the journal")
+        }
+        if let stateDir {
+            let stateURL = URL(fileURLWithPath: stateDir)
             do {
-                journal = try Journal(directory: URL(fileURLWithPath: stateDir))
+                stateLock = try StateLock(directory: stateURL)
+            } catch let held as StateLock.Held {
+                throw ConfigurationError(held.description)
+            }
+            stateTag = OutputCheck.stateTag(stateURL)
+            do {
+                journal = try Journal(directory: stateURL)
                 resumed = try journal?.unfinishedBatch()
                 if serve { queued = try journal?.queuedBatches() ?? [] }
+                statuses = try journal?.batchStatuses() ?? [:]
             } catch {
                 throw ConfigurationError("cannot open the journal in --state \(stateDir): \(error)")
+            }
+            // A batch the journal finished whose summary or report is missing (the coordinator was killed
+            // between recording the end and writing them): rewritten from the journal.
+            for (id, status) in statuses.sorted(by: { $0.key < $1.key })
+            where status == "completed" && SummaryRewrite.isMissing(batchId: id, output: outputURL) {
+                guard let journal else { break }
+                do {
+                    try SummaryRewrite.rewrite(journal: journal, batchId: id, output: outputURL)
+                    logger.notice(
+                        "rewrote summary.json and report.html of a finished batch from the journal",
+                        metadata: ["batch": "\(id)", "dir": "\(outputURL.appendingPathComponent(id).path)"]
+                    )
+                } catch {
+                    throw ConfigurationError(
+                        "cannot rewrite the summary of batch \(id) in \(outputURL.appendingPathComponent(id).path): \(error)"
+                    )
+                }
+            }
+            if resumed == nil, let explicit = batchId, statuses[explicit] == "completed",
+                let stored = try? journal?.storedBatch(id: explicit)
+            {
+                // The same command again after the batch ended: nothing to run (its files were rewritten
+                // above if they were missing); the exit status is the batch's.
+                let succeeded = stored.episodes.count { $0.status == .succeeded }
+                logger.notice(
+                    "batch \(explicit) is already complete in the journal: nothing to run",
+                    metadata: [
+                        "succeeded": "\(succeeded)", "episodes": "\(stored.episodes.count)",
+                        "summary":
+                            "\(outputURL.appendingPathComponent(explicit).appendingPathComponent("summary.json").path)",
+                    ]
+                )
+                return succeeded == stored.episodes.count ? 0 : 1
             }
             if let stored = resumed, let explicit = batchId, explicit != stored.id {
                 let done = stored.episodes.count { $0.isFinished }
@@ -234,7 +312,7 @@ struct CoordinatorOptions: ParsableArguments {
                 )
             }
         }
-        let theBatch: Batch?
+        var theBatch: Batch?
         if let resumed {
             theBatch = Batch(id: resumed.id, episodes: resumed.episodes.map(\.spec))
         } else if case .batch(let episodes, let file, _) = mode {
@@ -252,6 +330,74 @@ struct CoordinatorOptions: ParsableArguments {
             }
         } else {
             theBatch = nil
+        }
+        if let journal, let stateDir, let stateTag {
+            // The output folder against the journal: finished episodes on disk that the journal does not
+            // record are never run again. Refused, or adopted with --rebuild-journal.
+            let findings = try OutputCheck.findings(output: outputURL, stateTag: stateTag, statuses: statuses) {
+                try journal.episodeStatuses(batchId: $0)
+            }
+            let runningId = resumed?.id ?? batchId
+            if !rebuildJournal || findings.contains(where: { $0.batchId != runningId && !$0.lost.isEmpty }),
+                let refusal = OutputCheck.refusal(
+                    findings.filter { !rebuildJournal || $0.batchId != runningId },
+                    stateDir: stateDir,
+                    output: outputURL,
+                    runningBatch: runningId
+                )
+            {
+                throw ConfigurationError(refusal)
+            }
+            if rebuildJournal, let finding = findings.first(where: { $0.batchId == runningId }), let batch = theBatch {
+                let found = Dictionary(
+                    (finding.lost + finding.running).map { ($0.id, $0) },
+                    uniquingKeysWith: { a, _ in a }
+                )
+                var records =
+                    resumed?.episodes
+                    ?? batch.episodes.indices.map { i in
+                        EpisodeRecord(
+                            index: i,
+                            id: batch.episodes.id(at: i) ?? "episode_\(i + 1)",
+                            specs: batch.episodes
+                        )
+                    }
+                var adopted: [EpisodeRecord] = []
+                for i in records.indices {
+                    guard let episode = found[records[i].id] else { continue }
+                    records[i].status = .succeeded
+                    records[i].attempts = max(records[i].attempts, episode.attempt)
+                    records[i].artifacts = episode.files
+                    adopted.append(records[i])
+                }
+                do {
+                    if resumed == nil { try journal.begin(batchId: batch.id, episodes: records) }
+                    try journal.adopt(batchId: batch.id, episodes: adopted)
+                    resumed = try journal.unfinishedBatch()
+                } catch {
+                    throw ConfigurationError("cannot write the journal in --state \(stateDir): \(error)")
+                }
+                logger.notice(
+                    "adopted finished episodes from the output folder into the journal (--rebuild-journal)",
+                    metadata: [
+                        "batch": "\(batch.id)", "adopted": "\(adopted.count)",
+                        "episodes": "\(adopted.map(\.id).joined(separator: ","))",
+                    ]
+                )
+                if let resumed { theBatch = Batch(id: resumed.id, episodes: resumed.episodes.map(\.spec)) }
+            }
+        }
+        if resumed == nil, let batch = theBatch, !overwrite {
+            // A new batch in a folder an earlier run filled (the same --batch-id again) would overwrite it.
+            let dir = outputURL.appendingPathComponent(batch.id)
+            let earlier = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter {
+                !$0.hasPrefix(".")
+            }
+            if !earlier.isEmpty {
+                throw ConfigurationError(
+                    "\(dir.path) already holds batch \(batch.id) from an earlier run (\(earlier.sorted().prefix(5).joined(separator: ", "))\(earlier.count > 5 ? ", …" : "")): running it again would overwrite it. Give another --batch-id, move the folder aside, or give --overwrite to replace it"
+                )
+            }
         }
         let configPath = config ?? environment.value("REELFARM_CONFIG")?.value
         let configFile: ConfigFile? = if let configPath { try await ConfigFile.load(configPath) } else { nil }
@@ -274,7 +420,6 @@ struct CoordinatorOptions: ParsableArguments {
         guard ArtifactDelivery(rawValue: delivery) != nil else {
             throw ConfigurationError("--artifacts must be transfer or shared, got \"\(delivery)\"")
         }
-        let outputURL = URL(fileURLWithPath: output).standardizedFileURL
         var workerArguments = [
             "--max-parallel-episodes", "\(parallelism.maxParallelEpisodes)",
             "--max-parallel-api-calls", "\(parallelism.maxParallelAPICalls)",
@@ -399,6 +544,7 @@ struct CoordinatorOptions: ParsableArguments {
                 dispatch: dispatch,
                 leases: leases,
                 journal: journal,
+                stateTag: stateTag,
                 resumed: resumed,
                 parallelism: parallelism,
                 localWorkers: workers,
@@ -452,6 +598,8 @@ struct CoordinatorOptions: ParsableArguments {
         } catch let error as StatusServer.CannotServe {
             throw ConfigurationError(error.description)
         }
+        withExtendedLifetime(stateLock) {}
+        if service.journalFailed { return 1 }
         return serve ? 0 : service.outcome.exitCode
     }
 }

@@ -13,6 +13,11 @@ enum DispatchAction: Equatable, Sendable {
 
 /// Events the shell logs, counts or records. The dispatcher itself never logs.
 enum DispatchNotice: Equatable, Sendable {
+    /// Storing episode files failed for lack of space on the coordinator's disk: dispatch and storing pause,
+    /// retried periodically (said once per pause).
+    case diskFull(error: String)
+    /// A file was stored again after a pause for disk space.
+    case diskSpaceBack(pausedFor: Duration)
     case workerJoined(workerId: String, host: String, capacity: Capacity, session: String)
     case workerLeft(workerId: String, reason: String, requeued: [JobRef])
     case dispatched(JobRef, workerId: String)

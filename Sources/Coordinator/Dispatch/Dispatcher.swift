@@ -164,6 +164,10 @@ struct Dispatcher: Sendable {
     var collectingCount: Int { collectingEpisodes.count }
     /// The episodes whose files are on their way to the output folder.
     var collectingEpisodes: Set<String> { collector.collectingEpisodes }
+    /// Since when, and why, storing episode files is paused (the coordinator's disk is full); nil otherwise.
+    var diskFull: (since: ContinuousClock.Instant, error: String)? {
+        collector.diskFullSince.map { ($0, collector.diskFullError ?? "no space left") }
+    }
     /// Episode slots of all connected workers.
     var totalSlots: Int { workers.values.reduce(0) { $0 + $1.hello.capacity.episodes } }
 
@@ -765,6 +769,10 @@ struct Dispatcher: Sendable {
                 checkComplete(into: &actions)
             case .rejected(let reason, let detail):
                 actions.append(.notice(.rejected(reason: reason, detail: detail)))
+            case .diskFull(let error):
+                actions.append(.notice(.diskFull(error: error)))
+            case .diskSpaceBack(let pausedFor):
+                actions.append(.notice(.diskSpaceBack(pausedFor: pausedFor)))
             }
         }
         counters.artifacts = collector.counters
@@ -835,6 +843,8 @@ struct Dispatcher: Sendable {
     /// Fills every worker's credit from the queue, most free slots first (ties: earliest joined).
     private mutating func dispatch(now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
         guard dispatching else { return }
+        // The coordinator's disk is full: no new attempt until finished ones can be stored again.
+        if collector.isDiskFull { return }
         while !queue.isEmpty {
             // Budget-aware admission: no new episode while the budgets already have more waiting than they
             // can serve soon (it would only queue); always admit when nothing runs.

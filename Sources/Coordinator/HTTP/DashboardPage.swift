@@ -60,7 +60,7 @@ enum DashboardPage {
         const secs = (s) => s == null ? "–" : s < 60 ? s.toFixed(1) + " s" : Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
         function render(s) {
           el("batch").textContent = s.batch_id ? "batch " + s.batch_id : "no batch running";
-          el("state").textContent = s.state + " · updated " + new Date(s.updated_at).toLocaleTimeString();
+          el("state").textContent = s.state + (s.disk_full ? " · ⚠ DISK FULL: storing and dispatch paused for " + Math.round(s.disk_full.paused_for_seconds) + " s (" + s.disk_full.error + "); workers keep their files, retried every 5 s" : "") + " · updated " + new Date(s.updated_at).toLocaleTimeString();
           const p = s.progress, total = Math.max(1, p.total);
           el("bar").innerHTML = [["succeeded","var(--ok)"],["failed","var(--bad)"],["saving","var(--save)"],["running","var(--run)"]]
             .map(([k, c]) => `<span style="width:${100 * p[k] / total}%;background:${c}" title="${k}"></span>`).join("");

@@ -90,6 +90,14 @@ struct FleetStatus: Codable, Sendable, Equatable {
     var localWorkers: LocalWorkerPool.Snapshot?
     /// CURVE and the allow-list: keys allowed, connections accepted and refused.
     var security: WorkerAuthenticator.Status?
+    /// Set while storing episode files is paused because the coordinator's disk is full: no new attempt is
+    /// dispatched, the workers keep their finished files, and storing is retried every few seconds.
+    var diskFull: DiskFull?
+
+    struct DiskFull: Codable, Sendable, Equatable {
+        var pausedForSeconds: Double
+        var error: String
+    }
 
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
@@ -172,7 +180,7 @@ extension Dispatcher {
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let collecting = collectingEpisodes
         let listed = positions(selection).map { episodes[$0] }
-        return FleetStatus(
+        var status = FleetStatus(
             batchId: batchId,
             state: state,
             updatedAt: formatter.string(from: Date()),
@@ -226,6 +234,13 @@ extension Dispatcher {
             episodeList: Self.describe(selection, listed: listed.count, total: episodes.count),
             counters: counters
         )
+        if let full = diskFull {
+            status.diskFull = FleetStatus.DiskFull(
+                pausedForSeconds: ((now - full.since).secondsDouble * 10).rounded() / 10,
+                error: full.error
+            )
+        }
+        return status
     }
 
     /// The positions of the episodes `selection` names, in batch order.

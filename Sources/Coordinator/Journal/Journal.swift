@@ -141,35 +141,84 @@ final class Journal: @unchecked Sendable {
                     sql: "SELECT id, counters FROM batch WHERE status = 'running' ORDER BY created_at DESC LIMIT 1"
                 )
             else { return nil }
-            let id: String = row["id"]
-            let decoder = JSONDecoder()
-            decoder.keyDecodingStrategy = .convertFromSnakeCase
-            let counters =
-                (try? decoder.decode(DispatchCounters.self, from: Data((row["counters"] as String).utf8)))
-                ?? DispatchCounters()
-            let rows = try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM episode WHERE batch_id = ? ORDER BY position",
-                arguments: [id]
+            return try Self.storedBatch(row: row, db: db)
+        }
+    }
+
+    /// One batch of the journal, whatever its status (`coordinator summary` rewrites a finished one's files
+    /// from it).
+    func storedBatch(id: String) throws -> StoredBatch? {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, counters FROM batch WHERE id = ?", arguments: [id])
+            else { return nil }
+            return try Self.storedBatch(row: row, db: db)
+        }
+    }
+
+    private static func storedBatch(row: Row, db: Database) throws -> StoredBatch {
+        let id: String = row["id"]
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let counters =
+            (try? decoder.decode(DispatchCounters.self, from: Data((row["counters"] as String).utf8)))
+            ?? DispatchCounters()
+        let rows = try Row.fetchAll(
+            db,
+            sql: "SELECT * FROM episode WHERE batch_id = ? ORDER BY position",
+            arguments: [id]
+        )
+        var episodes: [EpisodeRecord] = []
+        for (index, r) in rows.enumerated() {
+            let spec = try decoder.decode(EpisodeSpec.self, from: Data((r["spec"] as String).utf8))
+            var e = EpisodeRecord(index: index, id: r["id"], spec: spec)
+            e.status = EpisodeRecord.Status(rawValue: r["status"]) ?? .pending
+            e.attempts = r["attempts"]
+            e.attemptBase = r["attempt_base"]
+            e.workerId = r["worker"]
+            e.durationMs = r["duration_ms"]
+            e.apiCalls = r["api_calls"]
+            e.errors = (try? decoder.decode([String].self, from: Data((r["errors"] as String).utf8))) ?? []
+            e.placeholders =
+                (try? decoder.decode([Placeholder].self, from: Data((r["placeholders"] as String).utf8))) ?? []
+            episodes.append(e)
+        }
+        let files = try Self.artifacts(batchId: id, db: db)
+        for i in episodes.indices { episodes[i].artifacts = files[episodes[i].id] ?? [] }
+        return StoredBatch(id: id, episodes: episodes, counters: counters)
+    }
+
+    /// Every batch's status by id (`queued`, `running`, `completed`).
+    func batchStatuses() throws -> [String: String] {
+        try pool.read { db in
+            Dictionary(
+                try Row.fetchAll(db, sql: "SELECT id, status FROM batch").map { ($0["id"], $0["status"]) },
+                uniquingKeysWith: { a, _ in a }
             )
-            var episodes: [EpisodeRecord] = []
-            for (index, r) in rows.enumerated() {
-                let spec = try decoder.decode(EpisodeSpec.self, from: Data((r["spec"] as String).utf8))
-                var e = EpisodeRecord(index: index, id: r["id"], spec: spec)
-                e.status = EpisodeRecord.Status(rawValue: r["status"]) ?? .pending
-                e.attempts = r["attempts"]
-                e.attemptBase = r["attempt_base"]
-                e.workerId = r["worker"]
-                e.durationMs = r["duration_ms"]
-                e.apiCalls = r["api_calls"]
-                e.errors = (try? decoder.decode([String].self, from: Data((r["errors"] as String).utf8))) ?? []
-                e.placeholders =
-                    (try? decoder.decode([Placeholder].self, from: Data((r["placeholders"] as String).utf8))) ?? []
-                episodes.append(e)
+        }
+    }
+
+    /// When a batch was recorded and last written (ISO 8601), for a summary rewritten from the journal.
+    func batchTimes(id: String) throws -> (created: String, updated: String)? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT created_at, updated_at FROM batch WHERE id = ?", arguments: [id]).map {
+                ($0["created_at"], $0["updated_at"])
             }
-            let files = try Self.artifacts(batchId: id, db: db)
-            for i in episodes.indices { episodes[i].artifacts = files[episodes[i].id] ?? [] }
-            return StoredBatch(id: id, episodes: episodes, counters: counters)
+        }
+    }
+
+    /// Records finished episodes found on disk (`--rebuild-journal`): each row and its files at once, with
+    /// an `adopted` event, so that the batch they belong to does not run them again.
+    func adopt(batchId: String, episodes: [EpisodeRecord]) throws {
+        let now = Self.timestamp()
+        try pool.write { db in
+            for e in episodes {
+                try Self.upsert(e, batchId: batchId, db: db)
+                try db.execute(
+                    sql:
+                        "INSERT INTO attempt_event (batch_id, episode_id, attempt, event, worker, at) VALUES (?, ?, ?, 'adopted', NULL, ?)",
+                    arguments: [batchId, e.id, e.attempts, now]
+                )
+            }
         }
     }
 

@@ -27,6 +27,8 @@ final class CoordinatorService: Service {
         var leases: LeaseSettings = LeaseSettings()
         /// The durable journal (`--state`), if any, and the batch it held unfinished (being resumed).
         var journal: Journal?
+        /// The `--state` folder as written into each batch folder's marker (``OutputCheck``).
+        var stateTag: String?
         var resumed: Journal.StoredBatch?
         var parallelism: ParallelismSettings
         /// Local worker processes to start (`--workers`); 0 waits for remote workers only.
@@ -73,10 +75,14 @@ final class CoordinatorService: Service {
     private let settings: Settings
     private let logger: Logger
     private let outcomeBox = Mutex(Outcome())
+    private let journalFailedBox = Mutex(false)
     /// Called with the real endpoint once the socket is bound (tests and `--workers` use it).
     private let onBound: @Sendable (String) -> Void
 
     var outcome: Outcome { outcomeBox.withLock { $0 } }
+    /// The journal could not be written and the coordinator stopped (exit 1): without its record, a
+    /// restart would run finished episodes again.
+    var journalFailed: Bool { journalFailedBox.withLock { $0 } }
 
     init(settings: Settings, logger: Logger, onBound: @escaping @Sendable (String) -> Void = { _ in }) {
         self.settings = settings
@@ -247,6 +253,22 @@ final class CoordinatorService: Service {
         }
         if settings.progress == .bar { StatusLine.activate() }
 
+        /// The journal cannot be written (disk full, I/O error, removed): said once, then the coordinator
+        /// stops dispatching and exits 1. Going on without it would run finished episodes again after a
+        /// restart.
+        func journalBroken(_ error: any Error) {
+            let first = journalFailedBox.withLock { failed in
+                defer { failed = true }
+                return !failed
+            }
+            interrupted = true
+            guard first else { return }
+            logger.critical(
+                "cannot write the journal in --state: stopping (exit 1). Its record is intact up to the last write; free space or fix the folder, then run the same command again to resume",
+                metadata: ["path": "\(settings.journal?.url.path ?? "-")", "error": "\(error)"]
+            )
+        }
+
         func setListing(_ id: String, _ change: (inout BatchListing) -> Void) {
             guard let i = listings.firstIndex(where: { $0.id == id }) else { return }
             change(&listings[i])
@@ -296,6 +318,16 @@ final class CoordinatorService: Service {
                 )
             }
             diskQueue.yield(.open(dir))
+            if let tag = settings.stateTag {
+                do {
+                    try OutputCheck.writeMarker(batchDir: dir, stateTag: tag)
+                } catch {
+                    logger.error(
+                        "cannot mark the batch's folder",
+                        metadata: ["dir": "\(dir.path)", "error": "\(error)"]
+                    )
+                }
+            }
             if let resumed {
                 _ = dispatcher.load(
                     batchId: resumed.id,
@@ -324,7 +356,8 @@ final class CoordinatorService: Service {
                 do {
                     try journal?.begin(batchId: batch.id, episodes: dispatcher.episodes.records)
                 } catch {
-                    logger.error("cannot write the journal; going on without it", metadata: ["error": "\(error)"])
+                    journalBroken(error)
+                    return []
                 }
             }
             settings.metrics?.batchStarted()
@@ -360,9 +393,13 @@ final class CoordinatorService: Service {
             current = nil
             let complete = dispatcher.isComplete
             publish(complete ? "completed" : "interrupted", now: now)
-            if let journal {
+            if let journal, !journalFailedBox.withLock({ $0 }) {
                 // A complete batch is closed; an interrupted one stays `running`, to be resumed.
-                Self.flush(journal, dispatcher: dispatcher, logger: logger, status: complete ? "completed" : nil)
+                do {
+                    try journal.flush(counters: dispatcher.counters, status: complete ? "completed" : nil)
+                } catch {
+                    journalBroken(error)
+                }
             }
             run.trace?.close()
             let wall = now - run.started
@@ -653,7 +690,14 @@ final class CoordinatorService: Service {
                         let ended = Self.journal(actions, dispatcher: dispatcher, into: journal)
                         if journal.hasPendingWrites, ended || now - lastFlush >= .milliseconds(100) {
                             lastFlush = now
-                            Self.flush(journal, dispatcher: dispatcher, logger: logger)
+                            do {
+                                try journal.flush(counters: dispatcher.counters)
+                            } catch {
+                                // Nothing the journal could not record is acted on: the actions are dropped
+                                // and the coordinator stops.
+                                journalBroken(error)
+                                break
+                            }
                         }
                     }
                     settings.metrics?.observe(actions, dispatcher: dispatcher)
@@ -883,6 +927,16 @@ final class CoordinatorService: Service {
                     "files": "\(files)", "bytes": "\(bytes)",
                 ]
             )
+        case .diskFull(let error):
+            logger.error(
+                "the output folder's disk is full: storing and dispatch paused, retried every \(ArtifactSettings().diskFullRetry.shortDescription); the workers keep their finished files. Free some space",
+                metadata: ["error": "\(error)", "output": "\(settings.output.path)"]
+            )
+        case .diskSpaceBack(let pausedFor):
+            logger.notice(
+                "disk space is back: storing and dispatch resumed",
+                metadata: ["paused_for": "\(pausedFor.shortDescription)"]
+            )
         case .readopted(let ref, let workerId):
             logger.info(
                 "attempt re-adopted from its reconnected worker",
@@ -994,14 +1048,6 @@ final class CoordinatorService: Service {
             }
         }
         return ended
-    }
-
-    private static func flush(_ journal: Journal, dispatcher: Dispatcher, logger: Logger, status: String? = nil) {
-        do {
-            try journal.flush(counters: dispatcher.counters, status: status)
-        } catch {
-            logger.error("journal write failed", metadata: ["error": "\(error)", "path": "\(journal.url.path)"])
-        }
     }
 
     /// A 32-hex-character session token from the system's random generator.
