@@ -180,6 +180,7 @@ struct CoordinatorOptions: ParsableArguments {
             environment: environment
         )
         var dispatch = DispatchSettings()
+        dispatch.freshWindowAfterStall = true
         dispatch.maxAttempts = try ParallelismSettings.positiveInt(
             flag: maxAttempts,
             flagName: "--max-attempts",

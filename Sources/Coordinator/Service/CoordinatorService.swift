@@ -870,6 +870,11 @@ final class CoordinatorService: Service {
             break
         case .lease(let notice):
             log(notice, rejections: &rejections)
+        case .loopStalled(let gap, let workers):
+            logger.warning(
+                "the coordinator's loop stood still; every worker gets a fresh liveness window",
+                metadata: ["gap": "\(gap.shortDescription)", "workers": "\(workers)"]
+            )
         case .workerDraining(let workerId, let running):
             logger.notice(
                 "worker draining: no more jobs for it",
