@@ -638,9 +638,11 @@ final class CoordinatorService: Service {
                         for slot in pool.resize(to: count) { retiring[pool.workerId(slot: slot)] = slot }
                         for workerId in retiring.keys { actions += dispatcher.retire(workerId: workerId) }
                         reply(.success(pool.snapshot))
-                    case .control(.status(let selection, let reply)):
+                    case .control(.status(let reply)):
+                        // O(1) here: the episodes are listed by the HTTP side from this copy.
                         actions = []
-                        reply(.success(snapshot(current == nil ? "idle" : "running", now: now, episodes: selection)))
+                        let base = snapshot(current == nil ? "idle" : "running", now: now, episodes: .none)
+                        reply(.success(StatusSource(base: base, dispatcher: dispatcher, now: now)))
                     case .shutdown:
                         interrupted = true
                         logger.notice("shutdown requested; stopping dispatch")
