@@ -389,6 +389,26 @@ struct CoordinatorOptions: ParsableArguments {
                 "--curve-secret needs --allow-workers: a file or folder of the public keys of the workers to let in"
             )
         }
+        let httpLimits = StatusServer.Limits(
+            idleTimeout: .seconds(
+                try ParallelismSettings.positiveInt(
+                    flag: nil,
+                    flagName: "REELFARM_HTTP_IDLE_TIMEOUT",
+                    environment: environment,
+                    key: "REELFARM_HTTP_IDLE_TIMEOUT",
+                    default: 10,
+                    range: 1...3600
+                )
+            ),
+            maxConnections: try ParallelismSettings.positiveInt(
+                flag: nil,
+                flagName: "REELFARM_HTTP_MAX_CONNECTIONS",
+                environment: environment,
+                key: "REELFARM_HTTP_MAX_CONNECTIONS",
+                default: 256,
+                range: 1...65_536
+            )
+        )
         let board = httpAddress.map { _ in StatusBoard() }
         let metrics = httpAddress.map { _ in FleetMetrics() }
         let control = ControlChannel()
@@ -431,6 +451,7 @@ struct CoordinatorOptions: ParsableArguments {
                         control: control,
                         token: token,
                         required: serve,
+                        limits: httpLimits,
                         logger: logger
                     ),
                     successTerminationBehavior: .ignore,
