@@ -405,7 +405,7 @@ struct CoordinatorOptions: ParsableArguments {
                 flagName: "REELFARM_HTTP_MAX_CONNECTIONS",
                 environment: environment,
                 key: "REELFARM_HTTP_MAX_CONNECTIONS",
-                default: 256,
+                default: 512,
                 range: 1...65_536
             )
         )

@@ -38,9 +38,10 @@ struct StatusServer: Service {
         /// whole request head or body part). The default is 10 s.
         var idleTimeout: Duration = .seconds(10)
         /// Connections open at once. Beyond it new connections wait in the kernel's listen backlog (no file
-        /// descriptor is used) until one closes. Well below the usual limit of 1,024 open files, so that the
-        /// journal, `summary.json` and the ZeroMQ sockets always find a descriptor. The default is 256.
-        var maxConnections = 256
+        /// descriptor is used) until one closes. Half the usual limit of 1,024 open files, so that the
+        /// journal, `summary.json` and the ZeroMQ connections always find a descriptor, and high enough that
+        /// a few hundred idle clients do not queue `/health` behind them. The default is 512.
+        var maxConnections = 512
     }
 
     /// The port could not be bound and HTTP is required.
