@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 /// errno after a failed libzmq call (zmq_errno is thread-local, like errno).
 static inline int czmq_errno(void) { return zmq_errno(); }
@@ -33,6 +36,14 @@ static inline long czmq_eventfd_post(int fd) {
 static inline long czmq_eventfd_drain(int fd) {
     uint64_t value = 0;
     return (long)read(fd, &value, sizeof value);
+}
+
+/// Not libzmq: the C library's heap trim, which Swift's Glibc module does not import. Hands freed heap
+/// memory back to the system (glibc keeps it otherwise, in every arena that held a big answer).
+static inline void czmq_release_free_heap(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
 
 #endif

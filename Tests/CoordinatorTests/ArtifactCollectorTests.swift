@@ -185,16 +185,21 @@ struct ArtifactCollectorTests {
         #expect(c.counters.transfersFailed == 2, "e1 and e2 stalled")
     }
 
-    @Test("a lost worker's transfers are dropped and their folders discarded")
-    func abortDiscards() {
+    @Test("a lost worker's transfers are dropped; what they pulled is parked for a resume")
+    func abortParks() {
         var c = ArtifactCollector(settings: settings())
         let file = ArtifactFile(name: "a.wav", size: 3, sha256: digest([1, 1, 1]))
         _ = c.begin(offer(files: [file]), session: "s", now: t0)
         #expect(c.refs(of: "s") == [JobRef(episodeId: "e1", attempt: 1)])
-        #expect(c.abort(session: "s", now: t0) == [.store(.discard(id: 1))])
+        #expect(c.abort(session: "s", now: t0).isEmpty)
         #expect(c.refs(of: "s").isEmpty && c.counters.transfersAborted == 1)
-        // The disk's late event for it is ignored.
+        #expect(c.parkedRefs == [JobRef(episodeId: "e1", attempt: 1)])
+        // The disk's late event for it is kept for the resume, and starts nothing.
         #expect(c.onEvent(.fileStored(id: 1, name: "a.wav"), now: t0).isEmpty)
+        // Another attempt of the episode is offered: the parked one's folder goes.
+        var second = offer(files: [file])
+        second.attempt = 2
+        #expect(c.begin(second, session: "s2", now: t0).first == .store(.discard(id: 1)))
     }
 
     @Test("shared delivery: nothing is fetched, the disk checks the published folder")

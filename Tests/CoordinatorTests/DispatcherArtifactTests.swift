@@ -84,18 +84,23 @@ struct DispatcherArtifactTests {
         #expect(succeededAt != nil && ackAt != nil && succeededAt! < ackAt!)
     }
 
-    @Test("a worker lost while its files travel: the episode is requeued, the incoming folder discarded")
+    @Test(
+        "a worker lost while its files travel: the episode is requeued, the incoming folder kept until it ends otherwise"
+    )
     func lostDuringTransferIsRequeued() {
         var d = h.makeDispatcher(1)
         let (s1, a1) = h.join(&d, [1], "w1", episodes: 1, at: t0)
         let offered = d.onMessage(from: [1], offer(h.jobs(a1)[0], session: s1), now: t0)
         let id = storeId(offered)!
         let tick = d.onTick(now: t0 + .seconds(4))
-        #expect(tick.contains(.store(.discard(id: id))))
+        #expect(!tick.contains(.store(.discard(id: id))), "kept: the worker may come back and resume")
         #expect(d.succeededCount == 0 && d.counters.attemptsRequeued == 1)
-        let (_, a2) = h.join(&d, [2], "w2", episodes: 1, at: t0 + .seconds(4))
+        let (s2, a2) = h.join(&d, [2], "w2", episodes: 1, at: t0 + .seconds(4))
         #expect(h.jobs(a2).map(\.attempt) == [2])
         #expect(d.counters.artifacts.transfersAborted == 1)
+        // Attempt 2 offers its files: the parked folder of attempt 1 is discarded.
+        let second = d.onMessage(from: [2], offer(h.jobs(a2)[0], session: s2), now: t0 + .seconds(5))
+        #expect(second.contains(.store(.discard(id: id))))
     }
 
     @Test("a second success while the first one's files travel is a duplicate, and its holder is told to drop them")

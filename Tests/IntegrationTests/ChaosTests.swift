@@ -176,4 +176,67 @@ import Glibc
                 + counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         )
     }
+
+    /// Issue 15, item 6: the coordinator is stopped (SIGSTOP) for four times the liveness window in the
+    /// middle of a batch, then continued. Its workers were alive all along; many of them gave up on it
+    /// meanwhile and greet again on new sockets. No attempt is lost or run again: every episode of the
+    /// summary took exactly one attempt.
+    @Test func item6AStalledCoordinatorRerunsNoFinishedAttempt() async throws {
+        let dir = try Harness.tempDir("stall")
+        let out = dir.appendingPathComponent("output")
+        let endpoint = "tcp://127.0.0.1:\(try ReconnectTests.freePort())"
+        var env = Harness.fastSimulation
+        // About 1.5 s an episode: some finish while the coordinator is stopped, others are half-way.
+        env["REELFARM_SIM_LATENCY"] = "llm=300,tts=200,image=300,render=200"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "0", "--episodes", "24", "--bind", endpoint, "--output", out.path, "--batch-id", "stall",
+                "--heartbeat-ms", "250", "--liveness", "3", "--max-attempts", "5", "--http", "off",
+            ],
+            environment: env,
+            cwd: dir
+        )
+        defer { coordinator.signal(SIGKILL) }
+        var workers: [Child] = []
+        for i in 1...3 {
+            workers.append(
+                try Child(
+                    name: "worker-\(i)",
+                    executable: Harness.workerPath,
+                    arguments: ["--connect", endpoint, "--worker-id", "w\(i)", "--max-parallel-episodes", "2"],
+                    environment: env,
+                    cwd: dir
+                )
+            )
+        }
+        defer { for w in workers { w.signal(SIGKILL) } }
+        guard
+            await coordinator.waitForLog(
+                within: .seconds(60),
+                "a few episodes done",
+                {
+                    $0.components(separatedBy: "completed (").count > 5
+                }
+            )
+        else { return }
+        // Stopped for 3 s: four liveness windows (3 × 250 ms).
+        coordinator.signal(SIGSTOP)
+        try await Task.sleep(for: .seconds(3))
+        coordinator.signal(SIGCONT)
+        #expect(await coordinator.wait(timeout: .seconds(120)) == 0, "log:\n\(coordinator.log.suffix(6000))")
+        #expect(coordinator.log.contains("the coordinator's loop stood still"))
+        let summary = try Summary.load(out, batch: "stall")
+        #expect(summary.totals.succeeded == 24)
+        let rerun = summary.episodes.filter { $0.attempts != 1 }
+        #expect(rerun.isEmpty, "run more than once: \(rerun.map { "\($0.id) \($0.attempts) \($0.errors)" })")
+        let json = try BudgetTests.summaryJSON(out, "stall")
+        let counters = json["counters"] as? [String: Any] ?? [:]
+        #expect(counters["attempts_requeued"] as? Int == 0, "\(counters)")
+        print(
+            "stall: coordinator stopped 3 s (window 0.75 s); counters: "
+                + counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        )
+    }
 }

@@ -94,6 +94,79 @@ import Glibc
         #expect(started >= 0 && started <= Double(image["started"] as? Int ?? 0), "\(started) vs \(image)")
     }
 
+    /// Issue 15, item 6: 60 concurrent `?episodes=all` requests on a batch of 100,000 episodes. The loop
+    /// goes on publishing the status every 250 ms meanwhile (the lists are made off the loop, and shared),
+    /// and the memory of the answers is given back afterwards.
+    @Test func item6BConcurrentFullListsDoNotHoldUpTheLoop() async throws {
+        let dir = try Harness.tempDir("http-all")
+        // No workers: the batch waits; what is measured is the loop.
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--episodes", "100000", "--bind", "tcp://127.0.0.1:*", "--output",
+                dir.appendingPathComponent("out").path,
+                "--batch-id", "all", "--http", "127.0.0.1:0", "--progress", "off",
+            ],
+            cwd: dir
+        )
+        defer { coordinator.signal(SIGKILL) }
+        guard let base = await coordinator.httpBase() else { return }
+        func rss() -> Int {
+            let status = (try? String(contentsOfFile: "/proc/\(coordinator.pid)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) / 1024
+        }
+        // The published document's age, as the status API shows it.
+        @Sendable func lag() async throws -> Double {
+            let iso = ISO8601DateFormatter()
+            iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            let answer = try await EpisodeFileTests.http("GET", "\(base)api/status?episodes=none")
+            guard let text = answer["updated_at"] as? String, let at = iso.date(from: text) else { return 99 }
+            return Date().timeIntervalSince(at)
+        }
+        _ = try await lag()
+        let before = rss()
+        let started = ContinuousClock.now
+        let (sizes, worstLag) = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<60 {
+                group.addTask {
+                    let response = try await HTTPClient.shared.execute(
+                        HTTPClientRequest(url: "\(base)api/status?episodes=all"),
+                        timeout: .seconds(120)
+                    )
+                    var bytes = 0
+                    for try await part in response.body { bytes += part.readableBytes }
+                    return bytes
+                }
+            }
+            var worst = 0.0
+            var sizes: [Int] = []
+            let poller = Task {
+                var worst = 0.0
+                while !Task.isCancelled {
+                    worst = max(worst, (try? await lag()) ?? 0)
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+                return worst
+            }
+            for try await size in group { sizes.append(size) }
+            poller.cancel()
+            worst = await poller.value
+            return (sizes, worst)
+        }
+        let took = ContinuousClock.now - started
+        let peak = rss()
+        try await Task.sleep(for: .seconds(3))
+        let after = rss()
+        print(
+            "item6B: 60 × ?episodes=all on 100,000 episodes in \(took), \(sizes.first ?? 0) bytes each; published status at most \(String(format: "%.2f", worstLag)) s old meanwhile; RSS \(before) → \(peak) → \(after) MiB"
+        )
+        #expect(sizes.count == 60 && Set(sizes).count == 1 && (sizes.first ?? 0) > 100_000 * 50)
+        #expect(worstLag < 1.0, "the loop stopped publishing for \(worstLag) s")
+        #expect(after <= before + 100, "memory kept after the answers: \(before) → \(after) MiB")
+    }
+
     static func text(_ url: String) async throws -> String {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 8 << 20)

@@ -76,6 +76,23 @@ struct ArtifactCounters: Sendable, Equatable, Codable {
     var transfersAborted = 0
     /// ARTIFACT_CHUNKs for no transfer in progress on that session (late, or after a give-up).
     var staleChunks = 0
+    /// Transfers carried on from where a lost connection left them, instead of from zero.
+    var transfersResumed = 0
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        // Counts journaled before `transfers_resumed` existed decode with it at 0.
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        episodesStored = try c.decode(Int.self, forKey: .episodesStored)
+        filesStored = try c.decode(Int.self, forKey: .filesStored)
+        bytesReceived = try c.decode(Int.self, forKey: .bytesReceived)
+        checksumMismatches = try c.decode(Int.self, forKey: .checksumMismatches)
+        transfersFailed = try c.decode(Int.self, forKey: .transfersFailed)
+        transfersAborted = try c.decode(Int.self, forKey: .transfersAborted)
+        staleChunks = try c.decode(Int.self, forKey: .staleChunks)
+        transfersResumed = try c.decodeIfPresent(Int.self, forKey: .transfersResumed) ?? 0
+    }
 }
 
 /// The pure state machine of episode-file transfers. The dispatcher feeds it RESULT offers, chunks,
@@ -122,6 +139,23 @@ struct ArtifactCollector: Sendable {
         /// Put back to wait for disk space: chunks still on their way from the worker are dropped quietly.
         var paused = false
         var lastProgress: ContinuousClock.Instant
+        /// Per file, the end of the last piece handed to the store (what is on disk, or queued for it, in
+        /// order), and whether that piece was the file's last.
+        var commanded: [String: (end: Int, last: Bool)] = [:]
+        /// The file the store has open (the latest that got a first piece).
+        var openFile: String?
+        /// Carried on from a parked transfer (its folder exists: no `begin` command).
+        var resumed = false
+        /// When the latest chunk arrived.
+        var lastChunkAt: ContinuousClock.Instant?
+    }
+
+    /// A transfer whose worker vanished mid-way (dead for us, or reconnected on a new session). Its incoming
+    /// folder and the store's open file stay, so that the same attempt offered again resumes where the bytes
+    /// stopped instead of from zero.
+    private struct Parked: Sendable {
+        var transfer: Transfer
+        var parkedAt: ContinuousClock.Instant
     }
 
     let settings: ArtifactSettings
@@ -140,6 +174,9 @@ struct ArtifactCollector: Sendable {
 
     /// Whether storing is paused for lack of disk space (dispatch pauses with it).
     var isDiskFull: Bool { diskFullSince != nil }
+    private var parked: [JobRef: Parked] = [:]
+    /// Parked transfers kept at most (the oldest is discarded beyond). The default is 16.
+    private let maxParked = 16
 
     /// - Parameter counters: the counts so far (a batch resumed from the journal goes on counting).
     init(settings: ArtifactSettings = ArtifactSettings(), counters: ArtifactCounters = ArtifactCounters()) {
@@ -164,15 +201,74 @@ struct ArtifactCollector: Sendable {
 
     var activeCount: Int { transfers.values.count { $0.started } }
 
-    /// A successful RESULT offers files: start pulling them (or queue the transfer behind others).
+    /// Attempts whose partly pulled files wait for their worker to offer them again.
+    var parkedRefs: [JobRef] { parked.keys.sorted { ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt) } }
+
+    /// Whether a transfer from `session` is moving: a chunk of it arrived within the stall timeout. Such a
+    /// worker is alive whatever its heartbeats do: on a congested link they queue behind the chunks.
+    func isReceiving(from session: String, now: ContinuousClock.Instant) -> Bool {
+        transfers.values.contains {
+            guard $0.session == session, let last = $0.lastChunkAt else { return false }
+            return now - last < settings.stallTimeout
+        }
+    }
+
+    /// The coordinator's loop stood still: no transfer is blamed for that time.
+    mutating func refreshProgress(now: ContinuousClock.Instant) {
+        for ref in transfers.keys { transfers[ref]?.lastProgress = now }
+    }
+
+    /// A successful RESULT offers files: start pulling them (or queue the transfer behind others). An
+    /// attempt whose transfer was cut short resumes: files already stored are kept, the file the store has
+    /// open goes on from its last byte on disk (its SHA-256 still covers the whole file), others start over.
     mutating func begin(_ result: EpisodeResult, session: String, now: ContinuousClock.Instant) -> [Output] {
+        var outputs: [Output] = []
+        for (ref, p) in parked
+        where ref.episodeId == result.episodeId
+            && (ref != result.ref || p.transfer.result.artifacts != result.artifacts)
+        {
+            outputs += discardParked(ref)
+        }
+        if let p = parked.removeValue(forKey: result.ref) {
+            let old = p.transfer
+            var t = Transfer(
+                id: old.id,
+                ref: old.ref,
+                session: session,
+                result: old.result,
+                // Writes still queued at the store keep their credit until their event comes.
+                unwritten: old.unwritten,
+                stored: old.stored,
+                retries: old.retries,
+                lastProgress: now,
+                commanded: old.commanded,
+                openFile: old.openFile,
+                resumed: true
+            )
+            for file in result.artifacts where !t.stored.contains(file.name) {
+                if let c = t.commanded[file.name] {
+                    // Its last piece is queued at the store: its event says whether it is stored.
+                    if c.last { continue }
+                    if file.name == t.openFile {
+                        // The open file goes first: the store continues it at its last byte.
+                        t.pending.insert(contentsOf: pieces(of: file, from: c.end), at: 0)
+                        continue
+                    }
+                }
+                t.pending.append(contentsOf: pieces(of: file))
+            }
+            counters.transfersResumed += 1
+            transfers[result.ref] = t
+            waiting.append(result.ref)
+            return outputs + startWaiting(now: now)
+        }
         nextId += 1
         var transfer = Transfer(id: nextId, ref: result.ref, session: session, result: result, lastProgress: now)
         for file in result.artifacts { transfer.pending.append(contentsOf: pieces(of: file)) }
         transfers[result.ref] = transfer
         refById[nextId] = result.ref
         waiting.append(result.ref)
-        return startWaiting(now: now)
+        return outputs + startWaiting(now: now)
     }
 
     /// An ARTIFACT_CHUNK arrived on `session`.
@@ -207,6 +303,9 @@ struct ArtifactCollector: Sendable {
         t.expected.removeFirst()
         t.unwritten += 1
         t.lastProgress = now
+        t.lastChunkAt = now
+        t.commanded[piece.file.name] = (piece.offset + piece.length, piece.last)
+        if piece.offset == 0 { t.openFile = piece.file.name }
         transfers[chunk.ref] = t
         counters.bytesReceived += chunk.data.count
         return [.store(.write(id: t.id, file: piece.file, offset: piece.offset, bytes: chunk.data, last: piece.last))]
@@ -214,6 +313,29 @@ struct ArtifactCollector: Sendable {
 
     /// The disk carried out a command.
     mutating func onEvent(_ event: ArtifactEvent, now: ContinuousClock.Instant) -> [Output] {
+        if let ref = refById[event.id], var p = parked[ref], p.transfer.id == event.id {
+            // A write queued before the worker vanished: keep what it stored for the resume.
+            switch event {
+            case .published:
+                return []
+            case .written:
+                p.transfer.unwritten -= 1
+                parked[ref] = p
+                return []
+            case .fileStored(_, let name):
+                p.transfer.unwritten -= 1
+                p.transfer.stored.insert(name)
+                counters.filesStored += 1
+                parked[ref] = p
+                return []
+            case .fileCorrupt, .failed:
+                return discardParked(ref)
+            case .noSpace:
+                // What it held is incomplete: the offer made again starts over, and pauses storing then if
+                // the disk is still full (no live transfer is blamed here).
+                return discardParked(ref)
+            }
+        }
         guard let ref = refById[event.id], var t = transfers[ref], t.id == event.id else {
             return []  // a transfer given up meanwhile
         }
@@ -245,6 +367,7 @@ struct ArtifactCollector: Sendable {
                     now: now
                 )
             }
+            t.commanded[name] = nil
             t.pending.append(contentsOf: pieces(of: file))
             transfers[ref] = t
             return fill(ref)
@@ -297,16 +420,45 @@ struct ArtifactCollector: Sendable {
     }
 
     /// The worker is gone (dead, or said goodbye): drop its transfers. The dispatcher requeues the episodes.
+    /// What was pulled of a file transfer is kept (parked) for a while: the same attempt offered again, by
+    /// the worker back on a new session, resumes from there.
     mutating func abort(session: String, now: ContinuousClock.Instant) -> [Output] {
+        abort(refs: refs(of: session), now: now)
+    }
+
+    /// Stops the transfers of these attempts, parking what they pulled (see ``abort(session:now:)``).
+    mutating func abort(refs: [JobRef], now: ContinuousClock.Instant) -> [Output] {
         var outputs: [Output] = []
-        for ref in refs(of: session) {
+        for ref in refs {
             guard let t = transfers.removeValue(forKey: ref) else { continue }
-            refById.removeValue(forKey: t.id)
             waiting.removeAll { $0 == ref }
             counters.transfersAborted += 1
-            if t.started { outputs.append(.store(.discard(id: t.id))) }
+            guard t.started || t.resumed else {
+                refById.removeValue(forKey: t.id)
+                continue
+            }
+            if t.result.effectiveDelivery == .transfer, !t.publishing {
+                parked[ref] = Parked(transfer: t, parkedAt: now)
+            } else {
+                refById.removeValue(forKey: t.id)
+                outputs.append(.store(.discard(id: t.id)))
+            }
+        }
+        while parked.count > maxParked, let oldest = parked.min(by: { $0.value.parkedAt < $1.value.parkedAt }) {
+            outputs += discardParked(oldest.key)
         }
         return outputs + startWaiting(now: now)
+    }
+
+    /// Forgets the partly pulled files of attempts of this episode (it ended some other way).
+    mutating func forgetParked(episodeId: String) -> [Output] {
+        parked.keys.filter { $0.episodeId == episodeId }.flatMap { discardParked($0) }
+    }
+
+    private mutating func discardParked(_ ref: JobRef) -> [Output] {
+        guard let p = parked.removeValue(forKey: ref) else { return [] }
+        refById.removeValue(forKey: p.transfer.id)
+        return [.store(.discard(id: p.transfer.id))]
     }
 
     /// Gives up on transfers that made no progress for `stallTimeout`.
@@ -331,9 +483,9 @@ struct ArtifactCollector: Sendable {
 
     // MARK: - Internals
 
-    private func pieces(of file: ArtifactFile) -> [Piece] {
+    private func pieces(of file: ArtifactFile, from start: Int = 0) -> [Piece] {
         if file.size == 0 { return [Piece(file: file, offset: 0, length: 0)] }
-        return stride(from: 0, to: file.size, by: settings.chunkBytes).map {
+        return stride(from: start, to: file.size, by: settings.chunkBytes).map {
             Piece(file: file, offset: $0, length: min(settings.chunkBytes, file.size - $0))
         }
     }
@@ -353,7 +505,7 @@ struct ArtifactCollector: Sendable {
                 transfers[ref] = t
                 outputs.append(.store(.verifyShared(id: t.id, ref: ref, files: t.result.artifacts)))
             } else {
-                outputs.append(.store(.begin(id: t.id, ref: ref)))
+                if !t.resumed { outputs.append(.store(.begin(id: t.id, ref: ref))) }
                 outputs += fill(ref)
             }
         }

@@ -200,6 +200,7 @@ struct CoordinatorOptions: ParsableArguments {
             environment: environment
         )
         var dispatch = DispatchSettings()
+        dispatch.freshWindowAfterStall = true
         dispatch.maxAttempts = try ParallelismSettings.positiveInt(
             flag: maxAttempts,
             flagName: "--max-attempts",
@@ -533,6 +534,26 @@ struct CoordinatorOptions: ParsableArguments {
                 "--curve-secret needs --allow-workers: a file or folder of the public keys of the workers to let in"
             )
         }
+        let httpLimits = StatusServer.Limits(
+            idleTimeout: .seconds(
+                try ParallelismSettings.positiveInt(
+                    flag: nil,
+                    flagName: "REELFARM_HTTP_IDLE_TIMEOUT",
+                    environment: environment,
+                    key: "REELFARM_HTTP_IDLE_TIMEOUT",
+                    default: 10,
+                    range: 1...3600
+                )
+            ),
+            maxConnections: try ParallelismSettings.positiveInt(
+                flag: nil,
+                flagName: "REELFARM_HTTP_MAX_CONNECTIONS",
+                environment: environment,
+                key: "REELFARM_HTTP_MAX_CONNECTIONS",
+                default: 512,
+                range: 1...65_536
+            )
+        )
         let board = httpAddress.map { _ in StatusBoard() }
         let metrics = httpAddress.map { _ in FleetMetrics() }
         let control = ControlChannel()
@@ -576,6 +597,7 @@ struct CoordinatorOptions: ParsableArguments {
                         control: control,
                         token: token,
                         required: serve,
+                        limits: httpLimits,
                         logger: logger
                     ),
                     successTerminationBehavior: .ignore,

@@ -46,6 +46,9 @@ enum DispatchNotice: Equatable, Sendable {
     case collecting(JobRef, workerId: String, files: Int, bytes: Int, delivery: ArtifactDelivery)
     /// A reconnecting worker's attempt was taken back instead of being run again.
     case readopted(JobRef, workerId: String)
+    /// The coordinator's own loop did not tick for `gap` (the process was stopped, or busy): every peer got
+    /// a fresh liveness window instead of being judged on time the coordinator did not listen.
+    case loopStalled(gap: Duration, workers: Int)
     /// Something happened to a provider budget (a pause, a decrease, the circuit, a bad lease message).
     case lease(LeaseNotice)
 }

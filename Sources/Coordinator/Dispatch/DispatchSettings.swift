@@ -13,6 +13,14 @@ struct DispatchSettings: Sendable, Equatable {
     var softwareVersion: String = ReelfarmVersion.current
     /// How episode files are pulled from workers.
     var artifacts = ArtifactSettings()
+    /// Whether a tick that comes more than a heartbeat interval after the previous one means the loop stood
+    /// still, and gives every worker a fresh liveness window (see ``Dispatcher/onTick(now:)``). The
+    /// coordinator turns it on (its loop ticks every 50 ms); the default, off, takes stepped time as it
+    /// comes, for tests that step seconds at a time.
+    var freshWindowAfterStall = false
+    /// The longest delay a worker waits before greeting again (PROTOCOL §7.3: 32 s). After a stall of the
+    /// loop, workers get up to this much more than a liveness window to come back.
+    var maxReconnectBackoff: Duration = .seconds(32)
 
     /// Silence after which a worker is declared dead.
     var deadAfter: Duration { heartbeatInterval * liveness }

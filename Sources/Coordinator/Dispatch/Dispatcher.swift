@@ -40,6 +40,13 @@ struct Dispatcher: Sendable {
     private var dispatchCounter = 0
     /// Transfers of successful attempts' files from their workers.
     private var collector: ArtifactCollector
+    /// The previous ``onTick(now:)``: liveness is judged on the coordinator's own loop time.
+    private var lastTick: ContinuousClock.Instant?
+    /// After a stall of the loop, no worker is declared dead before this moment.
+    private var stallGraceUntil: ContinuousClock.Instant?
+    /// When the latest stall was noticed, and the workers that had joined by then.
+    private var stalledAt: ContinuousClock.Instant?
+    private var joinedBeforeStall = 0
 
     init(
         batchId: String,
@@ -180,6 +187,7 @@ struct Dispatcher: Sendable {
         now: ContinuousClock.Instant
     ) -> [DispatchAction] {
         var actions: [DispatchAction] = []
+        noticeStall(now: now, into: &actions)
         if case .hello(let hello) = envelope.message {
             register(hello, routingId: routingId, now: now, into: &actions)
             dispatch(now: now, into: &actions)
@@ -294,8 +302,17 @@ struct Dispatcher: Sendable {
     /// libzmq could not deliver to `routingId` (the peer is gone, or its queue is full).
     mutating func onSendFailed(to routingId: [UInt8], now: ContinuousClock.Instant) -> [DispatchAction] {
         counters.sendFailures += 1
-        guard let session = sessionByRoutingId[routingId] else { return [] }
-        var actions: [DispatchAction] = []
+        var noticed: [DispatchAction] = []
+        noticeStall(now: now, into: &noticed)
+        guard let session = sessionByRoutingId[routingId] else { return noticed }
+        if let until = stallGraceUntil, now < until, var worker = workers[session] {
+            // After our own stall: the worker closed this connection while we did not listen and is on its
+            // way back on a new one. No more jobs here; its attempts wait for it until the grace ends.
+            worker.draining = true
+            workers[session] = worker
+            return noticed
+        }
+        var actions = noticed
         counters.workersLost += 1
         drop(session: session, reason: "connection lost (send failed)", now: now, into: &actions)
         dispatch(now: now, into: &actions)
@@ -303,10 +320,21 @@ struct Dispatcher: Sendable {
     }
 
     /// Time passed: declare silent workers dead and heartbeat idle connections.
+    ///
+    /// Liveness is judged on the coordinator's own loop time. When more than a heartbeat interval passed
+    /// since the previous tick, the loop itself stood still (the process was stopped, swapped out, or busy)
+    /// and the workers' messages of that time may still sit unread in the socket: every worker, and every
+    /// transfer, then gets a fresh window instead of being declared dead for our own silence.
     mutating func onTick(now: ContinuousClock.Instant) -> [DispatchAction] {
         var actions: [DispatchAction] = []
+        noticeStall(now: now, into: &actions)
+        lastTick = now
+        let inGrace = stallGraceUntil.map { now < $0 } ?? false
         let silent = workers.values
-            .filter { now - $0.lastHeard >= settings.deadAfter }
+            .filter {
+                now - $0.lastHeard >= settings.deadAfter && !inGrace
+                    && !collector.isReceiving(from: $0.session, now: now)
+            }
             .sorted { $0.joinOrder < $1.joinOrder }
         for worker in silent {
             counters.workersLost += 1
@@ -323,6 +351,35 @@ struct Dispatcher: Sendable {
         apply(collector.onTick(now: now), now: now, into: &actions)
         dispatch(now: now, into: &actions)
         return actions
+    }
+
+    /// Whether the loop stood still since its previous tick (more than a heartbeat interval ago), noticed
+    /// by whatever input comes first after it. A fresh window for everyone, widened by the stall (up to the
+    /// workers' longest reconnect backoff): a worker that gave up on us meanwhile is backing off before it
+    /// greets again, and should find its attempts still its own when it re-announces them. Until the grace
+    /// ends, connections from before the stall get no new JOBs unless they prove alive (see
+    /// ``mayDispatch(to:now:)``): a JOB queued on a connection its worker closed meanwhile would be lost.
+    private mutating func noticeStall(now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+        guard settings.freshWindowAfterStall, let last = lastTick, now - last > settings.heartbeatInterval else {
+            return
+        }
+        let gap = now - last
+        lastTick = now
+        for session in workers.keys { workers[session]?.lastHeard = now }
+        stallGraceUntil = now + settings.deadAfter + min(gap, settings.maxReconnectBackoff)
+        stalledAt = now
+        joinedBeforeStall = joinCounter
+        collector.refreshProgress(now: now)
+        actions.append(.notice(.loopStalled(gap: gap, workers: workers.count)))
+    }
+
+    /// During the grace after a stall, a connection from before it gets JOBs again only once it is heard a
+    /// heartbeat interval after we woke (what it had sent while we stood still is read at once).
+    private func mayDispatch(to worker: WorkerRecord, now: ContinuousClock.Instant) -> Bool {
+        guard let until = stallGraceUntil, now < until, let stalledAt, worker.joinOrder <= joinedBeforeStall else {
+            return true
+        }
+        return worker.lastHeard >= stalledAt + settings.heartbeatInterval
     }
 
     /// The artifact store carried out a command.
@@ -443,6 +500,10 @@ struct Dispatcher: Sendable {
             )
             return
         }
+        // The same worker process on a new connection (it lost us, e.g. while this process was stopped, and
+        // greeted again on a new socket): the attempts it lists move to the new session at once, so that
+        // the old session, silent from now on, requeues only what the worker no longer holds.
+        let previous = hello.instance.isEmpty ? [] : workers.values.filter { $0.hello.instance == hello.instance }
         let session = makeSession()
         joinCounter += 1
         workers[session] = WorkerRecord(
@@ -486,7 +547,44 @@ struct Dispatcher: Sendable {
         actions.append(.send(to: routingId, Envelope(session: session, .welcome(welcome))))
         // Open circuits right after the WELCOME, which makes the worker forget the ones it knew.
         apply(circuits, now: now, into: &actions)
+        for old in previous {
+            takeOver(hello.running, from: old.session, to: session, now: now, into: &actions)
+        }
         adopt(hello.running, session: session, now: now, into: &actions)
+    }
+
+    /// Moves the attempts a re-registering worker lists from its previous session to the new one. A file
+    /// transfer of the old session is stopped (its progress is kept, ``ArtifactCollector``): the worker
+    /// offers the files again on the new session.
+    private mutating func takeOver(
+        _ refs: [JobRef],
+        from old: String,
+        to session: String,
+        now: ContinuousClock.Instant,
+        into actions: inout [DispatchAction]
+    ) {
+        guard var oldWorker = workers[old], let newWorker = workers[session] else { return }
+        let collecting = Set(collector.refs(of: old))
+        var moved: [JobRef] = []
+        for ref in refs where oldWorker.inflight.contains(ref) || collecting.contains(ref) {
+            guard let index = episodes.position(of: ref.episodeId), episodes[index].session == old,
+                episodes[index].attempts == ref.attempt
+            else { continue }
+            oldWorker.inflight.remove(ref)
+            episodes[index].session = session
+            episodes[index].workerId = newWorker.hello.workerId
+            moved.append(ref)
+        }
+        // The old connection is closed on the worker's side: no more jobs for it.
+        oldWorker.draining = true
+        workers[old] = oldWorker
+        if !moved.isEmpty {
+            apply(collector.abort(refs: moved.filter { collecting.contains($0) }, now: now), now: now, into: &actions)
+        }
+        for ref in moved {
+            counters.attemptsReadopted += 1
+            actions.append(.notice(.readopted(ref, workerId: newWorker.hello.workerId)))
+        }
     }
 
     /// A (re)registering worker announced attempts it still runs or holds a result of. Each takes a
@@ -676,6 +774,8 @@ struct Dispatcher: Sendable {
         episode.artifacts = result.artifacts
         episodes[index] = episode
         finishedCount += 1
+        // Partly pulled files of another attempt of it are of no more use.
+        apply(collector.forgetParked(episodeId: episode.id), now: now, into: &actions)
         actions.append(
             .notice(
                 .episodeSucceeded(
@@ -851,7 +951,7 @@ struct Dispatcher: Sendable {
             if runningCount > 0, !leases.admissionOpen { return }
             guard
                 let target = workers.values
-                    .filter({ $0.credit > 0 })
+                    .filter({ $0.credit > 0 && mayDispatch(to: $0, now: now) })
                     .max(by: { ($0.credit, -$0.joinOrder) < ($1.credit, -$1.joinOrder) })
             else { return }
             // The first episode not held for re-adoption (after a restart), in queue order.

@@ -1,8 +1,10 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
 import Shared
+import Synchronization
 
 /// The coordinator's HTTP side (`--http`, loopback by default): the dashboard at `/`, the JSON status at
 /// `/api/status`, Prometheus metrics at `/metrics`, `/health`, and the control API of `coordinator
@@ -23,7 +25,24 @@ struct StatusServer: Service {
     /// Required of every request but `/health` when set (`--http-token`).
     var token: String?
     var required = false
+    /// Idle and header-read timeout and connection cap (`REELFARM_HTTP_IDLE_TIMEOUT`,
+    /// `REELFARM_HTTP_MAX_CONNECTIONS`).
+    var limits = Limits()
     let logger: Logger
+
+    /// What one HTTP client may hold. Unauthenticated clients reach the server before any token check, so
+    /// these bound what anyone who can connect can tie up.
+    struct Limits: Sendable, Equatable {
+        /// A connection that has not sent a complete request head within this time of connecting, or of its
+        /// previous response, is closed (bytes trickling in do not extend it: the clock restarts only on a
+        /// whole request head or body part). The default is 10 s.
+        var idleTimeout: Duration = .seconds(10)
+        /// Connections open at once. Beyond it new connections wait in the kernel's listen backlog (no file
+        /// descriptor is used) until one closes. Half the usual limit of 1,024 open files, so that the
+        /// journal, `summary.json` and the ZeroMQ connections always find a descriptor, and high enough that
+        /// a few hundred idle clients do not queue `/health` behind them. The default is 512.
+        var maxConnections = 512
+    }
 
     /// The port could not be bound and HTTP is required.
     struct CannotServe: Error, CustomStringConvertible {
@@ -36,6 +55,7 @@ struct StatusServer: Service {
         let board = self.board
         let metrics = self.metrics
         let control = self.control
+        let everyEpisode = SharedDocument(maxAge: .seconds(1))
         router.get("/") { _, _ in
             Response(
                 status: .ok,
@@ -44,7 +64,7 @@ struct StatusServer: Service {
             )
         }
         router.get("/api/status") { request, _ in
-            await Self.status(request, board: board, control: control)
+            await Self.status(request, board: board, control: control, everyEpisode: everyEpisode)
         }
         router.get("/metrics") { _, _ in
             Response(
@@ -68,7 +88,12 @@ struct StatusServer: Service {
 
     /// `GET /api/status[?episodes=recent|all|none][&offset=N][&limit=M]`: the published document, or one
     /// the loop makes now for another selection of episodes.
-    private static func status(_ request: Request, board: StatusBoard, control: ControlChannel?) async -> Response {
+    private static func status(
+        _ request: Request,
+        board: StatusBoard,
+        control: ControlChannel?,
+        everyEpisode: SharedDocument
+    ) async -> Response {
         let query = request.uri.queryParameters
         let json: [UInt8]
         do {
@@ -85,11 +110,26 @@ struct StatusServer: Service {
                 status.episodes = []
                 status.episodeList = .init(view: "none", listed: 0, total: status.progress.total)
                 json = status.json
+            case .all:
+                guard let control else {
+                    throw ControlError.unavailable("this coordinator lists its recent episodes only")
+                }
+                // Megabytes for a big batch: concurrent requests share one document (at most 1 s old),
+                // made off the coordinator's loop, and its memory goes back to the system after.
+                let body = try await everyEpisode.get {
+                    let source = try await control.status().get()
+                    return ByteBuffer(bytes: source.status(.all).json)
+                }
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                    body: .init(byteBuffer: body)
+                )
             default:
                 guard let control else {
                     throw ControlError.unavailable("this coordinator lists its recent episodes only")
                 }
-                json = try await control.status(selection).get().json
+                json = try await control.status().get().status(selection).json
             }
         } catch let error as ControlError {
             return ControlAPI.error(error)
@@ -111,12 +151,21 @@ struct StatusServer: Service {
         let logger = self.logger
         let app = Application(
             router: router(),
-            configuration: .init(address: .hostname(host, port: port), serverName: "reelfarm-coordinator"),
+            server: .http1(configuration: .init(idleTimeout: TimeAmount(limits.idleTimeout))),
+            configuration: .init(
+                address: .hostname(host, port: port),
+                serverName: "reelfarm-coordinator",
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections, logger: logger)
+            ),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 logger.info(
                     "dashboard and status API on http://\(address?.ipAddress ?? host):\(address?.port ?? port)/",
-                    metadata: ["metrics": "/metrics", "status": "/api/status"]
+                    metadata: [
+                        "metrics": "/metrics", "status": "/api/status",
+                        "idle_timeout": "\(limits.idleTimeout.shortDescription)",
+                        "max_connections": "\(limits.maxConnections)",
+                    ]
                 )
             },
             logger: Logger(label: "http")
@@ -185,5 +234,51 @@ enum APIToken {
         var diff: UInt8 = 0
         for i in a.indices { diff |= a[i] ^ b[i] }
         return diff == 0
+    }
+}
+
+/// One expensive document shared by the requests that ask for it within `maxAge`: the first request makes
+/// it, the others wait for the same result. It is dropped `maxAge` after it was made, and the C heap is
+/// trimmed then, so that a burst of big answers does not leave the process holding their memory.
+final class SharedDocument: Sendable {
+    private struct Current {
+        var task: Task<ByteBuffer, any Error>
+        var started: ContinuousClock.Instant
+        var generation: Int
+    }
+
+    let maxAge: Duration
+    private let current = Mutex<Current?>(nil)
+    private let generations = Mutex(0)
+
+    init(maxAge: Duration) {
+        self.maxAge = maxAge
+    }
+
+    func get(_ make: @escaping @Sendable () async throws -> ByteBuffer) async throws -> ByteBuffer {
+        let maxAge = self.maxAge
+        let task = current.withLock { c -> Task<ByteBuffer, any Error> in
+            if let c, ContinuousClock.now - c.started < maxAge { return c.task }
+            let generation = generations.withLock { g in
+                g += 1
+                return g
+            }
+            let task = Task { try await make() }
+            c = Current(task: task, started: .now, generation: generation)
+            Task { [weak self] in
+                _ = try? await task.value
+                try? await Task.sleep(for: maxAge)
+                self?.drop(generation)
+            }
+            return task
+        }
+        return try await task.value
+    }
+
+    private func drop(_ generation: Int) {
+        current.withLock { c in
+            if c?.generation == generation { c = nil }
+        }
+        FreeHeap.release()
     }
 }

@@ -53,8 +53,10 @@ final class ControlChannel: Sendable {
         case submit(id: String?, episodes: EpisodeSpecs, reply: Reply<BatchListing>)
         /// Run this many local worker processes.
         case scale(workers: Int, reply: Reply<LocalWorkerPool.Snapshot>)
-        /// The fleet's status now, listing these episodes.
-        case status(EpisodeSelection, reply: Reply<FleetStatus>)
+        /// What a status document listing other episodes than the published ones is made of. The loop
+        /// answers at once with copies of its state (the dispatcher is a value: copying it is cheap, and it
+        /// shares its storage until the loop changes it); the HTTP side lists the episodes, off the loop.
+        case status(reply: Reply<StatusSource>)
     }
 
     /// Answers one request. Only the first answer counts.
@@ -90,8 +92,8 @@ final class ControlChannel: Sendable {
         await ask { .scale(workers: workers, reply: $0) }
     }
 
-    func status(_ selection: EpisodeSelection) async -> Result<FleetStatus, ControlError> {
-        await ask { .status(selection, reply: $0) }
+    func status() async -> Result<StatusSource, ControlError> {
+        await ask { .status(reply: $0) }
     }
 
     /// The loop stopped: every request not answered yet, and every later one, gets 503.
@@ -128,5 +130,23 @@ final class ControlChannel: Sendable {
     /// Whether request `id` was still open (and is now answered).
     fileprivate func settle(_ id: UInt64) -> Bool {
         state.withLock { $0.open.removeValue(forKey: id) != nil }
+    }
+}
+
+/// The loop's state at one moment, for a status document the HTTP side makes by itself.
+struct StatusSource: Sendable {
+    /// The fleet-wide parts (batches, local workers, security), listing no episodes.
+    var base: FleetStatus
+    var dispatcher: Dispatcher
+    var now: ContinuousClock.Instant
+
+    /// The status document listing the episodes `selection` names. Costs what it lists; runs on the
+    /// caller's task, never on the coordinator's loop.
+    func status(_ selection: EpisodeSelection) -> FleetStatus {
+        var status = base
+        let listed = dispatcher.fleetStatus(state: base.state, now: now, episodes: selection)
+        status.episodes = listed.episodes
+        status.episodeList = listed.episodeList
+        return status
     }
 }

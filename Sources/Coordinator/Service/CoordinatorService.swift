@@ -675,9 +675,11 @@ final class CoordinatorService: Service {
                         for slot in pool.resize(to: count) { retiring[pool.workerId(slot: slot)] = slot }
                         for workerId in retiring.keys { actions += dispatcher.retire(workerId: workerId) }
                         reply(.success(pool.snapshot))
-                    case .control(.status(let selection, let reply)):
+                    case .control(.status(let reply)):
+                        // O(1) here: the episodes are listed by the HTTP side from this copy.
                         actions = []
-                        reply(.success(snapshot(current == nil ? "idle" : "running", now: now, episodes: selection)))
+                        let base = snapshot(current == nil ? "idle" : "running", now: now, episodes: .none)
+                        reply(.success(StatusSource(base: base, dispatcher: dispatcher, now: now)))
                     case .shutdown:
                         interrupted = true
                         logger.notice("shutdown requested; stopping dispatch")
@@ -914,6 +916,11 @@ final class CoordinatorService: Service {
             break
         case .lease(let notice):
             log(notice, rejections: &rejections)
+        case .loopStalled(let gap, let workers):
+            logger.warning(
+                "the coordinator's loop stood still; every worker gets a fresh liveness window",
+                metadata: ["gap": "\(gap.shortDescription)", "workers": "\(workers)"]
+            )
         case .workerDraining(let workerId, let running):
             logger.notice(
                 "worker draining: no more jobs for it",

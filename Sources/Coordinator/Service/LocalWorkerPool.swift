@@ -143,10 +143,15 @@ final class LocalWorkerPool: Sendable {
             let started = ContinuousClock.now
             var options = PlatformOptions()
             options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: settings.stopGrace)]
-            let environment = Dictionary(
+            var environment = Dictionary(
                 uniqueKeysWithValues: settings.environment.map {
                     (Environment.Key(rawValue: $0.key)!, Optional($0.value))
                 }
+            )
+            // The worker watches this process: if the coordinator dies without stopping it (SIGKILL, a
+            // crash), it finishes what it holds for a coordinator that comes back, or exits.
+            environment[Environment.Key(rawValue: "REELFARM_PARENT_PID")!] = String(
+                ProcessInfo.processInfo.processIdentifier
             )
             let arguments =
                 ["--connect", settings.endpoint, "--worker-id", workerId(slot: slot)] + settings.arguments

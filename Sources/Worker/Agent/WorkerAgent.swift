@@ -6,6 +6,10 @@ import Shared
 import class Foundation.FileHandle
 import struct Foundation.URL
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The worker's I/O shell: owns the DEALER socket through a ``ZMQSocketThread``, feeds socket events,
 /// clock ticks and finished attempts into ``WorkerCore``, and carries out its actions — sending,
 /// renewing the socket, starting and cancelling ``EpisodePipeline`` runs.
@@ -21,6 +25,13 @@ final class WorkerAgent: Service {
         var shutdownGrace: Duration = .seconds(30)
         /// CURVE keys: the connection is encrypted and the coordinator checks this worker's public key.
         var curve: Curve?
+        /// The coordinator process that started this worker (`REELFARM_PARENT_PID`, set by `--workers`), if
+        /// any. When it is gone the worker drains: it takes no new jobs, finishes and delivers what it holds
+        /// to a coordinator that answers within `orphanGrace`, then exits.
+        var parentPid: Int32?
+        /// How long a worker whose coordinator process died goes on (`REELFARM_ORPHAN_GRACE`). The
+        /// default is 30 s.
+        var orphanGrace: Duration = .seconds(30)
     }
 
     /// The keys of a CURVE connection (40-character Z85 text).
@@ -51,6 +62,8 @@ final class WorkerAgent: Service {
         /// A lease message from the ``LeaseClient`` for the coordinator.
         case lease(Message)
         case shutdown
+        /// The coordinator process that started this worker is gone.
+        case parentGone
     }
 
     func run() async throws {
@@ -84,6 +97,7 @@ final class WorkerAgent: Service {
         )
 
         var coreSettings = WorkerCore.Settings(hello: settings.hello)
+        coreSettings.freshWindowAfterStall = true
         coreSettings.minimumCoordinatorMinor = pipeline.delivery == .transfer && pipeline.outputRoot != nil ? 2 : 0
         var core = WorkerCore(settings: coreSettings, now: clock.now)
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
@@ -94,6 +108,12 @@ final class WorkerAgent: Service {
 
         await withTaskGroup(of: Void.self) { group in
             thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
+            if let parent = settings.parentPid {
+                group.addTask {
+                    await ParentWatch.waitUntilGone(parent)
+                    if !Task.isCancelled { continuation.yield(.parentGone) }
+                }
+            }
             await withGracefulShutdownHandler {
                 await perform(core.start(now: clock.now), thread: thread, tasks: &tasks, continuation: continuation)
                 for await input in inputs {
@@ -139,6 +159,15 @@ final class WorkerAgent: Service {
                             ]
                         )
                         actions = core.beginDrain(now: now, grace: settings.shutdownGrace)
+                    case .parentGone:
+                        logger.warning(
+                            "the coordinator that started this worker is gone: finishing and delivering what this worker holds if a coordinator answers within the grace, then exiting",
+                            metadata: [
+                                "parent_pid": "\(settings.parentPid ?? 0)", "running": "\(core.running.count)",
+                                "grace": "\(settings.orphanGrace.shortDescription)",
+                            ]
+                        )
+                        actions = core.beginDrain(now: now, grace: settings.orphanGrace)
                     }
                     await perform(actions, thread: thread, tasks: &tasks, continuation: continuation)
                     if core.state == .stopped { return }
@@ -285,5 +314,24 @@ final class WorkerAgent: Service {
             chunk.error = "cannot read \(fetch.name): \(error)"
         }
         return chunk
+    }
+}
+
+/// Notices that the process that started this worker is gone, without signals or `prctl` (whose death
+/// signal follows the parent *thread*, not the process): the worker is re-parented (`getppid()` changes)
+/// or, when something sits between them, `kill(pid, 0)` finds no such process.
+enum ParentWatch {
+    static func isGone(_ pid: Int32, startedUnder: Int32) -> Bool {
+        if startedUnder == pid { return getppid() != pid }
+        return kill(pid, 0) == -1 && errno == ESRCH
+    }
+
+    /// Returns once `pid` is gone (polled every 250 ms), or when the task is cancelled.
+    static func waitUntilGone(_ pid: Int32) async {
+        let startedUnder = getppid()
+        while !Task.isCancelled {
+            if isGone(pid, startedUnder: startedUnder) { return }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
     }
 }

@@ -36,6 +36,14 @@ struct WorkerCore: Sendable {
         /// The oldest coordinator minor this worker can work for: 2 when it offers files by transfer (an
         /// older coordinator would record episodes without pulling their files). The default is 0.
         var minimumCoordinatorMinor = 0
+        /// While this worker answered an ARTIFACT_FETCH within this time, the coordinator counts as alive
+        /// whatever its heartbeats do: on a congested link they wait behind our chunks, and the coordinator
+        /// asks for more only as chunks get through. The coordinator's own stall timeout. The default is 30 s.
+        var transferLiveness: Duration = .seconds(30)
+        /// Whether a tick more than a heartbeat interval after the previous one means this process stood
+        /// still, and gives the coordinator a fresh liveness window. The agent turns it on (it ticks every
+        /// 50 ms); the default, off, takes stepped time as it comes.
+        var freshWindowAfterStall = false
     }
 
     struct Counters: Sendable, Equatable {
@@ -78,6 +86,10 @@ struct WorkerCore: Sendable {
     private var lastHeard: ContinuousClock.Instant
     private var lastSent: ContinuousClock.Instant
     private var helloRetryAt: ContinuousClock.Instant?
+    /// The latest ARTIFACT_FETCH answered.
+    private var lastChunkServed: ContinuousClock.Instant?
+    /// The previous tick: liveness is judged on this process's own loop time.
+    private var lastTick: ContinuousClock.Instant?
     /// Jitter applied to each backoff (±25% by default); injected so tests are exact.
     private let jitter: @Sendable (Duration) -> Duration
 
@@ -284,6 +296,14 @@ struct WorkerCore: Sendable {
             ] + shutdown(now: now, detail: "grace period over; \(count) attempts handed back")
         }
         let deadline = heartbeatInterval * liveness
+        if settings.freshWindowAfterStall, let last = lastTick, now - last > heartbeatInterval {
+            // This process stood still (stopped, swapped out): the coordinator's messages of that time may
+            // still sit unread; it gets a fresh window instead of being blamed for our own silence.
+            lastHeard = now
+            if case .greeting = state { state = .greeting(since: now) }
+        }
+        lastTick = now
+        let serving = lastChunkServed.map { now - $0 < settings.transferLiveness } ?? false
         switch state {
         case .greeting(let since):
             if now - since >= deadline {
@@ -294,7 +314,7 @@ struct WorkerCore: Sendable {
                 return [sendHello(now: now)]
             }
         case .connected:
-            if now - lastHeard >= deadline {
+            if now - lastHeard >= deadline, !serving {
                 return lose(
                     reason: "coordinator silent for \((now - lastHeard).shortDescription)",
                     now: now,
@@ -402,6 +422,7 @@ struct WorkerCore: Sendable {
             }
             counters.chunksServed += 1
             lastSent = now
+            lastChunkServed = now
             return [.serveChunk(fetch, folder: folder, session: session ?? "")]
         case .artifactAck(let ack):
             guard let gone = outbox.removeValue(forKey: ack.ref) else { return [] }

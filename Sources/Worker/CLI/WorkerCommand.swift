@@ -303,6 +303,17 @@ struct RunWorkerCommand: AsyncParsableCommand {
             default: 30,
             range: 0...86_400
         )
+        let orphanGrace = try ParallelismSettings.positiveInt(
+            flag: nil,
+            flagName: "REELFARM_ORPHAN_GRACE",
+            environment: environment,
+            key: "REELFARM_ORPHAN_GRACE",
+            default: 30,
+            range: 0...86_400
+        )
+        let parentPid = environment.value("REELFARM_PARENT_PID").flatMap { Int32($0.value) }.flatMap {
+            $0 > 1 ? $0 : nil
+        }
         let curve = try Self.curve(
             serverKey: curveServerKey ?? environment.value("REELFARM_CURVE_SERVER_KEY")?.value,
             secretPath: curveSecret ?? environment.value("REELFARM_CURVE_SECRET")?.value,
@@ -315,7 +326,14 @@ struct RunWorkerCommand: AsyncParsableCommand {
             )
         }
         let agent = WorkerAgent(
-            settings: .init(endpoint: endpoint, hello: hello, shutdownGrace: .seconds(grace), curve: curve),
+            settings: .init(
+                endpoint: endpoint,
+                hello: hello,
+                shutdownGrace: .seconds(grace),
+                curve: curve,
+                parentPid: parentPid,
+                orphanGrace: .seconds(orphanGrace)
+            ),
             pipeline: pipeline,
             leases: leases,
             logger: logger
