@@ -242,8 +242,12 @@ struct RunWorkerCommand: AsyncParsableCommand {
                 }
             }
             guard Preflight.passed(results) else {
+                // A setting to change is a configuration error (exit 2: systemd and the like do not restart
+                // into the same failure); a provider out of reach may come back (exit 1: restarted).
+                let failed = results.filter { $0.status == .failed }
+                let transient = failed.allSatisfy { $0.problem == .unreachable }
                 logger.error("a provider is misconfigured (above); fix it, or start with --no-check to go on anyway")
-                throw ExitCode(1)
+                throw ExitCode(transient ? 1 : 2)
             }
         }
         let outputRoot = URL(fileURLWithPath: output).standardizedFileURL
