@@ -240,10 +240,10 @@ struct CoordinatorOptions: ParsableArguments {
         } else if case .batch(let episodes, let file, _) = mode {
             let id = batchId ?? Batch.makeId()
             do {
-                // A batch id becomes a folder name: the wire protocol's identifier rules apply.
-                try EpisodeSpec(topic: "batch", id: id).validate()
+                // A batch id becomes a folder name: the same rule as episode ids (README: Batch and episode ids).
+                try BatchNames.check(id, field: "--batch-id")
             } catch {
-                throw ConfigurationError("--batch-id \(error.detail)")
+                throw ConfigurationError(error.detail)
             }
             if let file {
                 theBatch = try BatchFile.load(path: file, batchId: id)
