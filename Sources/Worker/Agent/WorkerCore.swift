@@ -36,6 +36,10 @@ struct WorkerCore: Sendable {
         /// The oldest coordinator minor this worker can work for: 2 when it offers files by transfer (an
         /// older coordinator would record episodes without pulling their files). The default is 0.
         var minimumCoordinatorMinor = 0
+        /// Whether the connection uses CURVE: a coordinator that refuses the handshake (wrong server key,
+        /// or this worker's key not on its allow-list) is silent, so "no WELCOME" then names the likely
+        /// cause. The default is false.
+        var curve = false
     }
 
     struct Counters: Sendable, Equatable {
@@ -287,7 +291,15 @@ struct WorkerCore: Sendable {
         switch state {
         case .greeting(let since):
             if now - since >= deadline {
-                return lose(reason: "no WELCOME within \(deadline.shortDescription)", now: now, immediate: false)
+                let hint =
+                    settings.curve
+                    ? " — the coordinator is unreachable or refused the CURVE handshake (check --curve-server-key and that this worker's public key is on its --allow-workers list)"
+                    : ""
+                return lose(
+                    reason: "no WELCOME within \(deadline.shortDescription)\(hint)",
+                    now: now,
+                    immediate: false
+                )
             }
             if let retry = helloRetryAt, now >= retry {
                 helloRetryAt = nil

@@ -328,6 +328,12 @@ struct RunWorkerCommand: AsyncParsableCommand {
             secretPath: curveSecret ?? environment.value("REELFARM_CURVE_SECRET")?.value,
             keyPair: environment.value("REELFARM_CURVE_KEYPAIR")?.value
         )
+        if let curve {
+            logger.info(
+                "CURVE: the coordinator's public key",
+                metadata: ["from": "\(curve.serverKeySource)", "key": "\(curve.serverKey)"]
+            )
+        }
         if curve == nil, !Endpoints.isLocal(endpoint) {
             logger.warning(
                 "connecting without CURVE: jobs, results and files cross the network in the clear",
@@ -367,7 +373,7 @@ struct RunWorkerCommand: AsyncParsableCommand {
             }
             return nil
         }
-        let server = try CurveKeyPair.publicKey(keyOrPath: serverKey)
+        let (server, source) = try CurveKeyPair.publicKeyAndSource(keyOrPath: serverKey)
         let own: CurveKeyPair
         if let secretPath {
             own = try CurveKeyPair.load(path: secretPath, needSecret: true)
@@ -382,6 +388,11 @@ struct RunWorkerCommand: AsyncParsableCommand {
                 "--curve-server-key needs --curve-secret: this worker's key pair (`coordinator keygen --name NAME`), whose public key is on the coordinator's allow-list"
             )
         }
-        return WorkerAgent.Curve(serverKey: server, publicKey: own.publicKey, secretKey: own.secretKey ?? "")
+        return WorkerAgent.Curve(
+            serverKey: server,
+            publicKey: own.publicKey,
+            secretKey: own.secretKey ?? "",
+            serverKeySource: source
+        )
     }
 }
