@@ -15,7 +15,11 @@ struct CoordinatorOptions: ParsableArguments {
     )
     var bind: String?
 
-    @Option(help: "Local worker processes to start and supervise (0: only remote workers).")
+    // `.unconditional`: "--workers -1" reads -1 (and validate() names the range) instead of "Missing value".
+    @Option(
+        parsing: .unconditional,
+        help: "Local worker processes to start and supervise (0 to 256; 0: only remote workers)."
+    )
     var workers: Int = 0
 
     @Option(help: "Folder that gets one sub-folder per batch.")

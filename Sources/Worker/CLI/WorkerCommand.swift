@@ -183,6 +183,11 @@ struct RunWorkerCommand: AsyncParsableCommand {
         guard let endpoint = connect ?? environment.value("REELFARM_CONNECT")?.value else {
             throw ConfigurationError("give --connect ENDPOINT (e.g. tcp://127.0.0.1:5555) or set REELFARM_CONNECT")
         }
+        // What can never work (port 99999, a name that does not resolve) stops here with exit 2 instead of
+        // being retried forever.
+        if let warning = try Endpoints.checkConnect(endpoint, flag: connect != nil ? "--connect" : "REELFARM_CONNECT") {
+            logger.warning("\(warning)")
+        }
         let parallelism = try ParallelismSettings.resolve(
             episodesFlag: maxParallelEpisodes,
             apiCallsFlag: maxParallelAPICalls,
