@@ -238,6 +238,6 @@ extension EpisodeSpec {
     /// ``DecodeError`` naming the field.
     public func validate() throws(DecodeError) {
         try Validation.spec(self)
-        if let id { try BatchNames.check(id, field: "id") }
+        if let id { try BatchNames.check(id, field: "spec.id") }
     }
 }
