@@ -136,8 +136,9 @@ import Glibc
         let coordinator = try Self.serve(dir)
         defer { coordinator.signal(SIGKILL) }
         guard await coordinator.boundEndpoint() != nil, let base = await coordinator.httpBase() else { return }
-        // 10 MiB (just under the limit) of control bytes.
-        let junk = [UInt8]((0..<(10 << 20) - 16).map { UInt8(1 + $0 % 31) })
+        // 10 MiB (just under the limit) of control bytes on one line: the YAML error quoted the whole line,
+        // and the reply was 57 MB before the bound.
+        let junk = [UInt8]((0..<(10 << 20) - 16).map { UInt8(1 + $0 % 8) })
         let reply = try await Self.request("POST", "\(base)api/batches", body: junk)
         print("10 MiB of control bytes: a \(reply.status) reply of \(reply.bytes) bytes")
         #expect(reply.status == 400)
