@@ -234,8 +234,10 @@ enum Validation {
 
 extension EpisodeSpec {
     /// Checks a spec from a batch file with the same rules as the wire, so a bad batch is refused
-    /// before anything is dispatched. Throws a ``DecodeError`` naming the field.
+    /// before anything is dispatched, and its id with ``BatchNames`` (it becomes a folder name). Throws a
+    /// ``DecodeError`` naming the field.
     public func validate() throws(DecodeError) {
         try Validation.spec(self)
+        if let id { try BatchNames.check(id, field: "spec.id") }
     }
 }

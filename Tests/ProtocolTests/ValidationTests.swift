@@ -297,7 +297,7 @@ struct EpisodeSpecValidationTests {
                 scenes: 50,
                 style: String(repeating: "s", count: 4096)
             ),
-            EpisodeSpec(topic: "t", id: "..."),
+            EpisodeSpec(topic: "t", id: "v1.2"),
         ]
     )
     func goodSpec(_ spec: EpisodeSpec) throws {
@@ -315,6 +315,11 @@ struct EpisodeSpecValidationTests {
             (EpisodeSpec(topic: "t", id: "a\\b"), "spec.id"),
             (EpisodeSpec(topic: "t", id: ".."), "spec.id"),
             (EpisodeSpec(topic: "t", id: "."), "spec.id"),
+            // Issue 15 item 2: ids are folder names beside the batch's own files (BatchNames).
+            (EpisodeSpec(topic: "t", id: "..."), "spec.id"),
+            (EpisodeSpec(topic: "t", id: ".hidden"), "spec.id"),
+            (EpisodeSpec(topic: "t", id: "summary.json"), "spec.id"),
+            (EpisodeSpec(topic: "t", id: "a\u{202E}b"), "spec.id"),
             (EpisodeSpec(topic: "t", id: "a\u{0}b"), "spec.id"),
             (EpisodeSpec(topic: "t", id: "line\nbreak"), "spec.id"),
             (EpisodeSpec(topic: "t", id: String(repeating: "i", count: 129)), "spec.id"),

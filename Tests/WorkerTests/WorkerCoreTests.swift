@@ -108,6 +108,32 @@ import Testing
         #expect(beat == [.heartbeat(Heartbeat(running: [JobRef(episodeId: "episode_1", attempt: 1)]))])
     }
 
+    @Test func item12NoWelcomeOverCurveNamesARefusedHandshake() {
+        func reason(curve: Bool) -> String? {
+            var settings = WorkerCore.Settings(
+                hello: Hello(
+                    workerId: "w1",
+                    instance: "i1",
+                    host: "h",
+                    pid: 1,
+                    capacity: Capacity(episodes: 1, apiCalls: 1),
+                    softwareVersion: "test"
+                )
+            )
+            settings.curve = curve
+            var c = WorkerCore(settings: settings, now: t0, jitter: { $0 })
+            _ = c.start(now: t0)
+            for action in c.onTick(now: t0 + .seconds(3)) {
+                if case .log(.warning, _, let metadata) = action { return metadata["reason"] }
+            }
+            return nil
+        }
+        let curve = reason(curve: true) ?? ""
+        #expect(curve.hasPrefix("no WELCOME within 3"))
+        #expect(curve.contains("refused the CURVE handshake") && curve.contains("--allow-workers"), "\(curve)")
+        #expect(reason(curve: false)?.contains("CURVE") == false)
+    }
+
     @Test func silentCoordinatorTriggersReconnectOnANewSocketWithBackoff() {
         var c = core()
         _ = c.start(now: t0)

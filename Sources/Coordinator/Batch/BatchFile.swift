@@ -12,6 +12,75 @@ enum BatchFile {
     static let maxBytes = 10 << 20
     static let maxEpisodes = 100_000
     static let knownKeys = ["topic", "id", "characters", "scenes", "style"]
+    /// The most YAML nodes a batch may have once its aliases are expanded: 100,000 episodes of a map with
+    /// every key and 12 characters are 2.3 million. A "billion laughs" alias bomb of a few hundred bytes
+    /// expands to billions and is refused after counting this many, before anything is built.
+    static let maxNodes = 2_500_000
+    /// The most scalar text a batch may have once its aliases are expanded, in UTF-8 bytes: twice what
+    /// a file without aliases can hold.
+    static let maxExpandedBytes = 2 * maxBytes
+
+    /// The parsed document. JSON (text starting with `[` or `{`) is read by the protocol's strict JSON
+    /// parser, which takes escaped surrogate pairs such as `"\ud83c\udfac"` (Python's default) that
+    /// libyaml refuses; anything else, and JSON-looking text that is not JSON, is read as YAML, whose
+    /// tree is counted with aliases expanded (``maxNodes``, ``maxExpandedBytes``) before it is built.
+    static func document(_ text: String, name: String) throws(ConfigurationError) -> Any? {
+        var jsonError: JSONTextError?
+        if let first = text.utf8.first(where: { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }),
+            first == UInt8(ascii: "[") || first == UInt8(ascii: "{")
+        {
+            do {
+                return try JSONText.foundationValue(from: Array(text.utf8))
+            } catch {
+                jsonError = error
+            }
+        }
+        let node: Node?
+        do {
+            // YAML 1.2 is a superset of JSON, so this also reads the flow-style YAML JSON refused.
+            node = try Yams.compose(yaml: text)
+        } catch {
+            let why = jsonError.map { "neither valid JSON (\($0)) nor YAML: " } ?? "neither valid JSON nor YAML: "
+            throw ConfigurationError("batch file \(name) is \(why)" + DisplayText.bounded("\(error)"))
+        }
+        guard let node else { return nil }
+        try checkExpandedSize(node, name: name)
+        return node.any
+    }
+
+    /// Walks the composed tree (an alias shares its anchor's node, so composing stays cheap) and stops
+    /// as soon as the expanded tree would be too big.
+    private static func checkExpandedSize(_ root: Node, name: String) throws(ConfigurationError) {
+        var stack = [root]
+        var nodes = 0
+        var bytes = 0
+        while let node = stack.popLast() {
+            nodes += 1
+            guard nodes <= maxNodes else {
+                throw ConfigurationError(
+                    "batch file \(name) has more than \(maxNodes) YAML nodes once its aliases (*name) are expanded; refused (an alias bomb?)"
+                )
+            }
+            switch node {
+            case .scalar(let scalar):
+                bytes += scalar.string.utf8.count
+                guard bytes <= maxExpandedBytes else {
+                    throw ConfigurationError(
+                        "batch file \(name) has more than \(maxExpandedBytes >> 20) MiB of text once its aliases (*name) are expanded; refused"
+                    )
+                }
+            case .mapping(let mapping):
+                for pair in mapping {
+                    stack.append(pair.key)
+                    stack.append(pair.value)
+                }
+            case .sequence(let sequence):
+                stack.append(contentsOf: sequence)
+            case .alias:
+                break
+            }
+        }
+    }
 
     static func load(path: String, batchId: String) throws(ConfigurationError) -> Batch {
         let data: Data
@@ -33,13 +102,7 @@ enum BatchFile {
     }
 
     static func parse(_ text: String, name: String, batchId: String) throws(ConfigurationError) -> Batch {
-        let root: Any?
-        do {
-            // YAML 1.2 is a superset of JSON, so one parser reads both formats.
-            root = try Yams.load(yaml: text)
-        } catch {
-            throw ConfigurationError("batch file \(name) is neither valid JSON nor YAML: \(error)")
-        }
+        let root = try document(text, name: name)
         let list: [Any]
         if let array = root as? [Any] {
             list = array
@@ -47,7 +110,7 @@ enum BatchFile {
             let extra = map.keys.filter { $0 != "episodes" }.sorted()
             guard extra.isEmpty else {
                 throw ConfigurationError(
-                    "batch file \(name): unknown top-level key(s) \(extra.joined(separator: ", ")); expected only \"episodes\""
+                    "batch file \(name): unknown top-level key(s) \(DisplayText.bounded(extra.joined(separator: ", "))); expected only \"episodes\""
                 )
             }
             list = array
@@ -68,7 +131,7 @@ enum BatchFile {
             let id = spec.id!
             if let first = seen[id] {
                 throw ConfigurationError(
-                    "batch file \(name): episode \(position) repeats id \"\(id)\" of episode \(first)"
+                    "batch file \(name): episode \(position) repeats id \(DisplayText.quoted(id)) of episode \(first)"
                 )
             }
             seen[id] = position
@@ -89,7 +152,7 @@ enum BatchFile {
         let unknown = map.keys.filter { !knownKeys.contains($0) }.sorted()
         guard unknown.isEmpty else {
             throw ConfigurationError(
-                "\(at): unknown key(s) \(unknown.joined(separator: ", ")) (known: \(knownKeys.joined(separator: ", ")))"
+                "\(at): unknown key(s) \(DisplayText.bounded(unknown.joined(separator: ", "))) (known: \(knownKeys.joined(separator: ", ")))"
             )
         }
         guard let topic = map["topic"] as? String else {

@@ -103,7 +103,7 @@ struct SubmitCommand: AsyncParsableCommand {
     @Argument(help: "A JSON or YAML batch file.")
     var file: String?
 
-    @Option(help: "Make N episodes with generated topics.")
+    @Option(parsing: .unconditional, help: "Make N episodes with generated topics.")
     var episodes: Int?
 
     @Option(help: "The batch's name and output folder (default: batch-YYYYMMDD-HHMMSS).")
@@ -270,7 +270,7 @@ struct ScaleCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Local worker processes to run (0 to 256).")
+    @Option(parsing: .unconditional, help: "Local worker processes to run (0 to 256).")
     var workers: Int
 
     @OptionGroup var client: ClientOptions

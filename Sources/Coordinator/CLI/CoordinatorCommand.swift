@@ -47,6 +47,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         name: [.customLong("episodes"), .customLong("batch-count")],
+        parsing: .unconditional,
         help: "Make N episodes with generated topics."
     )
     var episodes: Int?

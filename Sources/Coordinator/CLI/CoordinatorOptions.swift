@@ -15,7 +15,11 @@ struct CoordinatorOptions: ParsableArguments {
     )
     var bind: String?
 
-    @Option(help: "Local worker processes to start and supervise (0: only remote workers).")
+    // `.unconditional`: "--workers -1" reads -1 (and validate() names the range) instead of "Missing value".
+    @Option(
+        parsing: .unconditional,
+        help: "Local worker processes to start and supervise (0 to 256; 0: only remote workers)."
+    )
     var workers: Int = 0
 
     @Option(help: "Folder that gets one sub-folder per batch.")
@@ -319,10 +323,10 @@ struct CoordinatorOptions: ParsableArguments {
         } else if case .batch(let episodes, let file, _) = mode {
             let id = batchId ?? Batch.makeId()
             do {
-                // A batch id becomes a folder name: the wire protocol's identifier rules apply.
-                try EpisodeSpec(topic: "batch", id: id).validate()
+                // A batch id becomes a folder name: the same rule as episode ids (README: Batch and episode ids).
+                try BatchNames.check(id, field: "--batch-id")
             } catch {
-                throw ConfigurationError("--batch-id \(error.detail)")
+                throw ConfigurationError(error.detail)
             }
             if let file {
                 theBatch = try BatchFile.load(path: file, batchId: id)

@@ -16,10 +16,13 @@ import Shared
 /// | `GET /api/batches/ID/report` | the finished batch's `report.html` |
 /// | `POST /api/scale?workers=N` (or the body `{"workers": N}`) | 200 and the local pool's new size |
 ///
-/// Errors are JSON `{"error": "..."}` with 400 (bad request), 404, 409 (batch id taken; not `serve`),
+/// Errors are JSON `{"error": "..."}` (at most ``maxErrorBytes`` of message) with 400 (bad request), 404, 409 (batch id taken; not `serve`),
 /// 413 (body over 10 MiB) or 503 (stopping). Bodies are read up to ``BatchFile/maxBytes`` and parsed as
 /// untrusted input by ``BatchFile``.
 struct ControlAPI: Sendable {
+    /// The longest error message in a reply, in UTF-8 bytes (before JSON escaping).
+    static let maxErrorBytes = 400
+
     let board: StatusBoard
     let control: ControlChannel
 
@@ -114,8 +117,11 @@ struct ControlAPI: Sendable {
         )
     }
 
+    /// An error reply. The message may echo the request (a batch file's bad line, an id), so it is cut to
+    /// ``maxErrorBytes`` with "…" and its control characters are escaped: a 10 MiB body of junk gets a
+    /// reply of a few hundred bytes, not a copy of itself.
     static func error(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        json(status, ["error": message])
+        json(status, ["error": DisplayText.bounded(message, maxBytes: maxErrorBytes)])
     }
 
     static func error(_ error: ControlError) -> Response {

@@ -486,9 +486,9 @@ final class CoordinatorService: Service {
             let batchId: String
             if let id {
                 do {
-                    try EpisodeSpec(topic: "batch", id: id).validate()
+                    try BatchNames.check(id, field: "batch id")
                 } catch {
-                    reply(.failure(.badRequest("batch id: \(error.detail)")))
+                    reply(.failure(.badRequest(error.detail)))
                     return []
                 }
                 guard !taken.contains(id) else {

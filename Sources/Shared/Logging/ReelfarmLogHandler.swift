@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Protocol
 import Synchronization
 
 #if canImport(Glibc)
@@ -20,6 +21,8 @@ public enum LogFormat: String, Sendable, CaseIterable {
 /// The episode id (metadata key `episode`) is printed in brackets right before the message, as in the
 /// predecessor's logs; all other metadata follows as sorted `key=value` pairs. In JSON, metadata keys are
 /// top-level keys (a key that would shadow `ts`, `level`, `logger` or `message` is written `meta.KEY`).
+/// In text lines, control and invisible characters of the message and the metadata are escaped
+/// (``DisplayText/escaped(_:)``): a topic with a newline or an ANSI escape cannot forge a log line.
 /// Lines go to standard error, written with one `write(2)` each so that lines of several processes sharing
 /// a terminal do not interleave.
 public struct ReelfarmLogHandler: LogHandler {
@@ -72,12 +75,15 @@ public struct ReelfarmLogHandler: LogHandler {
         message: String,
         metadata: Logger.Metadata
     ) -> String {
+        // Messages and metadata carry untrusted text (topics, ids, provider replies): control characters
+        // are escaped so that nothing can end the line early, forge another one or drive the terminal.
+        let e = DisplayText.escaped
         var line =
-            "\(timestamp) \(level.rawValue.uppercased().padding(toLength: 9, withPad: " ", startingAt: 0))\(label)"
-        if let episode = metadata["episode"] { line += " [\(episode)]" }
-        line += " " + message
+            "\(timestamp) \(level.rawValue.uppercased().padding(toLength: 9, withPad: " ", startingAt: 0))\(e(label))"
+        if let episode = metadata["episode"] { line += " [\(e("\(episode)"))]" }
+        line += " " + e(message)
         for key in metadata.keys.sorted() where key != "episode" {
-            line += " \(key)=\(metadata[key]!)"
+            line += " \(e(key))=\(e("\(metadata[key]!)"))"
         }
         return line
     }

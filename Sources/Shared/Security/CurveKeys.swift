@@ -94,10 +94,38 @@ public struct CurveKeyPair: Sendable, Equatable {
         return CurveKeyPair(publicKey: publicKey, secretKey: secretKey)
     }
 
-    /// A public key given as the key itself or as the path of a key file.
+    /// Where ``publicKey(keyOrPath:)`` found a key.
+    public enum KeySource: Sendable, Equatable, CustomStringConvertible {
+        /// The key file at this path.
+        case file(String)
+        /// The text itself was the key (no file of that name exists).
+        case literal
+
+        public var description: String {
+            switch self {
+            case .file(let path): "the key file \(path)"
+            case .literal: "the literal key given (no file of that name exists)"
+            }
+        }
+    }
+
+    /// A public key given as the path of a key file or as the key itself. An existing file always wins:
+    /// a path of exactly 40 Z85 characters (`/tmp/tmp.XXXXXXXXXX/keys/coordinator.key` is one) is read,
+    /// not taken as a key. The text is taken as a key only when no such file exists.
     public static func publicKey(keyOrPath text: String) throws(ConfigurationError) -> String {
-        if decode(text) != nil { return text }
-        return try load(path: text, needSecret: false).publicKey
+        try publicKeyAndSource(keyOrPath: text).key
+    }
+
+    /// ``publicKey(keyOrPath:)`` and where the key came from, for the log.
+    public static func publicKeyAndSource(
+        keyOrPath text: String
+    ) throws(ConfigurationError) -> (key: String, source: KeySource) {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: text, isDirectory: &isFolder), !isFolder.boolValue {
+            return (try load(path: text, needSecret: false).publicKey, .file(text))
+        }
+        if decode(text) != nil { return (text, .literal) }
+        return (try load(path: text, needSecret: false).publicKey, .file(text))
     }
 
     /// Writes `DIR/NAME.key` (public) and `DIR/NAME.key_secret` (mode 0600); refuses to overwrite.

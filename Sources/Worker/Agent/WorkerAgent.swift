@@ -39,6 +39,8 @@ final class WorkerAgent: Service {
         var serverKey: String
         var publicKey: String
         var secretKey: String
+        /// Where `serverKey` came from (logged at start). The default is a literal key.
+        var serverKeySource: CurveKeyPair.KeySource = .literal
     }
 
     private let settings: Settings
@@ -98,6 +100,7 @@ final class WorkerAgent: Service {
 
         var coreSettings = WorkerCore.Settings(hello: settings.hello)
         coreSettings.freshWindowAfterStall = true
+        coreSettings.curve = settings.curve != nil
         coreSettings.minimumCoordinatorMinor = pipeline.delivery == .transfer && pipeline.outputRoot != nil ? 2 : 0
         var core = WorkerCore(settings: coreSettings, now: clock.now)
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)

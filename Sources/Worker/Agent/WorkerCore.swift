@@ -44,6 +44,10 @@ struct WorkerCore: Sendable {
         /// still, and gives the coordinator a fresh liveness window. The agent turns it on (it ticks every
         /// 50 ms); the default, off, takes stepped time as it comes.
         var freshWindowAfterStall = false
+        /// Whether the connection uses CURVE: a coordinator that refuses the handshake (wrong server key,
+        /// or this worker's key not on its allow-list) is silent, so "no WELCOME" then names the likely
+        /// cause. The default is false.
+        var curve = false
     }
 
     struct Counters: Sendable, Equatable {
@@ -307,7 +311,15 @@ struct WorkerCore: Sendable {
         switch state {
         case .greeting(let since):
             if now - since >= deadline {
-                return lose(reason: "no WELCOME within \(deadline.shortDescription)", now: now, immediate: false)
+                let hint =
+                    settings.curve
+                    ? " — the coordinator is unreachable or refused the CURVE handshake (check --curve-server-key and that this worker's public key is on its --allow-workers list)"
+                    : ""
+                return lose(
+                    reason: "no WELCOME within \(deadline.shortDescription)\(hint)",
+                    now: now,
+                    immediate: false
+                )
             }
             if let retry = helloRetryAt, now >= retry {
                 helloRetryAt = nil

@@ -163,6 +163,11 @@ struct RunWorkerCommand: AsyncParsableCommand {
         guard let endpoint = connect ?? environment.value("REELFARM_CONNECT")?.value else {
             throw ConfigurationError("give --connect ENDPOINT (e.g. tcp://127.0.0.1:5555) or set REELFARM_CONNECT")
         }
+        // What can never work (port 99999, a name that does not resolve) stops here with exit 2 instead of
+        // being retried forever.
+        if let warning = try Endpoints.checkConnect(endpoint, flag: connect != nil ? "--connect" : "REELFARM_CONNECT") {
+            logger.warning("\(warning)")
+        }
         let parallelism = try ParallelismSettings.resolve(
             episodesFlag: maxParallelEpisodes,
             apiCallsFlag: maxParallelAPICalls,
@@ -323,6 +328,12 @@ struct RunWorkerCommand: AsyncParsableCommand {
             secretPath: curveSecret ?? environment.value("REELFARM_CURVE_SECRET")?.value,
             keyPair: environment.value("REELFARM_CURVE_KEYPAIR")?.value
         )
+        if let curve {
+            logger.info(
+                "CURVE: the coordinator's public key",
+                metadata: ["from": "\(curve.serverKeySource)", "key": "\(curve.serverKey)"]
+            )
+        }
         if curve == nil, !Endpoints.isLocal(endpoint) {
             logger.warning(
                 "connecting without CURVE: jobs, results and files cross the network in the clear",
@@ -369,7 +380,7 @@ struct RunWorkerCommand: AsyncParsableCommand {
             }
             return nil
         }
-        let server = try CurveKeyPair.publicKey(keyOrPath: serverKey)
+        let (server, source) = try CurveKeyPair.publicKeyAndSource(keyOrPath: serverKey)
         let own: CurveKeyPair
         if let secretPath {
             own = try CurveKeyPair.load(path: secretPath, needSecret: true)
@@ -384,6 +395,11 @@ struct RunWorkerCommand: AsyncParsableCommand {
                 "--curve-server-key needs --curve-secret: this worker's key pair (`coordinator keygen --name NAME`), whose public key is on the coordinator's allow-list"
             )
         }
-        return WorkerAgent.Curve(serverKey: server, publicKey: own.publicKey, secretKey: own.secretKey ?? "")
+        return WorkerAgent.Curve(
+            serverKey: server,
+            publicKey: own.publicKey,
+            secretKey: own.secretKey ?? "",
+            serverKeySource: source
+        )
     }
 }

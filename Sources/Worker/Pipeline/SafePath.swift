@@ -3,8 +3,9 @@
 /// The wire protocol already validates ids; this is the second line of defence where ids turn into
 /// folders, so a bad id can never climb out of the output folder or hide a file.
 enum SafePath {
-    /// The longest component accepted, in UTF-8 bytes (file systems allow 255; attempt suffixes need room).
-    static let maxComponentBytes = 128
+    /// The longest component accepted, in UTF-8 bytes: file systems allow 255, and an id may have 128
+    /// bytes before `-attempt-N` is added (a 128-byte id must not fail every attempt).
+    static let maxComponentBytes = 200
 
     /// Why a name cannot be a path component.
     struct UnsafeComponent: Error, Sendable, Equatable, CustomStringConvertible {
