@@ -240,5 +240,15 @@ import Glibc
             in: dir
         )
         #expect(eStatus == 2 && eLog.contains("got -3"), "\(eLog)")
+        // Every numeric option reads a negative number as a value and names its range.
+        for (executable, arguments) in [
+            (Harness.workerPath, ["--connect", "tcp://127.0.0.1:5555", "--max-parallel-episodes", "-1"]),
+            (Harness.workerPath, ["--connect", "tcp://127.0.0.1:5555", "--shutdown-grace", "-5"]),
+            (Harness.coordinatorPath, ["--episodes", "1", "--max-attempts", "-2"]),
+            (Harness.coordinatorPath, ["--episodes", "1", "--liveness", "-1"]),
+        ] {
+            let (status, log) = try await Self.run(executable, arguments, in: dir)
+            #expect(status == 2 && !log.contains("Missing value") && log.contains("-"), "\(arguments): \(log)")
+        }
     }
 }

@@ -33,29 +33,36 @@ struct CoordinatorOptions: ParsableArguments {
 
     @Option(
         name: .customLong("max-parallel-episodes"),
+        parsing: .unconditional,
         help: "Episodes each local worker runs at once (env MAX_PARALLEL_EPISODES, default 3)."
     )
     var maxParallelEpisodes: String?
 
     @Option(
         name: .customLong("max-parallel-api-calls"),
+        parsing: .unconditional,
         help: "API calls each episode makes at once (env MAX_PARALLEL_API_CALLS, default 5)."
     )
     var maxParallelAPICalls: String?
 
     @Option(
         name: .customLong("max-attempts"),
+        parsing: .unconditional,
         help: "Attempts per episode before it is failed (env MAX_ATTEMPTS, default 3)."
     )
     var maxAttempts: String?
 
     @Option(
         name: .customLong("heartbeat-ms"),
+        parsing: .unconditional,
         help: "Heartbeat interval in milliseconds (env HEARTBEAT_MS, default 1000)."
     )
     var heartbeatMs: String?
 
-    @Option(help: "Silent heartbeat intervals before a worker is declared dead (env LIVENESS, default 3).")
+    @Option(
+        parsing: .unconditional,
+        help: "Silent heartbeat intervals before a worker is declared dead (env LIVENESS, default 3)."
+    )
     var liveness: String?
 
     @Option(
@@ -142,6 +149,7 @@ struct CoordinatorOptions: ParsableArguments {
 
     @Option(
         name: .customLong("progress-interval"),
+        parsing: .unconditional,
         help: "Seconds between progress log lines when there is no bar (env REELFARM_PROGRESS_INTERVAL, default 10)."
     )
     var progressInterval: String?

@@ -50,24 +50,28 @@ struct RunWorkerCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("max-parallel-episodes"),
+        parsing: .unconditional,
         help: "Episodes run at once (env MAX_PARALLEL_EPISODES, default 3)."
     )
     var maxParallelEpisodes: String?
 
     @Option(
         name: .customLong("max-parallel-api-calls"),
+        parsing: .unconditional,
         help: "API calls one episode makes at once (env MAX_PARALLEL_API_CALLS, default 5)."
     )
     var maxParallelAPICalls: String?
 
     @Option(
         name: .customLong("max-parallel-renders"),
+        parsing: .unconditional,
         help: "Renders this worker runs at once (env MAX_PARALLEL_RENDERS, default 1)."
     )
     var maxParallelRenders: String?
 
     @Option(
         name: .customLong("max-worker-api-calls"),
+        parsing: .unconditional,
         help: "Optional cap on API calls across all episodes of this worker (env MAX_WORKER_API_CALLS; default none)."
     )
     var maxWorkerAPICalls: String?
@@ -101,6 +105,7 @@ struct RunWorkerCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("sim-seed"),
+        parsing: .unconditional,
         help: "Seed of the simulation's pseudo-random choices (env REELFARM_SIM_SEED, default 1)."
     )
     var simSeed: String?
@@ -114,6 +119,7 @@ struct RunWorkerCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("shutdown-grace"),
+        parsing: .unconditional,
         help:
             "Seconds the running episodes may take to finish after SIGTERM/SIGINT before they are handed back (env REELFARM_SHUTDOWN_GRACE, default 30; 0 hands them back at once). A second signal exits at once."
     )
