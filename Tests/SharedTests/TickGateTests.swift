@@ -21,9 +21,10 @@ struct TickGateTests {
             let (inputs, continuation) = AsyncStream.makeStream(of: Int.self)
             await withTaskGroup(of: Void.self) { group in
                 thread.feed(continuation, in: &group, wrap: { _ in 0 }, tick: 1, every: .milliseconds(5), gate: gate)
-                // The loop is busy for 200 intervals and reads nothing (a wide window: under CI load a 5 ms
-                // sleep can take far longer, and the check below needs only two ticks to have been due).
-                try? await Task.sleep(for: .seconds(1))
+                // The loop is busy for 600 intervals and reads nothing (a wide window: in the suite's parallel
+                // phase the cooperative pool is shared with hundreds of tests, a 5 ms sleep can take far longer,
+                // and 1 s once saw a single tick; the check below needs only two ticks to have been due).
+                try? await Task.sleep(for: .seconds(3))
                 group.cancelAll()
             }
             continuation.finish()
