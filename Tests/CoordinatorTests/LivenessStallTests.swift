@@ -54,6 +54,21 @@ struct LivenessStallTests {
         #expect(now == t0 + .milliseconds(23_050))
     }
 
+    @Test func item6LateTicksOnALoadedMachineDoNotKeepAFrozenWorkerAlive() {
+        var d = makeDispatcher(3)
+        _ = h.join(&d, [1], "w1", at: t0)
+        // Every tick comes 1.1 s after the last (over the 1 s heartbeat interval: a "stall" each time), and
+        // the worker is silent: its silence still accrues, 1 s a tick, and it is declared dead on time.
+        var now = t0
+        var gone: [String] = []
+        while gone.isEmpty, now < t0 + .seconds(30) {
+            now += .milliseconds(1_100)
+            gone = left(d.onTick(now: now))
+        }
+        #expect(gone == ["w1"])
+        #expect(now == t0 + .milliseconds(3_300), "declared dead after three late ticks, not kept alive by them")
+    }
+
     @Test func item6AReconnectedWorkerTakesItsRunningAttemptsAlong() {
         var d = makeDispatcher(3)
         let (s1, a) = h.join(&d, [1], "w1", at: t0)

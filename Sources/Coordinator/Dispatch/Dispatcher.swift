@@ -354,9 +354,10 @@ struct Dispatcher: Sendable {
     }
 
     /// Whether the loop stood still since its previous tick (more than a heartbeat interval ago), noticed
-    /// by whatever input comes first after it. A fresh window for everyone, widened by the stall (up to the
-    /// workers' longest reconnect backoff): a worker that gave up on us meanwhile is backing off before it
-    /// greets again, and should find its attempts still its own when it re-announces them. Until the grace
+    /// by whatever input comes first after it. The gap does not count as anyone's silence. A stall of a
+    /// liveness window or more also gives a grace, widened by the stall (up to the workers' longest
+    /// reconnect backoff): a worker that gave up on us meanwhile is backing off before it greets again, and
+    /// should find its attempts still its own when it re-announces them. Until the grace
     /// ends, connections from before the stall get no new JOBs unless they prove alive (see
     /// ``mayDispatch(to:now:)``): a JOB queued on a connection its worker closed meanwhile would be lost.
     private mutating func noticeStall(now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
@@ -365,11 +366,21 @@ struct Dispatcher: Sendable {
         }
         let gap = now - last
         lastTick = now
-        for session in workers.keys { workers[session]?.lastHeard = now }
+        // Silence is counted on the loop's own running time: the stalled gap is not held against anyone, the
+        // silence before and after it still is. (Resetting every worker to `now` on each gap kept a frozen
+        // worker alive on a loaded machine, whose late ticks made a "stall" of every few hundred ms.)
+        // What counts as stalled is the gap beyond the detection threshold: ticks that merely come late on a
+        // loaded machine still let silence accrue, at most a threshold per gap.
+        let stalled = gap - settings.heartbeatInterval
+        for session in workers.keys {
+            if let heard = workers[session]?.lastHeard { workers[session]?.lastHeard = min(now, heard + stalled) }
+        }
+        collector.refreshProgress(now: now)
+        // Only a stall long enough for the workers to give up on us needs more: they may be reconnecting.
+        guard gap >= settings.deadAfter else { return }
         stallGraceUntil = now + settings.deadAfter + min(gap, settings.maxReconnectBackoff)
         stalledAt = now
         joinedBeforeStall = joinCounter
-        collector.refreshProgress(now: now)
         actions.append(.notice(.loopStalled(gap: gap, workers: workers.count)))
     }
 

@@ -302,9 +302,13 @@ struct WorkerCore: Sendable {
         let deadline = heartbeatInterval * liveness
         if settings.freshWindowAfterStall, let last = lastTick, now - last > heartbeatInterval {
             // This process stood still (stopped, swapped out): the coordinator's messages of that time may
-            // still sit unread; it gets a fresh window instead of being blamed for our own silence.
-            lastHeard = now
-            if case .greeting = state { state = .greeting(since: now) }
+            // still sit unread. Silence is counted on our own running time: the stalled gap is not held
+            // against the coordinator, but the silence before and after it still is (a reset to `now` on
+            // every gap would keep a dead coordinator alive on a loaded machine whose ticks come late).
+            // The gap beyond the detection threshold: ticks that merely come late still let silence accrue.
+            let stalled = now - last - heartbeatInterval
+            lastHeard = min(now, lastHeard + stalled)
+            if case .greeting(let since) = state { state = .greeting(since: min(now, since + stalled)) }
         }
         lastTick = now
         let serving = lastChunkServed.map { now - $0 < settings.transferLiveness } ?? false
