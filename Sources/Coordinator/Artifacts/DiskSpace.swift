@@ -39,27 +39,29 @@ enum DiskSpace {
         return .ok
     }
 
-    /// Creates `folder` if needed, writes and removes a probe file in it, and reads its free space.
+    /// Writes and removes a probe file in `folder` (or, when it does not exist yet, in the nearest existing
+    /// folder above it), and reads the free space there. Creates nothing.
     static func check(_ folder: URL, minimum: Int64) -> Verdict {
-        var writeError: String?
-        do {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            let probe = folder.appendingPathComponent(".reelfarm-write-probe-\(getpid())")
-            let fd = open(probe.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            if fd < 0 {
-                writeError = String(cString: strerror(errno))
-            } else {
-                let byte: [UInt8] = [0x0A]
-                if byte.withUnsafeBytes({ write(fd, $0.baseAddress, 1) }) != 1 {
-                    writeError = String(cString: strerror(errno))
-                }
-                close(fd)
-                unlink(probe.path)
-            }
-        } catch {
-            writeError = error.localizedDescription
+        // The check leaves nothing behind: a folder that does not exist yet is judged by the nearest existing
+        // one above it, where it would be made (a batch refused later must not leave an empty folder).
+        var existing = folder.standardizedFileURL
+        while !FileManager.default.fileExists(atPath: existing.path), existing.path != "/" {
+            existing.deleteLastPathComponent()
         }
-        return decide(path: folder.path, writeError: writeError, free: freeBytes(folder), minimum: minimum)
+        var writeError: String?
+        let probe = existing.appendingPathComponent(".reelfarm-write-probe-\(getpid())")
+        let fd = open(probe.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 {
+            writeError = String(cString: strerror(errno))
+        } else {
+            let byte: [UInt8] = [0x0A]
+            if byte.withUnsafeBytes({ write(fd, $0.baseAddress, 1) }) != 1 {
+                writeError = String(cString: strerror(errno))
+            }
+            close(fd)
+            unlink(probe.path)
+        }
+        return decide(path: folder.path, writeError: writeError, free: freeBytes(existing), minimum: minimum)
     }
 
     /// Bytes an unprivileged process may still write on the file system holding `url`.
