@@ -152,7 +152,7 @@ struct Preflight: Sendable {
                 case .success(let elapsed): slowest = max(slowest, elapsed)
                 case .failure(let error):
                     let diagnosis = ProviderDiagnosis.diagnose(error, target: c.openAI.target(.voice, voice: voice))
-                    return failed("voice", "openai", diagnosis, voice: voice)
+                    return failed("voice", "openai", diagnosis)
                 }
             }
             return ok(
@@ -189,8 +189,7 @@ struct Preflight: Sendable {
                     return failed(
                         "voice",
                         "elevenlabs",
-                        ProviderDiagnosis.diagnose(error, target: e.target(voice: voice)),
-                        voice: voice
+                        ProviderDiagnosis.diagnose(error, target: e.target(voice: voice))
                     )
                 }
             }
@@ -359,8 +358,7 @@ struct Preflight: Sendable {
     private func failed(
         _ stage: String,
         _ provider: String,
-        _ diagnosis: ProviderDiagnosis,
-        voice: String? = nil
+        _ diagnosis: ProviderDiagnosis
     ) -> StageResult {
         StageResult(
             stage: stage,
