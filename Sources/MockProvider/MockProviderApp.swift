@@ -24,7 +24,10 @@ enum MockProviderApp {
         let engine = engine ?? MockEngine(config: config)
         return Application(
             router: router(engine: engine, startupConfig: config),
-            configuration: .init(address: .hostname(host, port: port), serverName: "mock-provider"),
+            // A fleet's workers open their connections in bursts: with the default backlog of 256 a burst of 300
+            // overflowed the accept queue on a loaded machine, and dropped handshakes waited out a
+            // retransmission past the client's connect timeout (LoadTests).
+            configuration: .init(address: .hostname(host, port: port), serverName: "mock-provider", backlog: 1024),
             onServerRunning: { channel in
                 let address = channel.localAddress
                 await onServerRunning(address?.ipAddress ?? host, address?.port ?? port)
