@@ -54,7 +54,10 @@ enum Validation {
                 try text(p.reason, "placeholders.reason", allowEmpty: true)
             }
             guard m.trace.count <= 100_000 else { throw invalid("trace", "more than 100000 events") }
-            for e in m.trace { try text(e.name, "trace.name", allowEmpty: false) }
+            for e in m.trace {
+                try text(e.name, "trace.name", allowEmpty: false)
+                if let cost = e.costMicros { try range(cost, 0...TraceEvent.maxCostMicros, "trace.cost_micros") }
+            }
             guard m.artifacts.count <= WireProtocol.maxArtifacts else {
                 throw invalid("artifacts", "more than \(WireProtocol.maxArtifacts) files")
             }

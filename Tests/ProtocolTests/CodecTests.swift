@@ -54,7 +54,7 @@ struct CodecRoundTripTests {
     func constants() {
         #expect(WireProtocol.identifier == Array("reelfarm/1".utf8))
         #expect(WireProtocol.majorVersion == 1)
-        #expect(WireProtocol.minorVersion == 3)
+        #expect(WireProtocol.minorVersion == 4)
         #expect(WireProtocol.maxChunkBytes == 4_194_304)
         #expect(WireProtocol.maxArtifacts == 1000)
         #expect(WireProtocol.maxBodyBytes == 1_048_576)
@@ -133,7 +133,7 @@ struct CodecKeyTests {
                 [
                     "episode_id", "attempt", "status", "error", "duration_ms", "placeholders", "placeholders.stage",
                     "placeholders.item", "placeholders.reason", "api_calls", "trace", "trace.seq", "trace.event",
-                    "trace.name",
+                    "trace.name", "trace.cost_micros",
                 ]
             ),
             (

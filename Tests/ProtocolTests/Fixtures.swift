@@ -93,10 +93,26 @@ enum Fixtures {
         trace: [
             TraceEvent(seq: 1, event: .episodeStart, name: "episode"),
             TraceEvent(seq: 2, event: .callStart, name: "tts:line_3"),
-            TraceEvent(seq: 3, event: .callEnd, name: "tts:line_3"),
+            TraceEvent(seq: 3, event: .callEnd, name: "tts:line_3", costMicros: 3000),
             TraceEvent(seq: 4, event: .renderStart, name: "render"),
             TraceEvent(seq: 5, event: .renderEnd, name: "render"),
             TraceEvent(seq: UInt64(Int64.max), event: .episodeEnd, name: "episode"),
+        ]
+    )
+
+    /// A RESULT of the hot shape (no placeholders, no files) whose calls carry costs (minor 4).
+    static let resultWithCosts = EpisodeResult(
+        episodeId: "episode_2",
+        attempt: 1,
+        status: .succeeded,
+        durationMs: 2500,
+        apiCalls: 2,
+        trace: [
+            TraceEvent(seq: 7, event: .callStart, name: "llm:script"),
+            TraceEvent(seq: 8, event: .callEnd, name: "llm:script", costMicros: 290),
+            TraceEvent(seq: 9, event: .callStart, name: "image:scene_1"),
+            TraceEvent(seq: 10, event: .callEnd, name: "image:scene_1", costMicros: 1_000_000_000_000),
+            TraceEvent(seq: 11, event: .callEnd, name: "tts:line_1", costMicros: 0),
         ]
     )
 
@@ -171,6 +187,7 @@ enum Fixtures {
         Sample("PROGRESS full", Envelope(session: session, .progress(progressFull))),
         Sample("RESULT minimal", Envelope(session: session, .result(resultMinimal))),
         Sample("RESULT full", Envelope(session: session, .result(resultFull))),
+        Sample("RESULT with costs", Envelope(session: session, .result(resultWithCosts))),
         Sample("HEARTBEAT empty", Envelope(session: session, .heartbeat(heartbeatEmpty))),
         Sample("HEARTBEAT running", Envelope(session: String(repeating: "~", count: 64), .heartbeat(heartbeatRunning))),
         Sample("DISCONNECT no detail", Envelope(.disconnect(Disconnect(reason: .unknownSession)))),

@@ -221,6 +221,18 @@ enum InvalidFields {
                 result { $0.trace = [TraceEvent(seq: 1, event: .callStart, name: "")] },
                 field: "trace.name"
             ),
+            bad(
+                "trace cost_micros -1",
+                result { $0.trace = [TraceEvent(seq: 1, event: .callEnd, name: "llm:script", costMicros: -1)] },
+                field: "trace.cost_micros"
+            ),
+            bad(
+                "trace cost_micros above a million dollars",
+                result {
+                    $0.trace = [TraceEvent(seq: 1, event: .callEnd, name: "llm:script", costMicros: 1_000_000_000_001)]
+                },
+                field: "trace.cost_micros"
+            ),
             // HEARTBEAT, DISCONNECT, CANCEL
             bad(
                 "HEARTBEAT running attempt 0",

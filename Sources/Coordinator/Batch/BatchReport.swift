@@ -111,7 +111,7 @@ enum BatchReport {
           <h2>Failures and placeholders</h2><div id="problems"></div>
           <h2>Episodes</h2>
           <table><thead><tr><th>episode</th><th>topic</th><th>status</th><th>attempts</th><th>worker</th>
-            <th>started</th><th>ended</th><th>files</th></tr></thead><tbody id="episodes"></tbody></table>
+            <th>started</th><th>ended</th><th>cost</th><th>files</th></tr></thead><tbody id="episodes"></tbody></table>
         </main>
         <script type="application/json" id="data">__DATA__</script>
         <script>
@@ -120,10 +120,13 @@ enum BatchReport {
         const s = data.summary, el = (id) => document.getElementById(id);
         const esc = (v) => String(v ?? "").replace(/[&<>"]/g, (c) => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;"}[c]));
         const secs = (v) => v == null ? "–" : v.toFixed(1) + " s";
+        const usd = (m) => m == null ? "–" : "$" + (m / 1e6).toFixed(m >= 1e6 ? 2 : 4);
         el("title").textContent = "Batch " + s.batch_id + ": " + s.status.replace(/_/g, " ");
         el("totals").innerHTML = `<span class="succeeded">${s.totals.succeeded}/${s.totals.episodes} succeeded</span>`
           + `<span class="failed">${s.totals.failed} failed</span><span>${s.totals.attempts} attempts</span>`
           + `<span>${s.totals.placeholders} placeholders</span><span>${s.totals.api_calls} API calls</span>`
+          + (s.spend ? `<span id="spend" title="${s.spend.unpriced_calls} calls of models without a price are not counted">${usd(s.spend.total_micros)} spent`
+            + `${s.spend.unpriced_calls ? ` (+ ${s.spend.unpriced_calls} unpriced calls)` : ""}</span>` : "")
           + `<span>${secs(s.wall_seconds)} wall</span><span>${s.workers_seen} workers</span><span class="dim">${esc(s.started_at)}</span>`;
         (function gantt() {
           const svg = el("gantt"), w = svg.clientWidth || 1000, left = 150, rowH = 16;
@@ -165,7 +168,7 @@ enum BatchReport {
         el("problems").innerHTML = problems.length ? `<table><thead><tr><th>episode</th><th>kind</th><th>what</th></tr></thead><tbody>${problems.join("")}</tbody></table>`
           : `<p class="dim">None: every attempt succeeded and no call needed a placeholder.</p>`;
         el("episodes").innerHTML = s.episodes.map((e) => `<tr><td>${esc(e.id)}</td><td>${esc(e.topic)}</td><td class="${esc(e.status)}">${esc(e.status)}</td>`
-          + `<td>${e.attempts}</td><td>${esc(e.worker)}</td><td>${secs(e.dispatched_after_seconds)}</td><td>${secs(e.finished_after_seconds)}</td>`
+          + `<td>${e.attempts}</td><td>${esc(e.worker)}</td><td>${secs(e.dispatched_after_seconds)}</td><td>${secs(e.finished_after_seconds)}</td><td>${usd(e.cost_micros)}</td>`
           + `<td>${e.files > 0 ? `<a href="${encodeURIComponent(e.id)}/">${e.files} files</a>` : ""}${e.video ? ` · <a href="${esc(e.video)}">video</a>` : ""}</td></tr>`).join("");
         </script>
         </body>

@@ -23,6 +23,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
         /// Seconds from the batch's first dispatch to this episode's first dispatch, and to its end.
         var dispatchedAfterSeconds: Double?
         var finishedAfterSeconds: Double?
+        /// What the episode's reported calls cost, every attempt's, in micro-dollars (US$ × 10⁶).
+        var costMicros: Int? = nil
     }
 
     /// One provider's budget over the batch (leased mode), or a provider without a budget whose circuit is
@@ -83,7 +85,23 @@ struct BatchSummary: Codable, Sendable, Equatable {
     var timing: Timing?
     /// Set when more than 10 % of the batch's assets are placeholders (absent otherwise).
     var placeholderWarning: PlaceholderWarning?
+    /// What the batch's calls cost (issue 16): absent in summaries written before it was counted.
+    var spend: Spend?
     var episodes: [Episode]
+
+    /// What the batch's reported calls cost, at the workers' price tables.
+    struct Spend: Codable, Sendable, Equatable {
+        /// Micro-dollars (US$ × 10⁶).
+        var totalMicros: Int
+        /// The same for people, e.g. `$0.1342`.
+        var total: String
+        /// Micro-dollars by provider kind (`llm`, `tts`, `image`), for this run of the coordinator.
+        var byProviderMicros: [String: Int]
+        /// Calls whose cost is known (offline calls count, at $0).
+        var pricedCalls: Int
+        /// Calls of models without a price in the worker's table: their cost is not in the total.
+        var unpricedCalls: Int
+    }
 
     init(
         dispatcher: Dispatcher,
@@ -117,7 +135,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
                 video: hasVideo ? video : nil,
                 files: e.status == .succeeded ? e.artifacts.count : 0,
                 dispatchedAfterSeconds: seconds(e.firstDispatchedAt),
-                finishedAfterSeconds: seconds(e.finishedAt)
+                finishedAfterSeconds: seconds(e.finishedAt),
+                costMicros: e.costMicros
             )
         }
         let succeeded = episodes.count { $0.status == "succeeded" }
@@ -143,6 +162,15 @@ struct BatchSummary: Codable, Sendable, Equatable {
             apiCalls: episodes.reduce(0) { $0 + $1.apiCalls }
         )
         self.counters = dispatcher.counters
+        // Episodes keep their costs across a resume (journal); the split by provider is this run's.
+        let totalMicros = episodes.reduce(0) { $0 + ($1.costMicros ?? 0) }
+        self.spend = Spend(
+            totalMicros: totalMicros,
+            total: PriceTable.dollars(totalMicros),
+            byProviderMicros: dispatcher.spend.byProvider,
+            pricedCalls: dispatcher.spend.pricedCalls,
+            unpricedCalls: dispatcher.spend.unpricedCalls
+        )
         let leases = dispatcher.leases
         self.budgetMode = leases.settings.isEmpty ? nil : leases.settings.mode.rawValue
         var budgets: [String: Budget] = [:]

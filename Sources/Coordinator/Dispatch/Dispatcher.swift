@@ -19,6 +19,8 @@ struct Dispatcher: Sendable {
     private(set) var episodes = EpisodeTable()
     private(set) var workers: [String: WorkerRecord] = [:]
     private(set) var counters = DispatchCounters()
+    /// What the batch's reported calls cost.
+    private(set) var spend = SpendTotals()
     private(set) var finishedCount = 0
     private(set) var isComplete = false
     /// Whether new attempts may be dispatched; false once the coordinator is shutting down.
@@ -648,6 +650,11 @@ struct Dispatcher: Sendable {
     ) {
         guard var worker = workers[session] else { return }
         let ref = result.ref
+        // Money spent is counted whatever the fencing decides: a fenced attempt's calls were paid for too.
+        let cost = spend.record(result)
+        if cost > 0, let i = episodes.position(of: ref.episodeId), episodes[i].owns(attempt: ref.attempt) {
+            episodes[i].costMicros += cost
+        }
         // Fencing. A result counts only for an attempt this session was given (or announced), and only
         // once per episode: the current attempt's result, or an older attempt's success while the
         // episode is still open (then the newer attempt is cancelled). Anything else is counted.

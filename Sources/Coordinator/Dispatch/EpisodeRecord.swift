@@ -20,6 +20,8 @@ struct EpisodeRecord: Sendable, Equatable {
         var placeholders: [Placeholder] = []
         var artifacts: [ArtifactFile] = []
         var apiCalls = 0
+        /// What every attempt's reported calls cost, in micro-dollars (fenced attempts' too: it was spent).
+        var costMicros = 0
         var dispatchOrder: Int?
         var firstDispatchedAt: ContinuousClock.Instant?
         var finishedAt: ContinuousClock.Instant?
@@ -119,6 +121,12 @@ struct EpisodeRecord: Sendable, Equatable {
     var apiCalls: Int {
         get { box?.activity.apiCalls ?? 0 }
         set { set(\.apiCalls, newValue) }
+    }
+
+    /// What the episode's attempts cost so far, in micro-dollars (see ``Activity/costMicros``).
+    var costMicros: Int {
+        get { box?.activity.costMicros ?? 0 }
+        set { set(\.costMicros, newValue) }
     }
 
     /// Rank of the current attempt's dispatch (lower = earlier); its lease requests are served in this order.

@@ -66,7 +66,8 @@ enum DashboardPage {
             .map(([k, c]) => `<span style="width:${100 * p[k] / total}%;background:${c}" title="${k}"></span>`).join("");
           el("stats").innerHTML = `<span class="succeeded">${p.succeeded}/${p.total} done</span><span class="failed">${p.failed} failed</span>`
             + `<span class="running">${p.running} running</span><span class="saving">${p.saving} saving</span>`
-            + `<span class="pending">${p.pending} pending</span><span>elapsed ${secs(p.elapsed_seconds)}</span><span>ETA ${secs(p.eta_seconds)}</span>`;
+            + `<span class="pending">${p.pending} pending</span><span>elapsed ${secs(p.elapsed_seconds)}</span><span>ETA ${secs(p.eta_seconds)}</span>`
+            + (s.spend ? `<span id="spend">spent ${esc(s.spend.total)}${s.spend.unpriced_calls ? ` (+ ${s.spend.unpriced_calls} unpriced calls)` : ""}</span>` : "");
           el("workers").innerHTML = s.workers.map((w) => `<tr><td>${esc(w.id)}${w.draining ? " (draining)" : ""}</td><td>${esc(w.host)}</td>`
             + `<td>${w.running} / ${w.slots}</td><td>${w.completed}</td><td>${(w.heartbeat_age_ms / 1000).toFixed(1)} s</td></tr>`).join("")
             || `<tr><td colspan="5" class="pending">no workers connected</td></tr>`;

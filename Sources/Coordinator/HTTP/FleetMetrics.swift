@@ -22,6 +22,7 @@ import Shared
 /// | `reelfarm_provider_signals_total` | counter | `provider`, `kind` (`rate_limited` … : the 429s) |
 /// | `reelfarm_episodes_finished_total` | counter | `outcome` = succeeded, failed; over every batch this process ran |
 /// | `reelfarm_episode_duration_seconds` | histogram | first dispatch to the end, succeeded episodes |
+/// | `reelfarm_spend_total` | counter | `provider` (`llm`, `tts`, `image`): US dollars the workers reported spent, at their price tables |
 /// | `reelfarm_attempts_requeued_total`, `reelfarm_duplicate_results_total`, `reelfarm_workers_lost_total` | counter | |
 final class FleetMetrics: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
@@ -109,6 +110,14 @@ final class FleetMetrics: @unchecked Sendable {
         advance("reelfarm_attempts_requeued_total", [:], to: status.counters.attemptsRequeued)
         advance("reelfarm_duplicate_results_total", [:], to: status.counters.duplicateResults)
         advance("reelfarm_workers_lost_total", [:], to: status.counters.workersLost)
+        for (provider, micros) in status.spend?.byProviderMicros ?? [:] {
+            let key = "reelfarm_spend_total|provider=\(provider)"
+            let delta = micros - seen[key, default: 0]
+            guard delta > 0 else { continue }
+            seen[key] = micros
+            factory.makeFloatingPointCounter(label: "reelfarm_spend_total", dimensions: [("provider", provider)])
+                .increment(by: Double(delta) / 1_000_000)
+        }
     }
 
     private func gauge(_ name: String, _ labels: [String: String] = [:]) -> CoreMetrics.Gauge {

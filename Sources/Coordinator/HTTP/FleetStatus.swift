@@ -55,6 +55,18 @@ struct FleetStatus: Codable, Sendable, Equatable {
         var worker: String?
         var dispatchedAfterSeconds: Double?
         var finishedAfterSeconds: Double?
+        /// What its attempts' calls cost, in micro-dollars; absent when nothing was spent.
+        var costMicros: Int?
+    }
+
+    /// What the batch's reported calls cost, in this run of the coordinator.
+    struct Spend: Codable, Sendable, Equatable {
+        var totalMicros: Int
+        /// For people, e.g. `$0.1342`.
+        var total: String
+        var byProviderMicros: [String: Int]
+        /// Calls of models without a price (not in the total).
+        var unpricedCalls: Int
     }
 
     struct EpisodeList: Codable, Sendable, Equatable {
@@ -93,6 +105,8 @@ struct FleetStatus: Codable, Sendable, Equatable {
     /// Set while storing episode files is paused because the coordinator's disk is full: no new attempt is
     /// dispatched, the workers keep their finished files, and storing is retried every few seconds.
     var diskFull: DiskFull?
+    /// What the batch's calls cost so far (absent from coordinators before it was counted).
+    var spend: Spend?
 
     struct DiskFull: Codable, Sendable, Equatable {
         var pausedForSeconds: Double
@@ -228,11 +242,18 @@ extension Dispatcher {
                     attempts: $0.attemptsUsed,
                     worker: $0.workerId,
                     dispatchedAfterSeconds: after($0.firstDispatchedAt),
-                    finishedAfterSeconds: after($0.finishedAt)
+                    finishedAfterSeconds: after($0.finishedAt),
+                    costMicros: $0.costMicros > 0 ? $0.costMicros : nil
                 )
             },
             episodeList: Self.describe(selection, listed: listed.count, total: episodes.count),
             counters: counters
+        )
+        status.spend = FleetStatus.Spend(
+            totalMicros: spend.totalMicros,
+            total: PriceTable.dollars(spend.totalMicros),
+            byProviderMicros: spend.byProvider,
+            unpricedCalls: spend.unpricedCalls
         )
         if let full = diskFull {
             status.diskFull = FleetStatus.DiskFull(

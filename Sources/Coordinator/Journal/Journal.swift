@@ -127,6 +127,10 @@ final class Journal: @unchecked Sendable {
             // Attempt numbers continue across batches with episodes of the same id (EpisodeRecord.attemptBase).
             try db.execute(sql: "ALTER TABLE episode ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v5-spend") { db in
+            // What each episode's calls cost (issue 16), so that a resumed batch's summary keeps it.
+            try db.execute(sql: "ALTER TABLE episode ADD COLUMN cost_micros INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -177,6 +181,7 @@ final class Journal: @unchecked Sendable {
             e.workerId = r["worker"]
             e.durationMs = r["duration_ms"]
             e.apiCalls = r["api_calls"]
+            e.costMicros = r["cost_micros"]
             e.errors = (try? decoder.decode([String].self, from: Data((r["errors"] as String).utf8))) ?? []
             e.placeholders =
                 (try? decoder.decode([Placeholder].self, from: Data((r["placeholders"] as String).utf8))) ?? []
@@ -468,19 +473,19 @@ final class Journal: @unchecked Sendable {
         // statement is compiled once per connection (`cachedStatement`): this runs for every episode.
         try db.cachedStatement(
             sql: """
-                INSERT INTO episode (batch_id, id, position, spec, status, attempts, attempt_base, worker, duration_ms, api_calls, errors, placeholders)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO episode (batch_id, id, position, spec, status, attempts, attempt_base, worker, duration_ms, api_calls, errors, placeholders, cost_micros)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (batch_id, id) DO UPDATE SET
                     status = excluded.status, attempts = excluded.attempts, attempt_base = excluded.attempt_base,
                     worker = excluded.worker,
                     duration_ms = excluded.duration_ms, api_calls = excluded.api_calls, errors = excluded.errors,
-                    placeholders = excluded.placeholders
+                    placeholders = excluded.placeholders, cost_micros = excluded.cost_micros
                 """
         ).execute(
             arguments: [
                 batchId, e.id, e.index, json(e.spec), e.status.rawValue, e.attempts, e.attemptBase, e.workerId,
                 e.durationMs,
-                e.apiCalls, json(e.errors), json(e.placeholders),
+                e.apiCalls, json(e.errors), json(e.placeholders), e.costMicros,
             ]
         )
         if e.status == .succeeded, !e.artifacts.isEmpty {
@@ -508,14 +513,14 @@ final class Journal: @unchecked Sendable {
         try db.cachedStatement(
             sql: """
                 UPDATE episode SET status = ?, attempts = ?, attempt_base = ?, worker = ?, duration_ms = ?,
-                    api_calls = ?, errors = ?, placeholders = ?
+                    api_calls = ?, errors = ?, placeholders = ?, cost_micros = ?
                 WHERE batch_id = ? AND id = ?
                 """
         ).execute(
             arguments: [
                 e.status.rawValue, e.attempts, e.attemptBase, e.workerId, e.durationMs, e.apiCalls,
                 e.errors.isEmpty ? "[]" : json(e.errors), e.placeholders.isEmpty ? "[]" : json(e.placeholders),
-                batchId, e.id,
+                e.costMicros, batchId, e.id,
             ]
         )
         if db.changesCount == 0 {

@@ -2,7 +2,8 @@ import Foundation
 import Protocol
 
 /// Appends the trace events of every RESULT to `OUTPUT/<batch>/trace.jsonl`, one JSON object per line:
-/// `{"worker":…,"instance":…,"episode":…,"attempt":…,"seq":…,"event":…,"name":…,"stale":false}`.
+/// `{"worker":…,"instance":…,"episode":…,"attempt":…,"seq":…,"event":…,"name":…,"stale":false}`, and on
+/// a `call_end` whose cost the worker reported, `"cost_micros":…` (micro-dollars).
 ///
 /// `seq` orders the events of one worker process (`instance`), so the file proves, without trusting
 /// wall clocks, how many episodes and calls each worker had in flight at once.
@@ -30,6 +31,10 @@ final class TraceWriter {
         for e in events {
             pending.raw(#"{"attempt":"#)
             pending.integer(ref.attempt)
+            if let cost = e.costMicros {
+                pending.raw(#","cost_micros":"#)
+                pending.integer(cost)
+            }
             pending.raw(#","episode":"#)
             pending.string(ref.episodeId)
             pending.raw(#","event":"#)

@@ -11,6 +11,7 @@ final class MockEngine: Sendable {
         var config: MockConfig
         var providers: [Provider: ProviderState]
         var requests: RequestLog
+        var billed: [Provider: BilledUnits] = [:]
     }
 
     private let state: Mutex<State>
@@ -102,6 +103,22 @@ final class MockEngine: Sendable {
         }
     }
 
+    /// Adds what a reply of `provider` bills (see ``BilledUnits``).
+    func bill(_ provider: Provider, _ change: (inout BilledUnits) -> Void) {
+        state.withLock { change(&$0.billed[provider, default: BilledUnits()]) }
+    }
+
+    /// The body of `GET /stats/billed`.
+    func billing() -> BillingSnapshot {
+        state.withLock { state in
+            BillingSnapshot(
+                openai: state.billed[.openai] ?? BilledUnits(),
+                huggingface: state.billed[.huggingface] ?? BilledUnits(),
+                elevenlabs: state.billed[.elevenlabs] ?? BilledUnits()
+            )
+        }
+    }
+
     /// The body of `GET /stats/requests`: the logged requests with `t_ms` after `sinceMs` (all when `nil`).
     func requestLog(sinceMs: Double? = nil) -> RequestLogSnapshot {
         state.withLock { $0.requests.snapshot(sinceMs: sinceMs) }
@@ -114,6 +131,7 @@ final class MockEngine: Sendable {
                 state.providers[provider]!.resetStats()
             }
             state.requests.reset()
+            state.billed = [:]
         }
     }
 }

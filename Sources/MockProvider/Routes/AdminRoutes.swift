@@ -22,6 +22,7 @@ struct AdminRoutes {
         router.get("/health") { _, _ in Response.json(.ok, Status(status: "ok")) }
         router.get("/stats") { _, _ in Response.json(.ok, engine.stats()) }
         router.get("/stats/requests") { request, _ in requestLog(request) }
+        router.get("/stats/billed") { _, _ in Response.json(.ok, engine.billing()) }
         router.post("/stats/reset") { _, _ in
             engine.resetStats()
             return Response.json(.ok, engine.stats())

@@ -60,7 +60,12 @@ struct ElevenLabsRoutes {
             endpoint: endpoint,
             engine: engine,
             success: {
-                .bytes(.ok, WAVWriter.tone(seconds: WAVWriter.duration(forText: speech.text)), contentType: "audio/wav")
+                engine.bill(.elevenlabs) { $0.characters += speech.text.count }
+                return .bytes(
+                    .ok,
+                    WAVWriter.tone(seconds: WAVWriter.duration(forText: speech.text)),
+                    contentType: "audio/wav"
+                )
             },
             malformed: { .bytes(.ok, WAVWriter.truncated(forText: speech.text), contentType: "audio/wav") },
             rejected: { ErrorReplies.elevenLabs($0, voiceId: voiceId, model: speech.modelID) },

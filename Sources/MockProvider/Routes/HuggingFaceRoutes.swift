@@ -73,7 +73,13 @@ struct HuggingFaceRoutes {
             admission,
             endpoint: endpoint,
             engine: engine,
-            success: { .bytes(.ok, png(), contentType: "image/png") },
+            success: {
+                engine.bill(.huggingface) {
+                    $0.images += 1
+                    $0.imagePixels += (body.parameters?.width ?? 1_024) * (body.parameters?.height ?? 1_024)
+                }
+                return .bytes(.ok, png(), contentType: "image/png")
+            },
             malformed: { .bytes(.ok, PNGWriter.truncated(png()), contentType: "image/png") },
             rejected: { ErrorReplies.huggingFace($0, model: model) },
             forced: { FixtureReplies.forced($0, model: model) }

@@ -124,6 +124,10 @@ struct OpenAIRoutes {
 
     private func completion(_ chat: OpenAI.ChatRequest, content: String) -> OpenAI.ChatCompletion {
         let completionTokens = max(1, content.count / 4)
+        engine.bill(.openai) {
+            $0.promptTokens += chat.promptTokens
+            $0.completionTokens += completionTokens
+        }
         return OpenAI.ChatCompletion(
             id: "chatcmpl-mock\(String(StableHash.fnv1a(chat.prompt + content), radix: 16))",
             created: Int(Date().timeIntervalSince1970),
@@ -178,7 +182,8 @@ struct OpenAIRoutes {
             endpoint: endpoint,
             engine: engine,
             success: {
-                .bytes(
+                engine.bill(.openai) { $0.characters += speech.input.count }
+                return .bytes(
                     .ok,
                     WAVWriter.tone(seconds: WAVWriter.duration(forText: speech.input)),
                     contentType: "audio/wav"
@@ -252,7 +257,13 @@ struct OpenAIRoutes {
             admission,
             endpoint: endpoint,
             engine: engine,
-            success: { imagesReply(image, count: count, width: size.width, height: size.height) },
+            success: {
+                engine.bill(.openai) {
+                    $0.images += count
+                    $0.imagePixels += count * requested.width * requested.height
+                }
+                return imagesReply(image, count: count, width: size.width, height: size.height)
+            },
             malformed: {
                 if admission.sequence % 2 == 0 {
                     return .truncatedJSON(imagesBody(image, count: count, width: size.width, height: size.height))

@@ -79,7 +79,13 @@ enum HotMessages {
             w.string(r.status.rawValue)
             w.raw(#","trace":["#)
             for (i, e) in r.trace.enumerated() {
-                w.raw(i == 0 ? #"{"event":"# : #",{"event":"#)
+                w.raw(i == 0 ? "{" : ",{")
+                if let cost = e.costMicros {
+                    w.raw(#""cost_micros":"#)
+                    w.integer(cost)
+                    w.raw(",")
+                }
+                w.raw(#""event":"#)
                 w.string(e.event.rawValue)
                 w.raw(#","name":"#)
                 w.string(e.name)
@@ -160,7 +166,8 @@ enum HotMessages {
                         TraceEvent(
                             seq: try e.integer("seq", as: UInt64.self),
                             event: try e.enumeration("event"),
-                            name: try e.string("name")
+                            name: try e.string("name"),
+                            costMicros: try e.optionalInt("costMicros")
                         )
                     )
                 }

@@ -107,6 +107,12 @@ public struct TraceEvent: Codable, Sendable, Equatable {
     public var event: Kind
     /// What started or ended: `episode`, `render`, or a call such as `tts:line_2`.
     public var name: String
+    /// Minor 4, `call_end` only: what the call cost in micro-dollars (US$ × 10⁶, 0…10¹²) at the worker's
+    /// price table; absent when the call got no billed answer or its model has no price.
+    public var costMicros: Int?
+
+    /// The largest cost a trace event may carry (a million dollars).
+    public static let maxCostMicros = 1_000_000_000_000
 
     public enum Kind: String, Codable, Sendable {
         case episodeStart = "episode_start"
@@ -117,9 +123,30 @@ public struct TraceEvent: Codable, Sendable, Equatable {
         case renderEnd = "render_end"
     }
 
-    public init(seq: UInt64, event: Kind, name: String) {
+    public init(seq: UInt64, event: Kind, name: String, costMicros: Int? = nil) {
         self.seq = seq
         self.event = event
         self.name = name
+        self.costMicros = costMicros
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        seq = try c.decode(UInt64.self, forKey: .seq)
+        event = try c.decode(Kind.self, forKey: .event)
+        name = try c.decode(String.self, forKey: .name)
+        costMicros = try c.decodeIfPresent(Int.self, forKey: .costMicros)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case seq, event, name, costMicros
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(event, forKey: .event)
+        try c.encode(name, forKey: .name)
+        try c.encode(seq, forKey: .seq)
+        try c.encodeIfPresent(costMicros, forKey: .costMicros)
     }
 }

@@ -26,6 +26,9 @@ struct ProviderConfiguration: Sendable {
     var timeouts = StageTimeouts.default
     /// Whether an image request that timed out is sent again (each may be one more billed image).
     var retryImageTimeouts = false
+    /// What the paid models cost (``PriceTable``): the shipped defaults, then the settings file's `prices`
+    /// list, then `REELFARM_PRICES` (specs separated by `;`).
+    var prices = PriceTable.defaults
 
     /// The call settings of `stage`: its timeout, and for images no retry after a timeout unless opted in.
     func http(for stage: ProviderTarget.Stage) -> HTTPCallSettings {
@@ -227,6 +230,15 @@ struct ProviderConfiguration: Sendable {
         }
         c.elevenLabs = eleven
 
+        var priceSpecs: [(spec: String, source: String)] = []
+        for spec in sources.file?.strings("prices") ?? [] {
+            priceSpecs.append((spec, "prices in \(sources.file?.path ?? "the settings file")"))
+        }
+        if let specs = sources.environment.value("REELFARM_PRICES") {
+            for spec in specs.value.split(separator: ";") { priceSpecs.append((String(spec), "REELFARM_PRICES")) }
+        }
+        c.prices = try PriceTable.resolve(specs: priceSpecs)
+
         try c.checkKeys()
         return c
     }
@@ -336,7 +348,8 @@ struct ProviderConfiguration: Sendable {
             voice: voiceProvider,
             image: imageProvider,
             render: renderProvider,
-            fallback: fallback
+            fallback: fallback,
+            prices: prices
         )
     }
 }

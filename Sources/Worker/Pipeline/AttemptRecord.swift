@@ -8,6 +8,7 @@ final class AttemptRecord: Sendable {
         var events: [TraceEvent] = []
         var apiCalls = 0
         var placeholders: [(stage: Int, position: Int, placeholder: Placeholder)] = []
+        var unpricedModels: Set<String> = []
     }
 
     private let recorder: TraceRecorder
@@ -31,6 +32,17 @@ final class AttemptRecord: Sendable {
         }
     }
 
+    /// Records the end of an external call with what it cost (see ``CallMeter``).
+    func callEnded(_ name: String, meter: CallMeter) {
+        var event = recorder.record(.callEnd, name)
+        event.costMicros = meter.costMicros
+        let unpriced = meter.unpricedModel
+        state.withLock {
+            $0.events.append(event)
+            if let unpriced { $0.unpricedModels.insert(unpriced) }
+        }
+    }
+
     /// - Parameter position: the item's 0-based position in its stage, for a stable order in the result.
     func addPlaceholder(_ placeholder: Placeholder, position: Int) {
         let stage = Stage.allCases.firstIndex(of: placeholder.stage) ?? Stage.allCases.count
@@ -38,6 +50,12 @@ final class AttemptRecord: Sendable {
     }
 
     var apiCalls: Int { state.withLock { $0.apiCalls } }
+
+    /// Models called without a price in the worker's table (their calls' costs are unknown).
+    var unpricedModels: [String] { state.withLock { $0.unpricedModels }.sorted() }
+
+    /// What the attempt's calls cost so far, in micro-dollars (calls of unpriced models count 0).
+    var costMicros: Int { state.withLock { $0.events.reduce(0) { $0 + ($1.costMicros ?? 0) } } }
 
     /// Trace events ordered by `seq`.
     var events: [TraceEvent] {

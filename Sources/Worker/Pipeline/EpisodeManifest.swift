@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Protocol
 import Shared
 
 /// `manifest.json`: what an episode folder holds, written next to the files before the folder is
@@ -14,6 +15,13 @@ struct EpisodeManifest: Codable, Sendable, Equatable {
     var render: Render
     /// Every voice clip, scene image and B-roll image, in script order, then the video.
     var assets: [Asset]
+    /// What the attempt's paid calls cost, in micro-dollars (the script's included); calls of models
+    /// without a price count 0 and their models are in ``unpricedModels``.
+    var costMicros: Int = 0
+    /// What the script call cost, in micro-dollars; `nil` when unknown.
+    var scriptCostMicros: Int?
+    /// Models called that have no price in the worker's table.
+    var unpricedModels: [String] = []
 
     struct Render: Codable, Sendable, Equatable {
         var provider: String
@@ -41,6 +49,34 @@ struct EpisodeManifest: Codable, Sendable, Equatable {
         var sizeBytes: Int?
         /// Hex SHA-256 of the file.
         var sha256: String?
+        /// What the call that made it cost, in micro-dollars; `nil` for a placeholder, the video, or a model
+        /// without a price.
+        var costMicros: Int?
+    }
+}
+
+/// What an attempt's calls cost, from their `call_end` trace events, for the manifest.
+struct CallCosts: Sendable, Equatable {
+    /// Micro-dollars by item (`script`, `line_3`, `scene_2`, …), summed over the item's calls.
+    var byItem: [String: Int] = [:]
+    var totalMicros = 0
+    var unpricedModels: [String] = []
+
+    init(byItem: [String: Int] = [:], totalMicros: Int = 0, unpricedModels: [String] = []) {
+        self.byItem = byItem
+        self.totalMicros = totalMicros
+        self.unpricedModels = unpricedModels
+    }
+
+    /// From trace events named `KIND:ITEM`.
+    init(events: [TraceEvent], unpricedModels: [String]) {
+        for event in events where event.event == .callEnd {
+            guard let cost = event.costMicros else { continue }
+            let item = event.name.split(separator: ":", maxSplits: 1).last.map(String.init) ?? event.name
+            byItem[item, default: 0] += cost
+            totalMicros += cost
+        }
+        self.unpricedModels = unpricedModels
     }
 }
 
@@ -78,6 +114,7 @@ enum EpisodeFiles {
         job: (batchId: String, episodeId: String, attempt: Int),
         workspace: URL,
         probe: MediaProbe?,
+        costs: CallCosts = CallCosts(),
         now: Date = Date()
     ) async throws -> EpisodeManifest {
         var entries: [EpisodeManifest.Asset] = []
@@ -135,7 +172,14 @@ enum EpisodeFiles {
                 height: rendered.height,
                 durationSeconds: video.durationSeconds ?? rendered.duration / .seconds(1)
             ),
-            assets: entries
+            assets: entries.map { entry in
+                var entry = entry
+                if !entry.placeholder, entry.kind != .video { entry.costMicros = costs.byItem[entry.item] }
+                return entry
+            },
+            costMicros: costs.totalMicros,
+            scriptCostMicros: costs.byItem["script"],
+            unpricedModels: costs.unpricedModels
         )
         let encoder = encoder()
         try encoder.encode(script).write(to: workspace.appendingPathComponent(scriptName), options: .atomic)

@@ -339,7 +339,8 @@ private struct Attempt: Sendable {
                 rendered: rendered,
                 job: (job.batchId, job.episodeId, job.attempt),
                 workspace: workspace.directory,
-                probe: try? MediaProbe(tools: tools)
+                probe: try? MediaProbe(tools: tools),
+                costs: CallCosts(events: record.events, unpricedModels: record.unpricedModels)
             )
             try checkCancellation()
             artifacts = try workspace.artifacts()
@@ -477,11 +478,13 @@ private struct Attempt: Sendable {
         _ body: (CallContext) async throws -> T
     ) async throws -> (T, Duration) {
         let name = "\(kind.rawValue):\(item)"
-        let context = context(for: item, characters: characters, kind: kind)
+        var context = context(for: item, characters: characters, kind: kind)
+        let meter = CallMeter(prices: providers.prices)
+        context.meter = meter
         return try await limiter.withPermit {
             try await withWorkerPermit {
                 record.callStarted(name)
-                defer { record.record(.callEnd, name) }
+                defer { record.callEnded(name, meter: meter) }
                 let started = ContinuousClock.now
                 let value = try await body(context)
                 return (value, ContinuousClock.now - started)

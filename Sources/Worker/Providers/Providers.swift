@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Protocol
+import Shared
 
 /// The kinds of external service an episode calls. The raw value prefixes trace names
 /// (`llm:script`, `tts:line_3`, `image:scene_2`) and names the kind in simulation settings.
@@ -43,6 +44,8 @@ struct CallContext: Sendable {
     var kind: ProviderKind
     /// The fleet's rate-limit budget: every request to a provider goes through it (each HTTP try anew).
     var gate: any ProviderGate
+    /// What the call costs: a provider charges each billed answer to it (``CallMeter``).
+    var meter: CallMeter
 
     init(
         batchId: String,
@@ -54,7 +57,8 @@ struct CallContext: Sendable {
         topic: String = "",
         characters: [String] = [],
         kind: ProviderKind = .llm,
-        gate: any ProviderGate = OpenGate()
+        gate: any ProviderGate = OpenGate(),
+        meter: CallMeter = CallMeter(prices: .defaults)
     ) {
         self.batchId = batchId
         self.episodeId = episodeId
@@ -66,6 +70,7 @@ struct CallContext: Sendable {
         self.characters = characters
         self.kind = kind
         self.gate = gate
+        self.meter = meter
     }
 
     /// Runs one request to the provider under the fleet's budget (see ``ProviderGate``).
@@ -142,18 +147,22 @@ struct ProviderSet: Sendable {
     var render: any RenderProvider
     /// Stand-ins for failed voice and image calls. The default makes file-less placeholders.
     var fallback: any FallbackProvider
+    /// What the paid models cost: each call's cost goes into its `call_end` trace event.
+    var prices: PriceTable
 
     init(
         script: any ScriptProvider,
         voice: any VoiceProvider,
         image: any ImageProvider,
         render: any RenderProvider,
-        fallback: any FallbackProvider = FilelessFallbackProvider()
+        fallback: any FallbackProvider = FilelessFallbackProvider(),
+        prices: PriceTable = .defaults
     ) {
         self.script = script
         self.voice = voice
         self.image = image
         self.render = render
         self.fallback = fallback
+        self.prices = prices
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 
 /// Speaks lines with ElevenLabs text-to-speech (providers.md §3).
 ///
@@ -59,6 +60,9 @@ struct ElevenLabsVoiceProvider: VoiceProvider {
         } catch let error as ProviderError {
             throw ProviderDiagnosis.annotate(error, target: settings.target(voice: voiceId))
         }
+        // Billed per character of the text; the `character-cost` header, when sent, is what was charged.
+        let characters = response.headers["character-cost"].flatMap { Int($0) }.map { max(0, $0) } ?? line.text.count
+        context.meter.charge(.characters(model: settings.modelId, count: characters))
         if let rate = Self.pcmSampleRate(settings.outputFormat), !MediaFiles.isWAV(response.body),
             !response.body.isEmpty
         {

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 
 /// Draws images with a Hugging Face text-to-image model (providers.md §2).
 ///
@@ -44,7 +45,7 @@ struct HuggingFaceImageProvider: ImageProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
-        return try await ImageReply.fetch(
+        let image = try await ImageReply.fetch(
             outgoing,
             for: request,
             service: Self.service,
@@ -53,6 +54,10 @@ struct HuggingFaceImageProvider: ImageProvider {
             context: context,
             target: settings.target
         )
+        context.meter.charge(
+            .image(model: settings.imageModel, width: settings.width, height: settings.height, quality: "")
+        )
+        return image
     }
 
     private struct TextToImageRequest: Encodable {

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 
 /// Draws images with OpenAI's `/images/generations`, as base64 in the JSON answer (providers.md §1).
 ///
@@ -34,7 +35,7 @@ struct OpenAIImageProvider: ImageProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
-        return try await ImageReply.fetch(
+        let image = try await ImageReply.fetch(
             outgoing,
             for: request,
             service: Self.service,
@@ -43,6 +44,16 @@ struct OpenAIImageProvider: ImageProvider {
             context: context,
             target: settings.target(.image)
         )
+        let size = settings.resolvedImageSize.split(separator: "x").compactMap { Int($0) }
+        context.meter.charge(
+            .image(
+                model: settings.imageModel,
+                width: size.count == 2 ? size[0] : 1024,
+                height: size.count == 2 ? size[1] : 1024,
+                quality: settings.resolvedImageQuality ?? ""
+            )
+        )
+        return image
     }
 
     /// The body of one generation: `model`, `prompt`, `n: 1`, `size`, and `quality` and `response_format`

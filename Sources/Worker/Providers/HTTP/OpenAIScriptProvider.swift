@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Protocol
+import Shared
 import Synchronization
 
 /// Writes scripts with an OpenAI-compatible chat completion in JSON mode (providers.md §1).
@@ -137,11 +138,22 @@ struct OpenAIScriptProvider: ScriptProvider {
         var content: String?
         var finishReason: String?
         var refusal: String?
+        /// `usage.prompt_tokens` and `usage.completion_tokens`, when the reply has them.
+        var promptTokens: Int?
+        var completionTokens: Int?
 
-        init(content: String?, finishReason: String?, refusal: String? = nil) {
+        init(
+            content: String?,
+            finishReason: String?,
+            refusal: String? = nil,
+            promptTokens: Int? = nil,
+            completionTokens: Int? = nil
+        ) {
             self.content = content
             self.finishReason = finishReason
             self.refusal = refusal
+            self.promptTokens = promptTokens
+            self.completionTokens = completionTokens
         }
     }
 
@@ -167,6 +179,15 @@ struct OpenAIScriptProvider: ScriptProvider {
                     target: settings.target(.script)
                 )
                 let reply = try Self.reply(from: response.body)
+                // Billed by the tokens the reply reports; a server that reports none (some local ones) is
+                // charged about 4 bytes a token of the prompt and of the answer.
+                context.meter.charge(
+                    .tokens(
+                        model: settings.scriptModel,
+                        input: reply.promptTokens ?? body.count / 4,
+                        output: reply.completionTokens ?? (reply.content?.utf8.count ?? 0) / 4
+                    )
+                )
                 if let refusal = reply.refusal {
                     throw ProviderError(.clientError, "\(Self.service): the model refused: \(refusal.prefix(200))")
                 }
@@ -195,10 +216,17 @@ struct OpenAIScriptProvider: ScriptProvider {
             throw ProviderError(.invalidResponse, "\(service): the answer is not a chat completion")
         }
         let refusal = choice["message"]?["refusal"]?.string.flatMap { $0.isEmpty ? nil : $0 }
+        let usage = json["usage"]
+        func tokens(_ key: String) -> Int? {
+            guard let n = usage?[key]?.number, n.isFinite, n >= 0, n <= 1e9 else { return nil }
+            return Int(n)
+        }
         return Reply(
             content: choice["message"]?["content"]?.string,
             finishReason: choice["finish_reason"]?.string,
-            refusal: refusal
+            refusal: refusal,
+            promptTokens: tokens("prompt_tokens"),
+            completionTokens: tokens("completion_tokens")
         )
     }
 

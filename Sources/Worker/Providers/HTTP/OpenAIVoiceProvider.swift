@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 
 /// Speaks lines with OpenAI's `/audio/speech`, asking for WAV (providers.md §1).
 ///
@@ -62,6 +63,9 @@ struct OpenAIVoiceProvider: VoiceProvider {
         } catch let error as ProviderError {
             throw ProviderDiagnosis.annotate(error, target: settings.target(.voice, voice: voice))
         }
+        context.meter.charge(
+            .characters(model: settings.voiceModel, count: min(line.text.count, Self.maxInputCharacters))
+        )
         return try VoiceClip.written(
             response,
             line: line,

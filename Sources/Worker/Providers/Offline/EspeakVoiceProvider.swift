@@ -59,6 +59,7 @@ struct EspeakVoiceProvider: VoiceProvider {
 
     func voice(for line: Script.Line, context: CallContext) async throws -> VoiceClip {
         let workspace = try context.requireWorkspace(for: "voice clip")
+        context.meter.free()
         let voice = Self.voice(for: line.character, characters: context.characters)
         let file = workspace.appendingPathComponent("\(line.item).wav")
         let duration = try await Self.speak(

@@ -20,6 +20,7 @@ struct OfflineScriptWriter: ScriptProvider {
 
     func writeScript(for spec: EpisodeSpec, context: CallContext) async throws -> Script {
         try Task.checkCancellation()
+        context.meter.free()
         return Self.script(for: spec)
     }
 

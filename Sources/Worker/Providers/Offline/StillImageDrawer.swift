@@ -138,6 +138,7 @@ struct OfflineImageProvider: ImageProvider {
 
     func image(for request: ImageRequest, context: CallContext) async throws -> Image {
         let workspace = try context.requireWorkspace(for: "image")
+        context.meter.free()
         let palette = Palette(episodeId: context.episodeId, topic: context.topic)
         let number = request.number
         let file = workspace.appendingPathComponent("\(request.item).png")

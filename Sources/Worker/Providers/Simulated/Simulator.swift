@@ -74,6 +74,7 @@ struct SimulatedScriptProvider: ScriptProvider {
 
     func writeScript(for spec: EpisodeSpec, context: CallContext) async throws -> Script {
         try await simulator.perform(.llm, context: context)
+        context.meter.free()
         return SimulatedScriptWriter.script(for: spec)
     }
 }
@@ -83,6 +84,7 @@ struct SimulatedVoiceProvider: VoiceProvider {
 
     func voice(for line: Script.Line, context: CallContext) async throws -> VoiceClip {
         try await simulator.perform(.tts, context: context)
+        context.meter.free()
         return VoiceClip(item: line.item, duration: VoiceClip.estimatedSpeakingTime(line.text), provider: "simulated")
     }
 }
@@ -92,6 +94,7 @@ struct SimulatedImageProvider: ImageProvider {
 
     func image(for request: ImageRequest, context: CallContext) async throws -> Image {
         try await simulator.perform(.image, context: context)
+        context.meter.free()
         return Image(item: request.item, duration: Image.defaultDuration(request.purpose), provider: "simulated")
     }
 }

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 16 part 2 with the real binaries: what the batch cost, as the workers count it at their price
+/// tables, is what the mock provider billed, and it is in the summary, the trace, the manifests and the
+/// report.
+@Suite(.serialized) struct SpendTests {
+    @Test func theSummaryAddsUpToWhatTheMockBilled() async throws {
+        let dir = try Harness.tempDir("spend")
+        let out = dir.appendingPathComponent("output")
+        let config = #"{"script_lines": 4, "script_broll": 1}"#
+        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir, config: config) else { return }
+        defer { mock.signal(SIGTERM) }
+        var environment = BudgetTests.environment(base)
+        // The chat model's price, given by the user; the HF and ElevenLabs defaults are shipped.
+        environment["REELFARM_PRICES"] = "gpt-6-luna=input:0.40/1M,output:1.60/1M"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "2", "--episodes", "4", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "spend",
+            ],
+            environment: environment,
+            cwd: dir
+        )
+        #expect(await coordinator.wait(timeout: .seconds(180)) == 0, "log:\n\(coordinator.log.suffix(6000))")
+
+        let billed = try await EpisodeFileTests.http("GET", "\(base)/stats/billed")
+        func units(_ provider: String, _ key: String) -> Double {
+            Double((billed[provider] as? [String: Any])?[key] as? Int ?? -1)
+        }
+        let expected =
+            (units("openai", "prompt_tokens") * 0.40 + units("openai", "completion_tokens") * 1.60)  // µ$ per token
+            + units("elevenlabs", "characters") * 100  // $0.10 per 1k characters
+            + units("huggingface", "image_pixels") * 2000 / 1_048_576  // $0.002 per 1024×1024
+        #expect(units("openai", "prompt_tokens") > 0 && units("elevenlabs", "characters") > 0, "\(billed)")
+        #expect(units("huggingface", "images") == 4 * 5, "4 scenes and 1 B-roll shot per episode: \(billed)")
+
+        let data = try Data(contentsOf: out.appendingPathComponent("spend/summary.json"))
+        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let spend = try #require(summary["spend"] as? [String: Any], "\(summary.keys.sorted())")
+        let total = try #require(spend["total_micros"] as? Int)
+        // Each call is rounded to a micro-dollar on its own: 4 × (1 + 16 + 5) calls at most ½ µ$ off each.
+        #expect(abs(Double(total) - expected) <= 44, "summary \(total) µ$, mock billed \(expected) µ$: \(billed)")
+        #expect(spend["unpriced_calls"] as? Int == 0)
+        let byProvider = spend["by_provider_micros"] as? [String: Int] ?? [:]
+        #expect(Set(byProvider.keys) == ["llm", "tts", "image"], "\(byProvider)")
+        #expect(byProvider.values.reduce(0, +) == total)
+        let episodes = summary["episodes"] as? [[String: Any]] ?? []
+        #expect(episodes.reduce(0) { $0 + ($1["cost_micros"] as? Int ?? 0) } == total)
+
+        // trace.jsonl carries each call's cost; every episode's manifest its own and each asset's.
+        let lines = try String(contentsOf: out.appendingPathComponent("spend/trace.jsonl"), encoding: .utf8)
+            .split(separator: "\n").compactMap {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        #expect(lines.reduce(0) { $0 + ($1["cost_micros"] as? Int ?? 0) } == total)
+        for episode in episodes {
+            let id = episode["id"] as? String ?? ""
+            let manifestData = try Data(contentsOf: out.appendingPathComponent("spend/\(id)/manifest.json"))
+            let manifest = try #require(try JSONSerialization.jsonObject(with: manifestData) as? [String: Any])
+            #expect(manifest["cost_micros"] as? Int == episode["cost_micros"] as? Int, "\(id)")
+            let assets = manifest["assets"] as? [[String: Any]] ?? []
+            let assetCosts = assets.reduce(0) { $0 + ($1["cost_micros"] as? Int ?? 0) }
+            #expect(assetCosts + (manifest["script_cost_micros"] as? Int ?? 0) == manifest["cost_micros"] as? Int)
+            #expect(
+                assets.filter { $0["kind"] as? String == "voice" }.allSatisfy { ($0["cost_micros"] as? Int ?? 0) > 0 }
+            )
+        }
+        let report = try String(contentsOf: out.appendingPathComponent("spend/report.html"), encoding: .utf8)
+        #expect(report.contains("\"total_micros\":\(total)"))
+        print(
+            "spend: \(episodes.count) episodes cost \(spend["total"] ?? "?") (\(total) µ$); the mock billed \(expected) µ$"
+        )
+    }
+}
