@@ -37,6 +37,9 @@ enum Validation {
             try identifier(m.episodeId, "episode_id")
             try range(m.attempt, 1...1_000_000, "attempt")
             try spec(m.spec)
+            if let allowance = m.spendAllowanceMicros {
+                try range(allowance, 0...TraceEvent.maxCostMicros, "spend_allowance_micros")
+            }
         case .progress(let m):
             try identifier(m.episodeId, "episode_id")
             try range(m.attempt, 1...1_000_000, "attempt")

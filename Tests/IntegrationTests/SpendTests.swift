@@ -78,4 +78,59 @@ import Glibc
             "spend: \(episodes.count) episodes cost \(spend["total"] ?? "?") (\(total) µ$); the mock billed \(expected) µ$"
         )
     }
+
+    /// `--max-spend` with three workers: the fleet never bills more than the cap (each call is reserved at
+    /// its most before it leaves), episodes start while what is left covers one, and the rest end capped.
+    @Test func theFleetNeverPassesTheSpendCap() async throws {
+        let dir = try Harness.tempDir("spendcap")
+        let out = dir.appendingPathComponent("output")
+        let config = #"{"script_lines": 4, "script_broll": 1, "openai": {"latency_ms": 50}}"#
+        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir, config: config) else { return }
+        defer { mock.signal(SIGTERM) }
+        var environment = BudgetTests.environment(base)
+        environment["REELFARM_PRICES"] = "gpt-6-luna=input:0.40/1M,output:1.60/1M"
+        environment["MAX_PARALLEL_EPISODES"] = "2"
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "3", "--episodes", "12", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "capped", "--max-spend", "0.12",
+            ],
+            environment: environment,
+            cwd: dir
+        )
+        // Not every episode was made: exit 1.
+        #expect(await coordinator.wait(timeout: .seconds(180)) == 1, "log:\n\(coordinator.log.suffix(6000))")
+        #expect(coordinator.log.contains("spend cap reached"), "log:\n\(coordinator.log.suffix(4000))")
+
+        let billed = try await EpisodeFileTests.http("GET", "\(base)/stats/billed")
+        func units(_ provider: String, _ key: String) -> Double {
+            Double((billed[provider] as? [String: Any])?[key] as? Int ?? -1)
+        }
+        let billedMicros =
+            (units("openai", "prompt_tokens") * 0.40 + units("openai", "completion_tokens") * 1.60)
+            + units("elevenlabs", "characters") * 100
+            + units("huggingface", "image_pixels") * 2000 / 1_048_576
+        print("spend cap: the mock billed \(billedMicros) µ$ against a cap of 120000 µ$: \(billed)")
+        #expect(billedMicros <= 120_000, "the fleet billed \(billedMicros) µ$ past the $0.12 cap: \(billed)")
+
+        let data = try Data(contentsOf: out.appendingPathComponent("capped/summary.json"))
+        let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(summary["status"] as? String == "capped")
+        let spend = summary["spend"] as? [String: Any] ?? [:]
+        #expect(spend["cap_micros"] as? Int == 120_000)
+        let total = spend["total_micros"] as? Int ?? -1
+        #expect(
+            total <= 120_000 && abs(Double(total) - billedMicros) <= 200,
+            "summary \(total), billed \(billedMicros)"
+        )
+        let episodes = summary["episodes"] as? [[String: Any]] ?? []
+        let succeeded = episodes.count { $0["status"] as? String == "succeeded" }
+        let capped = episodes.count { $0["status"] as? String == "capped" }
+        #expect(succeeded >= 1 && capped >= 1 && succeeded + capped == 12, "\(episodes.map { $0["status"] ?? "" })")
+        #expect(spend["capped_episodes"] as? Int == capped)
+        // What an episode costs here (about 3.6 ¢) times what succeeded stays within the cap.
+        print("spend cap: \(succeeded) succeeded, \(capped) capped, \(spend["total"] ?? "?") of $0.12")
+    }
 }

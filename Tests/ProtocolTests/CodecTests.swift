@@ -119,7 +119,7 @@ struct CodecKeyTests {
                 "JOB", Envelope(session: Fixtures.session, .job(Fixtures.jobFull)),
                 [
                     "batch_id", "episode_id", "attempt", "spec", "spec.topic", "spec.id", "spec.characters",
-                    "spec.scenes", "spec.style",
+                    "spec.scenes", "spec.style", "spend_allowance_micros",
                 ]
             ),
             (
@@ -349,7 +349,8 @@ struct CodecToleranceTests {
         .progress: ["succeeded", "total"],
         .disconnect: ["detail"],
         .heartbeat: ["running", "draining"],
-        .result: ["error", "placeholders", "api_calls", "trace", "artifacts", "delivery"],
+        .result: ["error", "placeholders", "api_calls", "trace", "artifacts", "delivery", "spend_capped"],
+        .job: ["spend_allowance_micros"],
         .artifactChunk: ["error"],
     ]
 

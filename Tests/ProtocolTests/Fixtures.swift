@@ -65,7 +65,8 @@ enum Fixtures {
             characters: ["Mara", "Ilo", "Dr. Ø"],
             scenes: 50,
             style: ""
-        )
+        ),
+        spendAllowanceMicros: 450_000
     )
 
     static let progressMinimal = Progress(episodeId: "e", attempt: 1, stage: .script, state: .started)
@@ -188,6 +189,22 @@ enum Fixtures {
         Sample("RESULT minimal", Envelope(session: session, .result(resultMinimal))),
         Sample("RESULT full", Envelope(session: session, .result(resultFull))),
         Sample("RESULT with costs", Envelope(session: session, .result(resultWithCosts))),
+        Sample(
+            "RESULT stopped by its spend allowance",
+            Envelope(
+                session: session,
+                .result(
+                    EpisodeResult(
+                        episodeId: "e",
+                        attempt: 1,
+                        status: .failed,
+                        error: "script: spend cap",
+                        durationMs: 3,
+                        spendCapped: true
+                    )
+                )
+            )
+        ),
         Sample("HEARTBEAT empty", Envelope(session: session, .heartbeat(heartbeatEmpty))),
         Sample("HEARTBEAT running", Envelope(session: String(repeating: "~", count: 64), .heartbeat(heartbeatRunning))),
         Sample("DISCONNECT no detail", Envelope(.disconnect(Disconnect(reason: .unknownSession)))),

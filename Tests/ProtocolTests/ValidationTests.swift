@@ -222,6 +222,19 @@ enum InvalidFields {
                 field: "trace.name"
             ),
             bad(
+                "JOB spend_allowance_micros -1",
+                .job(
+                    Job(
+                        batchId: "b",
+                        episodeId: "e",
+                        attempt: 1,
+                        spec: EpisodeSpec(topic: "t"),
+                        spendAllowanceMicros: -1
+                    )
+                ),
+                field: "spend_allowance_micros"
+            ),
+            bad(
                 "trace cost_micros -1",
                 result { $0.trace = [TraceEvent(seq: 1, event: .callEnd, name: "llm:script", costMicros: -1)] },
                 field: "trace.cost_micros"

@@ -134,4 +134,62 @@ import Testing
         #expect(costs.byItem == ["script": 290, "line_1": 3000, "scene_1": 11426])
         #expect(costs.unpricedModels == ["sdxl-local"])
     }
+
+    @Test func anAllowanceRefusesTheCallThatWouldPassItAndTakesBackWhatWasNotBilled() throws {
+        let allowance = SpendAllowance(limitMicros: 10_000)
+        let prices = PriceTable.defaults
+        // Two voice lines of 200 characters reserve 3,000 each, one after the other or at once.
+        let first = CallMeter(prices: prices, allowance: allowance)
+        try first.reserve(.characters(model: "gpt-4o-mini-tts", count: 200))
+        let second = CallMeter(prices: prices, allowance: allowance)
+        try second.reserve(.characters(model: "gpt-4o-mini-tts", count: 200))
+        #expect(allowance.usedMicros == 6000)
+        // A medium image (13,000 for 1024×1024) does not fit in what is left.
+        let image = CallMeter(prices: prices, allowance: allowance)
+        do {
+            try image.reserve(.image(model: "gpt-image-2.6-flare", width: 1024, height: 1024, quality: "medium"))
+            Issue.record("the image was allowed past the allowance")
+        } catch {
+            #expect(error.kind == .spendCap)
+            #expect(error.message.contains("allowance of $0.01"), "\(error.message)")
+        }
+        // The first line is billed less than reserved; the second got no answer.
+        first.charge(.characters(model: "gpt-4o-mini-tts", count: 100))
+        second.finish()
+        #expect(allowance.usedMicros == 1500)
+        #expect(first.costMicros == 1500)
+        #expect(second.costMicros == nil)
+        // A model without a price reserves nothing (it cannot be capped) and leaves the cost unknown.
+        let unpriced = CallMeter(prices: prices, allowance: allowance)
+        try unpriced.reserve(.tokens(model: "llama3.1:8b", input: 10_000, output: 10_000))
+        #expect(allowance.usedMicros == 1500)
+    }
+
+    @Test func aScriptCallTheAllowanceCannotCoverFailsTheAttemptAsCapped() async throws {
+        let pipeline = EpisodePipeline(
+            providers: ProviderSet(
+                script: OpenAIScriptProvider(
+                    settings: OpenAISettings(baseURL: "http://127.0.0.1:9/v1", apiKey: "sk"),
+                    caller: makeCaller(FakeTransport([]))
+                ),
+                voice: SimulatedVoiceProvider(simulator: Simulator(settings: .instant, clock: ContinuousClock())),
+                image: SimulatedImageProvider(simulator: Simulator(settings: .instant, clock: ContinuousClock())),
+                render: SimulatedRenderProvider(simulator: Simulator(settings: .instant, clock: ContinuousClock()))
+            ),
+            limits: WorkerLimits(apiCallsPerEpisode: 5),
+            trace: TraceRecorder(),
+            logger: quietLogger
+        )
+        let job = Job(
+            batchId: "b",
+            episodeId: "e",
+            attempt: 1,
+            spec: EpisodeSpec(topic: "t", scenes: 4),
+            spendAllowanceMicros: 100
+        )
+        let result = await pipeline.run(job, progress: { _ in })
+        #expect(result.status == .failed)
+        #expect(result.spendCapped)
+        #expect(result.error?.contains("spend cap") == true, "\(result.error ?? "")")
+    }
 }

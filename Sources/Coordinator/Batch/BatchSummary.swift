@@ -101,6 +101,11 @@ struct BatchSummary: Codable, Sendable, Equatable {
         var pricedCalls: Int
         /// Calls of models without a price in the worker's table: their cost is not in the total.
         var unpricedCalls: Int
+        /// `--max-spend` in micro-dollars, and for people; absent without a cap.
+        var capMicros: Int? = nil
+        var cap: String? = nil
+        /// Episodes the cap stopped (not started, or whose script call their allowance could not cover).
+        var cappedEpisodes: Int? = nil
     }
 
     init(
@@ -141,10 +146,12 @@ struct BatchSummary: Codable, Sendable, Equatable {
         }
         let succeeded = episodes.count { $0.status == "succeeded" }
         let failed = episodes.count { $0.status == "failed" }
+        let capped = episodes.count { $0.status == "capped" }
         self.batchId = dispatcher.batchId
         self.status =
             succeeded == episodes.count
-            ? "succeeded" : (dispatcher.isComplete ? "completed_with_failures" : "interrupted")
+            ? "succeeded"
+            : (!dispatcher.isComplete ? "interrupted" : capped > 0 ? "capped" : "completed_with_failures")
         let iso = ISO8601DateFormatter()
         iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         self.startedAt = iso.string(from: startedAt)
@@ -156,7 +163,7 @@ struct BatchSummary: Codable, Sendable, Equatable {
             episodes: episodes.count,
             succeeded: succeeded,
             failed: failed,
-            unfinished: episodes.count - succeeded - failed,
+            unfinished: episodes.count - succeeded - failed - capped,
             attempts: episodes.reduce(0) { $0 + $1.attempts },
             placeholders: episodes.reduce(0) { $0 + $1.placeholders.count },
             apiCalls: episodes.reduce(0) { $0 + $1.apiCalls }
@@ -169,7 +176,10 @@ struct BatchSummary: Codable, Sendable, Equatable {
             total: PriceTable.dollars(totalMicros),
             byProviderMicros: dispatcher.spend.byProvider,
             pricedCalls: dispatcher.spend.pricedCalls,
-            unpricedCalls: dispatcher.spend.unpricedCalls
+            unpricedCalls: dispatcher.spend.unpricedCalls,
+            capMicros: dispatcher.spendCap?.capMicros,
+            cap: dispatcher.spendCap.map { PriceTable.dollars($0.capMicros) },
+            cappedEpisodes: dispatcher.spendCap == nil ? nil : capped
         )
         let leases = dispatcher.leases
         self.budgetMode = leases.settings.isEmpty ? nil : leases.settings.mode.rawValue

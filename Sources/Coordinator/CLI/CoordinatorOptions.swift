@@ -53,6 +53,25 @@ struct CoordinatorOptions: ParsableArguments {
     var maxAttempts: String?
 
     @Option(
+        name: .customLong("max-spend"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "The most a batch's paid calls may cost together, in US dollars, at the workers' price tables (env REELFARM_MAX_SPEND; default: no cap).",
+            discussion:
+                "Leased to the attempts: no new episode starts when what is left cannot cover one, running ones finish, the rest end capped."
+        )
+    )
+    var maxSpend: String?
+
+    @Option(
+        name: .customLong("expected-episode-cost"),
+        parsing: .unconditional,
+        help:
+            "With --max-spend: what one episode is expected to cost, in US dollars, until one has finished (env REELFARM_EXPECTED_EPISODE_COST; default: the first episode runs alone until its cost is known)."
+    )
+    var expectedEpisodeCost: String?
+
+    @Option(
         name: .customLong("heartbeat-ms"),
         parsing: .unconditional,
         help: "Heartbeat interval in milliseconds (env HEARTBEAT_MS, default 1000)."
@@ -221,6 +240,19 @@ struct CoordinatorOptions: ParsableArguments {
             default: 3,
             range: 1...100
         )
+        if let raw = maxSpend ?? environment.value("REELFARM_MAX_SPEND")?.value {
+            dispatch.spendCapMicros = try PriceTable.parseDollars(
+                raw,
+                source: maxSpend != nil ? "--max-spend" : "REELFARM_MAX_SPEND"
+            )
+        }
+        if let raw = expectedEpisodeCost ?? environment.value("REELFARM_EXPECTED_EPISODE_COST")?.value {
+            let source = expectedEpisodeCost != nil ? "--expected-episode-cost" : "REELFARM_EXPECTED_EPISODE_COST"
+            guard dispatch.spendCapMicros != nil else {
+                throw ConfigurationError("\(source) only means something with --max-spend (or REELFARM_MAX_SPEND)")
+            }
+            dispatch.expectedEpisodeCostMicros = try PriceTable.parseDollars(raw, source: source)
+        }
         dispatch.heartbeatInterval = .milliseconds(
             try ParallelismSettings.positiveInt(
                 flag: heartbeatMs,

@@ -40,6 +40,8 @@ enum DispatchNotice: Equatable, Sendable {
     /// A message that breaks the session rules (unknown session, unexpected kind, undecodable frames).
     case rejected(reason: String, detail: String)
     case batchComplete(succeeded: Int, failed: Int)
+    /// The spend cap lets no more attempt start and none runs: `notStarted` episodes end `capped`.
+    case spendCapReached(notStarted: Int, detail: String)
     /// A worker began a graceful shutdown: no more jobs for it.
     case workerDraining(workerId: String, running: Int)
     /// A successful attempt's files are being pulled from its worker (or, shared delivery, checked).

@@ -22,6 +22,12 @@ struct DispatchSettings: Sendable, Equatable {
     /// loop, workers get up to this much more than a liveness window to come back.
     var maxReconnectBackoff: Duration = .seconds(32)
 
+    /// `--max-spend` in micro-dollars: the most each batch's paid calls may cost (``SpendCap``); `nil`: no cap.
+    var spendCapMicros: Int?
+    /// `--expected-episode-cost` in micro-dollars: what an episode is expected to cost before one finished
+    /// (without it, the first attempt of a capped batch runs alone until its cost is known).
+    var expectedEpisodeCostMicros: Int?
+
     /// Silence after which a worker is declared dead.
     var deadAfter: Duration { heartbeatInterval * liveness }
 }

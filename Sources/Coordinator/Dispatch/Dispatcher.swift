@@ -21,6 +21,8 @@ struct Dispatcher: Sendable {
     private(set) var counters = DispatchCounters()
     /// What the batch's reported calls cost.
     private(set) var spend = SpendTotals()
+    /// The batch's spend cap, leased to its attempts (`--max-spend`); `nil` without one.
+    private(set) var spendCap: SpendCap?
     private(set) var finishedCount = 0
     private(set) var isComplete = false
     /// Whether new attempts may be dispatched; false once the coordinator is shutting down.
@@ -120,7 +122,8 @@ struct Dispatcher: Sendable {
         var queue: Deque<Int32> = []
         for i in restored.indices {
             restored[i] = EpisodeRecord(copying: restored[i], index: i)
-            if restored[i].isFinished { continue }
+            // Episodes the spend cap stopped start again (the cap may have been raised).
+            if restored[i].isFinished, restored[i].status != .capped { continue }
             if restored[i].status == .running { restored[i].notBefore = holdUntil }
             restored[i].status = .pending
             restored[i].session = nil
@@ -141,6 +144,13 @@ struct Dispatcher: Sendable {
         self.queue = queue
         self.counters = counters
         self.collector = ArtifactCollector(settings: settings.artifacts, counters: counters.artifacts)
+        self.spend = SpendTotals()
+        self.spendCap = settings.spendCapMicros.map { cap in
+            var ledger = SpendCap(capMicros: cap, expectedEpisodeMicros: settings.expectedEpisodeCostMicros)
+            // A resumed batch already spent what its episodes cost before the restart.
+            ledger.seed(spentMicros: records.reduce(0) { $0 + $1.costMicros })
+            return ledger
+        }
         self.finishedCount = records.count { $0.isFinished }
         self.isComplete = finishedCount == records.count
         self.dispatching = true
@@ -487,6 +497,33 @@ struct Dispatcher: Sendable {
         if let old = sessionByRoutingId[routingId] {
             drop(session: old, reason: "re-registered with HELLO", now: now, into: &actions)
         }
+        if settings.spendCapMicros != nil, hello.protocolMinor < 4 {
+            // A spend cap needs JOB allowances (minor 4); a worker that ignores them could spend without limit.
+            actions.append(
+                .notice(
+                    .rejected(
+                        reason: "protocol_minor",
+                        detail:
+                            "worker \(hello.workerId) speaks minor \(hello.protocolMinor); a spend cap needs minor 4"
+                    )
+                )
+            )
+            actions.append(
+                .send(
+                    to: routingId,
+                    Envelope(
+                        .disconnect(
+                            Disconnect(
+                                reason: .protocolError,
+                                detail:
+                                    "this coordinator enforces a spend cap (--max-spend), which needs protocol minor 4 (spend allowances)"
+                            )
+                        )
+                    )
+                )
+            )
+            return
+        }
         if !leases.settings.isEmpty, hello.protocolMinor < 1 {
             // Budgets need lease messages (minor 1); a worker that cannot lease would call providers freely.
             actions.append(
@@ -655,6 +692,7 @@ struct Dispatcher: Sendable {
         if cost > 0, let i = episodes.position(of: ref.episodeId), episodes[i].owns(attempt: ref.attempt) {
             episodes[i].costMicros += cost
         }
+        spendCap?.finished(ref, costMicros: cost, succeeded: result.status == .succeeded)
         // Fencing. A result counts only for an attempt this session was given (or announced), and only
         // once per episode: the current attempt's result, or an older attempt's success while the
         // episode is still open (then the newer attempt is cancelled). Anything else is counted.
@@ -766,6 +804,7 @@ struct Dispatcher: Sendable {
                 ref: ref,
                 workerId: worker.hello.workerId,
                 error: result.error ?? "unknown error",
+                capped: result.spendCapped && spendCap != nil,
                 now: now,
                 into: &actions
             )
@@ -815,15 +854,21 @@ struct Dispatcher: Sendable {
         ref: JobRef,
         workerId: String,
         error: String,
+        capped: Bool = false,
         now: ContinuousClock.Instant,
         into actions: inout [DispatchAction]
     ) {
         var episode = episodes[index]
         episode.session = nil
         episode.errors.append("attempt \(ref.attempt) on \(workerId): \(error)")
-        let willRetry = episode.attemptsUsed < settings.maxAttempts
+        // Stopped by its spend allowance: another attempt would only pay again for the same refusal.
+        let willRetry = !capped && episode.attemptsUsed < settings.maxAttempts
         actions.append(.notice(.attemptFailed(ref, workerId: workerId, error: error, willRetry: willRetry)))
-        if willRetry {
+        if capped {
+            episode.status = .capped
+            episode.finishedAt = now
+            finishedCount += 1
+        } else if willRetry {
             episode.status = .pending
             queue.append(Int32(index))
         } else {
@@ -925,6 +970,7 @@ struct Dispatcher: Sendable {
         let collecting = collector.refs(of: session)
         apply(collector.abort(session: session, now: now), now: now, into: &actions)
         let lost = worker.inflight.union(collecting).sorted { $0.episodeId < $1.episodeId }
+        for ref in lost { spendCap?.lost(ref) }
         var requeued: [JobRef] = []
         for ref in lost {
             guard let index = episodes.position(of: ref.episodeId), episodes[index].session == session else { continue }
@@ -976,6 +1022,15 @@ struct Dispatcher: Sendable {
             guard let position = queue.firstIndex(where: { (episodes[Int($0)].notBefore ?? now) <= now }) else {
                 return
             }
+            // The spend cap: a new attempt only with an allowance leased from what is left.
+            var allowance: Int?
+            if let spendCap {
+                guard let granted = spendCap.allowanceForNewAttempt() else {
+                    capIfReached(now: now, into: &actions)
+                    return
+                }
+                allowance = granted
+            }
             let index = Int(queue.remove(at: position))
             var episode = episodes[index]
             guard !episode.isFinished else { continue }
@@ -991,10 +1046,37 @@ struct Dispatcher: Sendable {
             worker.inflight.insert(episode.currentRef)
             worker.lastSent = now
             workers[target.session] = worker
-            let job = Job(batchId: batchId, episodeId: episode.id, attempt: episode.attempts, spec: episode.spec)
+            let job = Job(
+                batchId: batchId,
+                episodeId: episode.id,
+                attempt: episode.attempts,
+                spec: episode.spec,
+                spendAllowanceMicros: allowance
+            )
+            if let allowance { spendCap?.started(episode.currentRef, allowance: allowance) }
             actions.append(.send(to: worker.routingId, Envelope(session: worker.session, .job(job))))
             actions.append(.notice(.dispatched(episode.currentRef, workerId: worker.hello.workerId)))
         }
+    }
+
+    /// Once the cap lets no attempt start and none runs: every episode still queued ends `capped`.
+    private mutating func capIfReached(now: ContinuousClock.Instant, into actions: inout [DispatchAction]) {
+        guard let spendCap, spendCap.isReached, runningCount == 0, !queue.isEmpty else { return }
+        let left = queue.count
+        while let position = queue.popFirst() {
+            var episode = episodes[Int(position)]
+            guard !episode.isFinished else { continue }
+            episode.status = .capped
+            episode.finishedAt = now
+            episode.errors.append(
+                "not started: the spend cap was reached (\(spendCap.description); an episode is expected to cost "
+                    + "\(PriceTable.dollars(spendCap.expectedMicros ?? 0)))"
+            )
+            episodes[Int(position)] = episode
+            finishedCount += 1
+        }
+        actions.append(.notice(.spendCapReached(notStarted: left, detail: spendCap.description)))
+        checkComplete(into: &actions)
     }
 
     private mutating func checkComplete(into actions: inout [DispatchAction]) {

@@ -9,6 +9,9 @@ import Protocol
 struct EpisodeRecord: Sendable, Equatable {
     enum Status: String, Sendable, Codable {
         case pending, running, succeeded, failed
+        /// Not started, or stopped by its allowance: the batch's spend cap (`--max-spend`) was reached.
+        /// A batch resumed from the journal starts these again.
+        case capped
     }
 
     /// What an episode gathers once dispatched; all empty (and not allocated) before that.
@@ -153,7 +156,7 @@ struct EpisodeRecord: Sendable, Equatable {
         set { set(\.notBefore, newValue) }
     }
 
-    var isFinished: Bool { status == .succeeded || status == .failed }
+    var isFinished: Bool { status == .succeeded || status == .failed || status == .capped }
 
     /// Attempts this batch made of the episode (what `--max-attempts` limits and reports show).
     var attemptsUsed: Int { attempts - attemptBase }

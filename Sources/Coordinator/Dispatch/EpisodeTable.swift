@@ -10,6 +10,7 @@ struct EpisodeTable: RandomAccessCollection, Sendable {
         var running = 0
         var succeeded = 0
         var failed = 0
+        var capped = 0
 
         subscript(status: EpisodeRecord.Status) -> Int {
             get {
@@ -18,6 +19,7 @@ struct EpisodeTable: RandomAccessCollection, Sendable {
                 case .running: running
                 case .succeeded: succeeded
                 case .failed: failed
+                case .capped: capped
                 }
             }
             set {
@@ -26,6 +28,7 @@ struct EpisodeTable: RandomAccessCollection, Sendable {
                 case .running: running = newValue
                 case .succeeded: succeeded = newValue
                 case .failed: failed = newValue
+                case .capped: capped = newValue
                 }
             }
         }

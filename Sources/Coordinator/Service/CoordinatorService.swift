@@ -800,6 +800,20 @@ final class CoordinatorService: Service {
                 ]
             )
         }
+        if let spend = summary.spend, spend.totalMicros > 0 || spend.capMicros != nil || spend.unpricedCalls > 0 {
+            var line = "spend: \(spend.total)"
+            if let cap = spend.cap { line += " of the \(cap) cap" }
+            if let capped = spend.cappedEpisodes, capped > 0 { line += "; \(capped) episodes stopped by the cap" }
+            if spend.unpricedCalls > 0 {
+                line += "; \(spend.unpricedCalls) calls of models without a price not counted"
+            }
+            logger.info(
+                "\(line)",
+                metadata: spend.byProviderMicros.reduce(into: ["batch": "\(dispatcher.batchId)"]) {
+                    $0[$1.key] = "\(PriceTable.dollars($1.value))"
+                }
+            )
+        }
         for (provider, budget) in summary.budgets.sorted(by: { $0.key < $1.key }) {
             let signals = budget.signals.values.reduce(0, +)
             logger.info(
@@ -914,6 +928,11 @@ final class CoordinatorService: Service {
             }
         case .batchComplete:
             break
+        case .spendCapReached(let notStarted, let detail):
+            logger.warning(
+                "spend cap reached: no new episode starts; \(notStarted) not started end as capped",
+                metadata: ["spend": "\(detail)"]
+            )
         case .lease(let notice):
             log(notice, rejections: &rejections)
         case .loopStalled(let gap, let workers):

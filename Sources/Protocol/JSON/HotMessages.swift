@@ -46,7 +46,12 @@ enum HotMessages {
             }
             key(#""topic":"#)
             w.string(spec.topic)
-            w.raw("}}")
+            w.raw("}")
+            if let allowance = job.spendAllowanceMicros {
+                w.raw(#","spend_allowance_micros":"#)
+                w.integer(allowance)
+            }
+            w.raw("}")
         case .progress(let p):
             w.raw(#"{"attempt":"#)
             w.integer(p.attempt)
@@ -61,7 +66,7 @@ enum HotMessages {
             w.raw(#","total":"#)
             w.integer(p.total)
             w.raw("}")
-        case .result(let r) where r.placeholders.isEmpty && r.artifacts.isEmpty && r.delivery == nil:
+        case .result(let r) where r.placeholders.isEmpty && r.artifacts.isEmpty && r.delivery == nil && !r.spendCapped:
             w = JSONWriter(capacity: 96 + 48 * r.trace.count)
             w.raw(#"{"api_calls":"#)
             w.integer(r.apiCalls)
@@ -134,7 +139,8 @@ enum HotMessages {
                         characters: try spec.optionalStrings("characters"),
                         scenes: try spec.optionalInt("scenes"),
                         style: try spec.optionalString("style")
-                    )
+                    ),
+                    spendAllowanceMicros: try body.optionalInt("spendAllowanceMicros")
                 )
             )
         case .progress:
@@ -149,7 +155,7 @@ enum HotMessages {
                 )
             )
         case .result:
-            if body.has("artifacts") || body.has("delivery") { return nil }
+            if body.has("artifacts") || body.has("delivery") || body.has("spendCapped") { return nil }
             if let placeholders = body.value("placeholders") {
                 switch placeholders {
                 case .null: break

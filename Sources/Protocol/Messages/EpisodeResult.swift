@@ -18,6 +18,9 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
     public var artifacts: [ArtifactFile]
     /// Minor 2: how ``artifacts`` reach the coordinator; `nil` (written only with artifacts) means transfer.
     public var delivery: ArtifactDelivery?
+    /// Minor 4: the attempt failed because its spend allowance (JOB `spend_allowance_micros`) could not cover
+    /// its script call; the coordinator does not retry it. Written only when true.
+    public var spendCapped: Bool
 
     public enum Status: String, Codable, Sendable {
         case succeeded, failed
@@ -33,7 +36,8 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
         apiCalls: Int = 0,
         trace: [TraceEvent] = [],
         artifacts: [ArtifactFile] = [],
-        delivery: ArtifactDelivery? = nil
+        delivery: ArtifactDelivery? = nil,
+        spendCapped: Bool = false
     ) {
         self.episodeId = episodeId
         self.attempt = attempt
@@ -45,6 +49,7 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
         self.trace = trace
         self.artifacts = artifacts
         self.delivery = delivery
+        self.spendCapped = spendCapped
     }
 
     public init(from decoder: any Decoder) throws {
@@ -59,10 +64,12 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
         trace = try c.decodeIfPresent([TraceEvent].self, forKey: .trace) ?? []
         artifacts = try c.decodeIfPresent([ArtifactFile].self, forKey: .artifacts) ?? []
         delivery = try c.decodeIfPresent(ArtifactDelivery.self, forKey: .delivery)
+        spendCapped = try c.decodeIfPresent(Bool.self, forKey: .spendCapped) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
         case episodeId, attempt, status, error, durationMs, placeholders, apiCalls, trace, artifacts, delivery
+        case spendCapped
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -78,6 +85,7 @@ public struct EpisodeResult: Codable, Sendable, Equatable {
         // Written only when set, so a RESULT without files is byte for byte what minor 1 sent.
         if !artifacts.isEmpty { try c.encode(artifacts, forKey: .artifacts) }
         try c.encodeIfPresent(delivery, forKey: .delivery)
+        if spendCapped { try c.encode(true, forKey: .spendCapped) }
     }
 
     /// How the files travel: ``delivery``, transfer when unset.

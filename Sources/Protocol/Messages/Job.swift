@@ -6,12 +6,17 @@ public struct Job: Codable, Sendable, Equatable {
     /// 1 for the first attempt; a retry or a re-dispatch after a worker death gets the next number.
     public var attempt: Int
     public var spec: EpisodeSpec
+    /// Minor 4: the most this attempt's paid calls may cost together, in micro-dollars (US$ × 10⁶), leased
+    /// from the batch's spend cap (`--max-spend`). The worker makes no call whose expected cost would take
+    /// the attempt past it. `nil` (absent): no cap.
+    public var spendAllowanceMicros: Int?
 
-    public init(batchId: String, episodeId: String, attempt: Int, spec: EpisodeSpec) {
+    public init(batchId: String, episodeId: String, attempt: Int, spec: EpisodeSpec, spendAllowanceMicros: Int? = nil) {
         self.batchId = batchId
         self.episodeId = episodeId
         self.attempt = attempt
         self.spec = spec
+        self.spendAllowanceMicros = spendAllowanceMicros
     }
 
     public var ref: JobRef { JobRef(episodeId: episodeId, attempt: attempt) }

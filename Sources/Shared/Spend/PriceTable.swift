@@ -139,6 +139,19 @@ public struct PriceTable: Sendable, Equatable {
         return "$" + String(format: "%.2f", value)
     }
 
+    /// An amount of dollars given by a person (`5`, `0.50`, `$12`) as micro-dollars; more than 0 and at most
+    /// a million dollars.
+    public static func parseDollars(_ raw: String, source: String) throws(ConfigurationError) -> Int {
+        var text = raw.trimmingCharacters(in: .whitespaces)
+        if text.hasPrefix("$") { text.removeFirst() }
+        guard let amount = Double(text), amount.isFinite, amount > 0, amount <= 1_000_000 else {
+            throw ConfigurationError(
+                "\(source) must be an amount of US dollars above 0 (e.g. 5 or 0.50), got \"\(raw.prefix(80))\""
+            )
+        }
+        return micros(amount)
+    }
+
     // MARK: - Specs
 
     /// Parses one spec, `MODEL=KIND:AMOUNT[/UNIT],…` (see the type's documentation).

@@ -94,7 +94,8 @@ struct EpisodePipeline: Sendable {
             outputRoot: outputRoot,
             tools: tools,
             gate: gate,
-            delivery: delivery
+            delivery: delivery,
+            allowance: job.spendAllowanceMicros.map { SpendAllowance(limitMicros: $0) }
         )
         return await attempt.run()
     }
@@ -105,11 +106,13 @@ private enum AttemptFailure: Error {
     case cancelled
     /// The attempt's error text, e.g. "script: simulated failure".
     case failed(String)
+    /// The spend allowance could not cover the script call (RESULT `spend_capped`).
+    case capped(String)
 
     var message: String {
         switch self {
         case .cancelled: "cancelled"
-        case .failed(let message): message
+        case .failed(let message), .capped(let message): message
         }
     }
 }
@@ -128,6 +131,8 @@ private struct Attempt: Sendable {
     let tools: ToolLocator
     let gate: any ProviderGate
     let delivery: ArtifactDelivery
+    /// What the attempt's paid calls may cost together (JOB `spend_allowance_micros`); `nil`: no cap.
+    let allowance: SpendAllowance?
     /// The attempt's folder, once created (only with an output root).
     var workspace: AttemptWorkspace?
 
@@ -163,7 +168,8 @@ private struct Attempt: Sendable {
             apiCalls: record.apiCalls,
             trace: record.events,
             artifacts: failure == nil ? artifacts : [],
-            delivery: failure == nil && !artifacts.isEmpty ? delivery : nil
+            delivery: failure == nil && !artifacts.isEmpty ? delivery : nil,
+            spendCapped: { if case .capped = failure { true } else { false } }()
         )
         switch failure {
         case nil:
@@ -174,6 +180,8 @@ private struct Attempt: Sendable {
             logger.info("Episode attempt cancelled after \(elapsed.secondsText)")
         case .failed(let message):
             logger.error("Episode failed in \(elapsed.secondsText): \(message)")
+        case .capped(let message):
+            logger.warning("Episode stopped by its spend allowance after \(elapsed.secondsText): \(message)")
         }
         let kept = failure == nil && delivery == .transfer && !artifacts.isEmpty ? workspace?.directory : nil
         return (result, kept)
@@ -196,6 +204,7 @@ private struct Attempt: Sendable {
             let reason = FailureReason.describe(error)
             send(.script, .failed, succeeded: 0, total: 1)
             logger.warning("❌ script failed: \(reason)")
+            if (error as? ProviderError)?.kind == .spendCap { throw .capped("script: \(reason)") }
             throw .failed("script: \(reason)")
         }
         guard !script.scenes.isEmpty else {
@@ -479,12 +488,15 @@ private struct Attempt: Sendable {
     ) async throws -> (T, Duration) {
         let name = "\(kind.rawValue):\(item)"
         var context = context(for: item, characters: characters, kind: kind)
-        let meter = CallMeter(prices: providers.prices)
+        let meter = CallMeter(prices: providers.prices, allowance: allowance)
         context.meter = meter
         return try await limiter.withPermit {
             try await withWorkerPermit {
                 record.callStarted(name)
-                defer { record.callEnded(name, meter: meter) }
+                defer {
+                    meter.finish()
+                    record.callEnded(name, meter: meter)
+                }
                 let started = ContinuousClock.now
                 let value = try await body(context)
                 return (value, ContinuousClock.now - started)

@@ -19,6 +19,7 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
             case invalidResponse = "invalid_response"
             case toolFailed = "tool_failed"
             case simulated
+            case spendCap = "spend_cap"
         }
 
         private let code: Code
@@ -52,12 +53,16 @@ struct ProviderError: Error, Sendable, Equatable, CustomStringConvertible {
         static let toolFailed = Kind(.toolFailed)
         /// A failure injected by the simulated providers.
         static let simulated = Kind(.simulated)
+        /// The call was not made: its expected cost would take the attempt past the spend allowance the
+        /// coordinator leased it from the batch's `--max-spend`.
+        static let spendCap = Kind(.spendCap)
 
         /// Whether trying the same call again later may succeed.
         var isTransient: Bool {
             switch code {
             case .rateLimited, .concurrencyLimited, .overloaded, .serverError, .timeout, .network: true
-            case .clientError, .quotaExceeded, .authFailed, .invalidResponse, .toolFailed, .simulated: false
+            case .clientError, .quotaExceeded, .authFailed, .invalidResponse, .toolFailed, .simulated, .spendCap:
+                false
             }
         }
 

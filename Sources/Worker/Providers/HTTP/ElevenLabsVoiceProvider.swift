@@ -49,6 +49,7 @@ struct ElevenLabsVoiceProvider: VoiceProvider {
             body: try ProviderJSON.encode(SpeechRequest(text: line.text, modelId: settings.modelId)),
             maxResponseBytes: HTTPBodyLimit.audio
         )
+        try context.meter.reserve(.characters(model: settings.modelId, count: line.text.count))
         var response: ProviderResponse
         do {
             response = try await caller.perform(

@@ -45,6 +45,13 @@ struct HuggingFaceImageProvider: ImageProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
+        let usage = PriceTable.Usage.image(
+            model: settings.imageModel,
+            width: settings.width,
+            height: settings.height,
+            quality: ""
+        )
+        try context.meter.reserve(usage)
         let image = try await ImageReply.fetch(
             outgoing,
             for: request,
@@ -54,9 +61,7 @@ struct HuggingFaceImageProvider: ImageProvider {
             context: context,
             target: settings.target
         )
-        context.meter.charge(
-            .image(model: settings.imageModel, width: settings.width, height: settings.height, quality: "")
-        )
+        context.meter.charge(usage)
         return image
     }
 

@@ -35,6 +35,14 @@ struct OpenAIImageProvider: ImageProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.image
         )
+        let size = settings.resolvedImageSize.split(separator: "x").compactMap { Int($0) }
+        let usage = PriceTable.Usage.image(
+            model: settings.imageModel,
+            width: size.count == 2 ? size[0] : 1024,
+            height: size.count == 2 ? size[1] : 1024,
+            quality: settings.resolvedImageQuality ?? ""
+        )
+        try context.meter.reserve(usage)
         let image = try await ImageReply.fetch(
             outgoing,
             for: request,
@@ -44,15 +52,7 @@ struct OpenAIImageProvider: ImageProvider {
             context: context,
             target: settings.target(.image)
         )
-        let size = settings.resolvedImageSize.split(separator: "x").compactMap { Int($0) }
-        context.meter.charge(
-            .image(
-                model: settings.imageModel,
-                width: size.count == 2 ? size[0] : 1024,
-                height: size.count == 2 ? size[1] : 1024,
-                quality: settings.resolvedImageQuality ?? ""
-            )
-        )
+        context.meter.charge(usage)
         return image
     }
 

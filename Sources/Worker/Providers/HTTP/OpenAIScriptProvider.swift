@@ -170,6 +170,15 @@ struct OpenAIScriptProvider: ScriptProvider {
             )
             // Token budgets count the prompt (about 4 bytes a token) plus the cap up front, as OpenAI does.
             let units = body.count / 4 + (chat.maxTokens ?? chat.maxCompletionTokens ?? 0)
+            // Under a spend cap the request may cost at most its prompt and its whole token cap.
+            try context.meter.reserve(
+                .tokens(
+                    model: settings.scriptModel,
+                    input: body.count / 4,
+                    output: chat.maxTokens ?? chat.maxCompletionTokens
+                        ?? OpenAIModels.outputTokens(scenes: scenes, model: settings.scriptModel)
+                )
+            )
             do {
                 let response = try await caller.perform(
                     request,

@@ -52,6 +52,8 @@ struct OpenAIVoiceProvider: VoiceProvider {
             body: body,
             maxResponseBytes: HTTPBodyLimit.audio
         )
+        let characters = min(line.text.count, Self.maxInputCharacters)
+        try context.meter.reserve(.characters(model: settings.voiceModel, count: characters))
         let response: ProviderResponse
         do {
             response = try await caller.perform(
@@ -63,9 +65,7 @@ struct OpenAIVoiceProvider: VoiceProvider {
         } catch let error as ProviderError {
             throw ProviderDiagnosis.annotate(error, target: settings.target(.voice, voice: voice))
         }
-        context.meter.charge(
-            .characters(model: settings.voiceModel, count: min(line.text.count, Self.maxInputCharacters))
-        )
+        context.meter.charge(.characters(model: settings.voiceModel, count: characters))
         return try VoiceClip.written(
             response,
             line: line,
