@@ -67,6 +67,9 @@ struct FleetStatus: Codable, Sendable, Equatable {
         var byProviderMicros: [String: Int]
         /// Calls of models without a price (not in the total).
         var unpricedCalls: Int
+        /// `--max-spend`, for people (absent without a cap), and what is neither spent nor leased out.
+        var cap: String? = nil
+        var freeMicros: Int? = nil
     }
 
     struct EpisodeList: Codable, Sendable, Equatable {
@@ -253,7 +256,9 @@ extension Dispatcher {
             totalMicros: spend.totalMicros,
             total: PriceTable.dollars(spend.totalMicros),
             byProviderMicros: spend.byProvider,
-            unpricedCalls: spend.unpricedCalls
+            unpricedCalls: spend.unpricedCalls,
+            cap: spendCap.map { PriceTable.dollars($0.capMicros) },
+            freeMicros: spendCap?.freeMicros
         )
         if let full = diskFull {
             status.diskFull = FleetStatus.DiskFull(
