@@ -7,7 +7,7 @@ public enum WireProtocol {
     /// The major version carried in frame 0. A peer with another major version is refused.
     public static let majorVersion = 1
     /// The minor version this build speaks. Minor versions only add optional body keys and message kinds.
-    public static let minorVersion = 3
+    public static let minorVersion = 4
 
     /// The largest JSON body (frame 3) a receiver accepts, in bytes.
     public static let maxBodyBytes = 1 << 20
