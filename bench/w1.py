@@ -7,7 +7,9 @@ limits enforced by the mock over every sliding 1-second window: LLM 5/s (OpenAI 
 (Hugging Face shape), TTS 20/s (ElevenLabs shape). 4 local workers x 3 episodes.
 
 Modes, in the same run:
-  leased       the coordinator leases the fleet-wide budget (Reelfarm)
+  leased       the coordinator leases the fleet-wide budget (Reelfarm), configured at the true limits
+  budget-none  no budget: the coordinator learns the limits from the providers' answers (issue 16)
+  budget-2x    every budget configured at twice the true limit: learning brings it down
   leased-no-admission   the same without budget-aware admission (leases.admission_windows: 0)
   local        every worker enforces the full limit on its own (four boxes running the old script)
   local-split  every worker enforces limit / 4 (the manual workaround)
@@ -44,9 +46,12 @@ MOCK_CONFIG = {
 }
 
 BUDGETS = ["--budget", "llm=5/s", "--budget", "image=10/s", "--budget", "tts=20/s"]
+BUDGETS_2X = ["--budget", "llm=10/s", "--budget", "image=20/s", "--budget", "tts=40/s"]
 # mode -> (coordinator flags, extra settings-file text)
 MODES = {
     "leased": (BUDGETS, ""),
+    "budget-none": ([], ""),
+    "budget-2x": (BUDGETS_2X, ""),
     "leased-no-admission": (BUDGETS, "leases:\n  admission_windows: 0\n"),
     "local": (BUDGETS + ["--budget-mode", "local"], ""),
     "local-split": (BUDGETS + ["--budget-mode", "local-split"], ""),
@@ -110,7 +115,9 @@ def run_once(mode, bindir, workdir, index, episodes):
     with open(os.path.join(out, batch_id, "summary.json")) as f:
         summary = json.load(f)
     timing = summary.get("timing") or {}
+    learned = {kind: (summary.get("budgets", {}).get(kind) or {}).get("learned") for kind in LIMITS}
     row = {
+        "learned": learned,
         "exit": code,
         "succeeded": summary["totals"]["succeeded"],
         "placeholders": summary["totals"]["placeholders"],
@@ -135,7 +142,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", required=True, help="folder with coordinator, worker, mock-provider")
     parser.add_argument("--runs", type=int, default=3, help="runs per mode; the table shows medians")
-    parser.add_argument("--modes", default="leased,leased-no-admission,local,local-split")
+    parser.add_argument("--modes", default="leased,budget-none,budget-2x,leased-no-admission,local,local-split")
     parser.add_argument("--episodes", type=int, default=EPISODES)
     parser.add_argument("--json", help="also write every run's figures to this file")
     args = parser.parse_args()

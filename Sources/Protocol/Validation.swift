@@ -109,6 +109,10 @@ enum Validation {
             try range(m.finished, 0...1000, "finished")
             try range(m.returned, 0...1000, "returned")
             guard m.finished + m.returned > 0 else { throw invalid("finished", "and returned are both 0") }
+            if let v = m.usedUnits {
+                try range(v, 0...1_000_000_000, "used_units")
+                guard m.finished > 0 else { throw invalid("used_units", "comes only with finished calls") }
+            }
         case .leaseCancel(let m):
             try identifier(m.requestId, "request_id")
         case .providerSignal(let m):
@@ -117,6 +121,12 @@ enum Validation {
             if let v = m.remaining { try range(v, 0...Int(Int32.max), "remaining") }
             if let v = m.resetMs { try range(v, 0...86_400_000, "reset_ms") }
             try text(m.detail, "detail", allowEmpty: true)
+            if let v = m.limitRequests { try range(v, 1...1_000_000_000, "limit_requests") }
+            if let v = m.limitUnits { try range(v, 1...1_000_000_000_000, "limit_units") }
+            if let v = m.remainingUnits { try range(v, 0...1_000_000_000_000, "remaining_units") }
+            if let v = m.resetUnitsMs { try range(v, 0...86_400_000, "reset_units_ms") }
+            if let v = m.maxConcurrent { try range(v, 1...100_000, "max_concurrent") }
+            if let v = m.currentConcurrent { try range(v, 0...100_000, "current_concurrent") }
         case .providerPause(let m):
             try identifier(m.provider, "provider")
             try range(m.pauseMs, 0...86_400_000, "pause_ms")

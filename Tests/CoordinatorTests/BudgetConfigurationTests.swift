@@ -70,4 +70,18 @@ import Testing
             try BudgetConfiguration.resolve(flags: [], mode: "shared", localWorkers: 1, environment: env, file: nil)
         }
     }
+
+    @Test func limitsAreLearnedByDefaultOnlyWhenLeased() async throws {
+        let env = try await EnvironmentSettings.load(envFile: "/nonexistent/.env")
+        let none = try BudgetConfiguration.resolve(flags: [], mode: nil, localWorkers: 4, environment: env, file: nil)
+        #expect(none.learnLimits && none.isEmpty && none.probeInterval == .milliseconds(20))
+        let local = try BudgetConfiguration.resolve(
+            flags: ["image=10/s"],
+            mode: "local",
+            localWorkers: 4,
+            environment: env,
+            file: nil
+        )
+        #expect(!local.learnLimits)
+    }
 }

@@ -343,8 +343,11 @@ struct CodecToleranceTests {
         .leaseRequest: ["calls", "units", "episode_id"],
         .leaseGrant: ["queued_ms", "refused", "detail"],
         .leaseStarted: ["calls"],
-        .leaseRelease: ["finished", "returned"],
-        .providerSignal: ["retry_after_ms", "remaining", "reset_ms", "detail"],
+        .leaseRelease: ["finished", "returned", "used_units"],
+        .providerSignal: [
+            "retry_after_ms", "remaining", "reset_ms", "detail", "limit_requests", "limit_units", "remaining_units",
+            "reset_units_ms", "max_concurrent", "current_concurrent",
+        ],
         .providerPause: ["circuit_open", "reason"],
         .progress: ["succeeded", "total"],
         .disconnect: ["detail"],

@@ -275,6 +275,10 @@ enum Fixtures {
             "LEASE_RELEASE",
             Envelope(session: session, .leaseRelease(LeaseRelease(leaseId: "l7", finished: 1, returned: 1)))
         ),
+        Sample(
+            "LEASE_RELEASE used_units",
+            Envelope(session: session, .leaseRelease(LeaseRelease(leaseId: "l8", finished: 1, usedUnits: 1234)))
+        ),
         Sample("LEASE_CANCEL", Envelope(session: session, .leaseCancel(LeaseCancel(requestId: "r1")))),
         Sample(
             "PROVIDER_SIGNAL",
@@ -288,6 +292,26 @@ enum Fixtures {
                         remaining: 0,
                         resetMs: 1500,
                         detail: "Rate limit reached"
+                    )
+                )
+            )
+        ),
+        Sample(
+            "PROVIDER_SIGNAL limits",
+            Envelope(
+                session: session,
+                .providerSignal(
+                    ProviderSignal(
+                        provider: "llm",
+                        kind: .limits,
+                        remaining: 4,
+                        resetMs: 1000,
+                        limitRequests: 5,
+                        limitUnits: 200_000,
+                        remainingUnits: 199_000,
+                        resetUnitsMs: 300,
+                        maxConcurrent: 5,
+                        currentConcurrent: 2
                     )
                 )
             )

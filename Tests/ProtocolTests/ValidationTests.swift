@@ -264,7 +264,56 @@ enum InvalidFields {
                 .cancel(Cancel(episodeId: "e\u{8}", attempt: 1)),
                 field: "episode_id"
             ),
-        ]
+        ] + learning
+
+    /// Minor 4: the fields a worker reports what providers say about their limits with.
+    static let learning: [BadInput] = [
+        bad(
+            "LEASE_RELEASE used_units negative",
+            .leaseRelease(LeaseRelease(leaseId: "l", finished: 1, usedUnits: -1)),
+            field: "used_units"
+        ),
+        bad(
+            "LEASE_RELEASE used_units above 10^9",
+            .leaseRelease(LeaseRelease(leaseId: "l", finished: 1, usedUnits: 1_000_000_001)),
+            field: "used_units"
+        ),
+        bad(
+            "LEASE_RELEASE used_units without a finished call",
+            .leaseRelease(LeaseRelease(leaseId: "l", returned: 1, usedUnits: 5)),
+            field: "used_units"
+        ),
+        bad(
+            "PROVIDER_SIGNAL limit_requests 0",
+            .providerSignal(ProviderSignal(provider: "llm", kind: .limits, limitRequests: 0)),
+            field: "limit_requests"
+        ),
+        bad(
+            "PROVIDER_SIGNAL limit_units 0",
+            .providerSignal(ProviderSignal(provider: "llm", kind: .limits, limitUnits: 0)),
+            field: "limit_units"
+        ),
+        bad(
+            "PROVIDER_SIGNAL remaining_units negative",
+            .providerSignal(ProviderSignal(provider: "llm", kind: .limits, remainingUnits: -1)),
+            field: "remaining_units"
+        ),
+        bad(
+            "PROVIDER_SIGNAL reset_units_ms above a day",
+            .providerSignal(ProviderSignal(provider: "llm", kind: .limits, resetUnitsMs: 86_400_001)),
+            field: "reset_units_ms"
+        ),
+        bad(
+            "PROVIDER_SIGNAL max_concurrent 0",
+            .providerSignal(ProviderSignal(provider: "tts", kind: .limits, maxConcurrent: 0)),
+            field: "max_concurrent"
+        ),
+        bad(
+            "PROVIDER_SIGNAL current_concurrent above 100000",
+            .providerSignal(ProviderSignal(provider: "tts", kind: .limits, currentConcurrent: 100_001)),
+            field: "current_concurrent"
+        ),
+    ]
 }
 
 @Suite("Validation: field ranges")

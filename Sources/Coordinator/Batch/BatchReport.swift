@@ -29,7 +29,7 @@ enum BatchReport {
         guard let origin = leases.timelineOrigin else { return [] }
         let first = dispatcher.episodes.compactMap(\.firstDispatchedAt).min() ?? origin
         let shift = Int((origin - first).secondsDouble.rounded(.down))
-        return leases.settings.budgets.map { budget in
+        return leases.announcedBudgets.map { budget in
             let perSecond = leases.startsPerSecond[budget.provider] ?? [:]
             return Rate(
                 provider: budget.provider,

@@ -30,7 +30,12 @@ struct BatchSummary: Codable, Sendable, Equatable {
     /// One provider's budget over the batch (leased mode), or a provider without a budget whose circuit is
     /// open (`limit` "no budget").
     struct Budget: Codable, Sendable, Equatable {
+        /// The limits leased at the end of the batch: the configured ones, lowered by what was learned.
         var limit: String
+        /// The configured budget (`--budget`), `nil` when none.
+        var configured: String?
+        /// What the provider told of its limits (headers, 429s), `nil` when nothing or not learning.
+        var learned: String?
         var requested: Int
         var granted: Int
         var started: Int
@@ -182,13 +187,16 @@ struct BatchSummary: Codable, Sendable, Equatable {
             cappedEpisodes: dispatcher.spendCap == nil ? nil : capped
         )
         let leases = dispatcher.leases
-        self.budgetMode = leases.settings.isEmpty ? nil : leases.settings.mode.rawValue
+        self.budgetMode = leases.settings.isEmpty && leases.learners.isEmpty ? nil : leases.settings.mode.rawValue
         var budgets: [String: Budget] = [:]
         // In local mode the workers keep their own counts; the coordinator has none to report.
-        for budget in leases.settings.budgets where leases.settings.mode == .leased {
-            let stats = leases.stats[budget.provider] ?? LeaseManager.ProviderStats()
+        for (provider, ledger) in leases.ledgers where leases.settings.mode == .leased {
+            let stats = leases.stats[provider] ?? LeaseManager.ProviderStats()
+            let budget = ledger.settings.budget
             budgets[budget.provider] = Budget(
                 limit: CoordinatorService.describe(budget),
+                configured: leases.settings.budgets.first { $0.provider == provider }.map(CoordinatorService.describe),
+                learned: leases.learners[provider]?.learnedDescription,
                 requested: stats.requested,
                 granted: stats.granted,
                 started: stats.started,
@@ -211,6 +219,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
             budgets[provider] = Budget(
                 limit: leases.settings.budgets.first { $0.provider == provider }.map(CoordinatorService.describe)
                     ?? "no budget",
+                configured: nil,
+                learned: nil,
                 requested: stats.requested,
                 granted: 0,
                 started: 0,

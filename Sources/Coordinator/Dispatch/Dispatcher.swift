@@ -584,7 +584,7 @@ struct Dispatcher: Sendable {
             liveness: settings.liveness,
             maxMessageBytes: WireProtocol.maxMessageBytes,
             softwareVersion: settings.softwareVersion,
-            budgets: leases.settings.budgets,
+            budgets: leases.announcedBudgets,
             budgetMode: leases.settings.mode,
             fleetWorkers: workers.count
         )

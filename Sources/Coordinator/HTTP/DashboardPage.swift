@@ -39,7 +39,7 @@ enum DashboardPage {
           <section><h2>Workers</h2><table><thead><tr><th>worker</th><th>host</th><th>running / slots</th>
             <th>done</th><th>heartbeat</th></tr></thead><tbody id="workers"></tbody></table></section>
           <section><h2>Provider budgets (calls in the current window against the limit)</h2>
-            <table><thead><tr><th>provider</th><th>use</th><th>waiting</th><th>granted</th><th>429s</th></tr></thead>
+            <table><thead><tr><th>provider</th><th>use</th><th>waiting</th><th>granted</th><th>429s</th><th>configured</th><th>learned</th></tr></thead>
             <tbody id="budgets"></tbody></table><svg id="budgetChart" width="100%" height="120"></svg></section>
           <section class="wide"><h2>Timeline (episodes per worker)</h2><svg id="timeline" width="100%" height="60"></svg></section>
           <section class="wide" id="batchesSection" hidden><h2>Batches</h2><table><thead><tr><th>batch</th><th>state</th>
@@ -77,8 +77,9 @@ enum DashboardPage {
             if (history[b.provider].length > 300) history[b.provider].shift();
             const r429 = Object.entries(b.signals).filter(([k]) => k.includes("limited")).reduce((a, [, n]) => a + n, 0);
             return `<tr><td>${esc(b.provider)}${b.paused ? " (paused)" : ""}</td><td>${b.in_window} / ${b.limit ?? "∞"}</td>`
-              + `<td>${b.waiting}</td><td>${b.granted}</td><td>${r429}</td></tr>`;
-          }).join("") || `<tr><td colspan="5" class="pending">no budgets set</td></tr>`;
+              + `<td>${b.waiting}</td><td>${b.granted}</td><td>${r429}</td>`
+              + `<td>${esc(b.configured ?? "–")}</td><td>${esc(b.learned ?? "–")}</td></tr>`;
+          }).join("") || `<tr><td colspan="7" class="pending">no budgets set</td></tr>`;
           drawBudgets(now);
           drawTimeline(s);
           const batches = s.batches ?? [];

@@ -46,6 +46,11 @@ struct FleetStatus: Codable, Sendable, Equatable {
         /// Set when a billing, quota or auth error opened the provider's circuit (a provider without a
         /// budget is listed only then); absent otherwise.
         var circuitOpen: Bool?
+        /// The configured budget in words (`--budget`); absent when none.
+        var configured: String?
+        /// What the provider told of its limits (headers, 429s), in words; absent when nothing was learned.
+        /// `limit` and `max_concurrent` are what is leased: the lower of the two.
+        var learned: String?
     }
 
     struct Episode: Codable, Sendable, Equatable {
@@ -235,7 +240,9 @@ extension Dispatcher {
                     granted: s.granted,
                     started: s.started,
                     signals: s.signals,
-                    circuitOpen: u.circuitOpen ? true : nil
+                    circuitOpen: u.circuitOpen ? true : nil,
+                    configured: u.configured,
+                    learned: u.learned
                 )
             },
             episodes: listed.map {

@@ -68,6 +68,16 @@ enum BudgetConfiguration {
         if let v = try milliseconds(file, "leases.margin_ms", range: 0...60_000) { settings.margin = v }
         if let v = try milliseconds(file, "leases.use_within_ms", range: 10...3_600_000) { settings.useWithin = v }
         if let v = try milliseconds(file, "leases.slot_ttl_ms", range: 100...3_600_000) { settings.slotTTL = v }
+        let learnText = environment.value("REELFARM_LEARN_LIMITS")?.value ?? file?.string("leases.learn_limits")
+        switch learnText?.trimmed.lowercased() {
+        case nil, "1", "true", "yes", "on": settings.learnLimits = settings.mode == .leased
+        case "0", "false", "no", "off": settings.learnLimits = false
+        case let other?:
+            throw ConfigurationError(
+                "REELFARM_LEARN_LIMITS / leases.learn_limits must be true or false, got \"\(other)\""
+            )
+        }
+        if let v = try milliseconds(file, "leases.probe_interval_ms", range: 0...1000) { settings.probeInterval = v }
         if let text = file?.string("leases.admission_windows") {
             guard let v = Double(text), v >= 0, v <= 1000 else {
                 throw ConfigurationError("leases.admission_windows must be a number from 0 to 1000, got \"\(text)\"")

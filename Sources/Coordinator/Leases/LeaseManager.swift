@@ -14,6 +14,10 @@ import Shared
 ///   or returned; a dropped worker's slots come back only `slotTTL` after it was last heard.
 /// - **Signals.** A worker's report of a 429, `retry-after` or exhausted window changes the budget for the
 ///   whole fleet at once (AIMD or pause), and pauses are broadcast.
+/// - **Learning** (``LeaseSettings/learnLimits``). Every provider kind is leased, budget or not; what the
+///   providers answer (their rate-limit headers, the calls they accepted before a 429) sets the limits,
+///   never above a configured budget (``LimitLearner``). Until a provider told its limits, its permits are
+///   paced (``LeaseSettings/probeInterval``).
 /// - **Circuits.** A billing, quota or auth error (`quota_exceeded`, `auth_failed`) opens the provider's
 ///   circuit whether or not it has a budget: every session is told at once, and every session that joins
 ///   later right after its WELCOME; waiting and later requests are refused. A circuit stays open for as
@@ -39,6 +43,13 @@ struct LeaseManager: Sendable {
     private(set) var circuits: [String: Circuit] = [:]
     /// Start times heard per provider within the last request window, to measure the busiest window.
     private var recentStarts: [String: Deque<Instant>] = [:]
+    /// What each provider said about its limits (only with ``LeaseSettings/learnLimits``).
+    private(set) var learners: [String: LimitLearner] = [:]
+    /// Start and rate-429 times per provider within the learner's measuring window.
+    private var startLog: [String: Deque<Instant>] = [:]
+    private var rejectLog: [String: Deque<Instant>] = [:]
+    /// The pacing of providers whose limits are not known yet: first and last grant.
+    private var probes: [String: (first: Instant, last: Instant)] = [:]
 
     /// Why a provider's circuit is open: the signal that opened it.
     struct Circuit: Sendable, Equatable {
@@ -74,6 +85,10 @@ struct LeaseManager: Sendable {
         var held: Bool
         /// Refused for good after a billing, quota or auth error.
         var circuitOpen = false
+        /// The configured budget in words (`--budget`), `nil` when none.
+        var configured: String?
+        /// What the provider told of its limits, in words, `nil` when nothing (or not learning).
+        var learned: String?
     }
 
     /// Every budget's use at `now`, by provider name.
@@ -99,7 +114,9 @@ struct LeaseManager: Sendable {
                 maxConcurrent: ledger.effectiveConcurrency,
                 waiting: (queues[provider] ?? []).reduce(0) { $0 + $1.remaining },
                 held: ledger.isHeld(now: now) || circuits[provider] != nil,
-                circuitOpen: circuits[provider] != nil
+                circuitOpen: circuits[provider] != nil,
+                configured: settings.budgets.first { $0.provider == provider }.map(Self.describeLimits),
+                learned: learners[provider]?.learnedDescription
             )
         }
     }
@@ -147,6 +164,8 @@ struct LeaseManager: Sendable {
         /// The most calls heard started within any one request window.
         var maxStartedInWindow = 0
         var circuitOpen = false
+        /// Times what a provider said changed the effective budget (learning).
+        var learned = 0
 
         var meanWaitMs: Double { granted == 0 ? 0 : Double(totalWaitMs) / Double(granted) }
     }
@@ -157,8 +176,44 @@ struct LeaseManager: Sendable {
             for budget in settings.budgets {
                 ledgers[budget.provider] = RateLedger(settings.ledgerSettings(for: budget))
                 stats[budget.provider] = ProviderStats()
+                if settings.learnLimits {
+                    learners[budget.provider] = LimitLearner(provider: budget.provider, configured: budget)
+                }
+            }
+            if settings.learnLimits {
+                for provider in BudgetConfiguration.providers where ledgers[provider] == nil {
+                    ledgers[provider] = RateLedger(settings.ledgerSettings(for: ProviderBudget(provider: provider)))
+                    stats[provider] = ProviderStats()
+                    learners[provider] = LimitLearner(provider: provider, configured: nil)
+                }
             }
         }
+    }
+
+    /// The budgets a WELCOME announces: in `leased` mode every leased provider with its limits as they are
+    /// now (learned or configured; none yet for a provider still being learned), else the configured ones.
+    var announcedBudgets: [ProviderBudget] {
+        guard settings.mode == .leased, !learners.isEmpty else { return settings.budgets }
+        return ledgers.keys.sorted().compactMap { ledgers[$0]?.settings.budget }
+    }
+
+    /// `llm: 5 per 1s, 10 concurrent`, `llm: no limit`.
+    static func describe(_ budget: ProviderBudget) -> String {
+        "\(budget.provider): \(describeLimits(budget))"
+    }
+
+    /// `5 per 1s, 10 concurrent`, `no limit`.
+    static func describeLimits(_ budget: ProviderBudget) -> String {
+        var parts: [String] = []
+        if let r = budget.requests {
+            parts.append("\(r) per \(Duration.milliseconds(budget.requestWindowMs).shortDescription)")
+        }
+        if let b = budget.burst { parts.append("burst \(b)") }
+        if let c = budget.maxConcurrent { parts.append("\(c) concurrent") }
+        if let u = budget.units {
+            parts.append("\(u) units per \(Duration.milliseconds(budget.unitWindowMs).shortDescription)")
+        }
+        return parts.isEmpty ? "no limit" : parts.joined(separator: ", ")
     }
 
     /// Whether workers must lease permits (budgets set, leased mode).
@@ -353,6 +408,9 @@ struct LeaseManager: Sendable {
         leases[started.leaseId] = lease
         stats[lease.provider, default: ProviderStats()].started += count
         noteStarts(lease.provider, count: count, now: now)
+        if let learner = learners[lease.provider] {
+            for _ in 0..<count { note(&startLog, lease.provider, now: now, window: learner.measureWindowMs) }
+        }
         if count > 0 { actions.append(.notice(.started(provider: lease.provider, count: count))) }
         return actions
     }
@@ -372,7 +430,12 @@ struct LeaseManager: Sendable {
                 )
             )
         }
-        for _ in 0..<finished { ledger.finished(lease.running.removeFirst(), now: now) }
+        // The units the provider reported (minor 4) replace the estimates, spread over the finished calls.
+        let used = finished > 0 ? release.usedUnits : nil
+        for index in 0..<finished {
+            let share = used.map { $0 / finished + (index == 0 ? $0 % finished : 0) }
+            ledger.finished(lease.running.removeFirst(), usedUnits: share, now: now)
+        }
         for _ in 0..<returned { ledger.returned(lease.unstarted.removeFirst(), now: now) }
         ledgers[lease.provider] = ledger
         stats[lease.provider, default: ProviderStats()].finished += finished
@@ -391,17 +454,48 @@ struct LeaseManager: Sendable {
             return openCircuit(signal, now: now)
         }
         guard var ledger = ledgers[signal.provider] else { return [] }
+        let provider = signal.provider
+        var actions: [Action] = []
+        var decrease = true
+        if var learner = learners[provider] {
+            let before = learner.effective
+            learner.observe(signal)
+            if signal.kind == .rateLimited {
+                note(&rejectLog, provider, now: now, window: learner.measureWindowMs)
+                let window = Duration.milliseconds(learner.measureWindowMs)
+                let accepted =
+                    count(startLog[provider], within: window, now: now)
+                    - count(rejectLog[provider], within: window, now: now)
+                if learner.rateLimited(accepted: accepted, retryAfterMs: signal.retryAfterMs, now: now) != .unexplained
+                {
+                    decrease = false
+                }
+            }
+            learners[provider] = learner
+            let after = learner.effective
+            if after != before {
+                // The provider said what its limits are: no guessing on top of that.
+                decrease = false
+                ledger.updateBudget(after, now: now)
+                stats[provider, default: ProviderStats()].learned += 1
+                actions.append(.notice(.learned(provider: provider, budget: Self.describe(after))))
+            }
+        }
+        if signal.kind == .limits {
+            ledgers[provider] = ledger
+            // A limit heard for the first time may allow more at once.
+            return actions + grant(provider, now: now)
+        }
         stats[signal.provider, default: ProviderStats()].signals[signal.kind.rawValue, default: 0] += 1
         let reaction = ledger.signal(
             signal.kind,
             retryAfter: signal.retryAfterMs.map { .milliseconds($0) },
             reset: signal.resetMs.map { .milliseconds($0) },
             detail: signal.detail,
+            decrease: decrease,
             now: now
         )
         ledgers[signal.provider] = ledger
-        var actions: [Action] = []
-        let provider = signal.provider
         func broadcast(_ pause: ProviderPause) { actions += self.broadcast(pause) }
         switch reaction {
         case .none:
@@ -493,8 +587,48 @@ struct LeaseManager: Sendable {
         for (provider, ledger) in ledgers {
             guard !(queues[provider]?.isEmpty ?? true) else { continue }
             if let t = ledger.nextChange(after: now), best.map({ t < $0 }) ?? true { best = t }
+            if let t = nextProbe(provider, now: now), t > now, best.map({ t < $0 }) ?? true { best = t }
         }
         return best
+    }
+
+    // MARK: - Pacing while learning
+
+    /// When the next permit of `provider` may be granted under the pacing of a provider whose limits are
+    /// not known yet; `nil` when it is not paced.
+    private func nextProbe(_ provider: String, now: Instant) -> Instant? {
+        guard let learner = learners[provider], !learner.confirmed, settings.probeInterval > .zero,
+            let probe = probes[provider]
+        else { return nil }
+        let halvings = min(30, Int(((now - probe.first) / .seconds(1)).rounded(.down)))
+        let interval = settings.probeInterval / (1 << halvings)
+        guard interval >= .milliseconds(1) else { return nil }
+        return probe.last + interval
+    }
+
+    private mutating func noteProbe(_ provider: String, now: Instant) {
+        guard learners[provider] != nil else { return }
+        probes[provider] = (probes[provider]?.first ?? now, now)
+    }
+
+    /// Appends `now` to a per-provider log kept to `window` ms (and at most 100,000 entries).
+    private func note(_ log: inout [String: Deque<Instant>], _ provider: String, now: Instant, window: Int) {
+        var entries = log[provider] ?? []
+        entries.append(now)
+        while let first = entries.first, first + .milliseconds(window) <= now || entries.count > 100_000 {
+            entries.removeFirst()
+        }
+        log[provider] = entries
+    }
+
+    private func count(_ log: Deque<Instant>?, within window: Duration, now: Instant) -> Int {
+        guard let log else { return 0 }
+        var n = 0
+        for instant in log.reversed() {
+            guard instant + window > now else { break }
+            n += 1
+        }
+        return n
     }
 
     private mutating func grantAll(now: Instant) -> [Action] {
@@ -515,10 +649,12 @@ struct LeaseManager: Sendable {
             var permits: [RateLedger.PermitID] = []
             // The worker's deadline runs from its request's send time plus the time queued here (rounded
             // down to whole ms); the ledger counts the permit until `now + useWithin`, which is no earlier.
-            while head.remaining > 0, let id = ledger.grant(units: head.units, useWithin: settings.useWithin, now: now)
+            while head.remaining > 0, nextProbe(provider, now: now).map({ $0 <= now }) ?? true,
+                let id = ledger.grant(units: head.units, useWithin: settings.useWithin, now: now)
             {
                 permits.append(id)
                 head.remaining -= 1
+                noteProbe(provider, now: now)
             }
             if !permits.isEmpty {
                 let leaseId = "l\(nextLease)"
@@ -610,4 +746,6 @@ enum LeaseNotice: Sendable, Equatable {
     /// once, so a coordinator killed right after granting still finds the call in its windows on restart,
     /// even when the worker that made it died too and cannot report it.
     case granted(provider: String, count: Int)
+    /// What a provider said changed the budget leased from now on (`budget` in words).
+    case learned(provider: String, budget: String)
 }

@@ -184,6 +184,9 @@ final class CoordinatorService: Service {
             let budgets = settings.leases.budgets.map(Self.describe).joined(separator: "; ")
             logger.info("Rate-limit budgets (\(settings.leases.mode.rawValue)): \(budgets)")
         }
+        if settings.leases.learnLimits {
+            logger.info("Rate limits: learned from the providers' answers, never above a configured budget")
+        }
         var lastFlush = clock.now
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
         // The disk task owns the artifact store and carries out its commands in order, off this loop, so
@@ -991,6 +994,11 @@ final class CoordinatorService: Service {
                 "\(Self.circuitLine(provider: provider, signal: signal, detail: detail))",
                 metadata: ["provider": "\(provider)", "signal": "\(signal.rawValue)", "detail": "\(detail)"]
             )
+        case .learned(let provider, let budget):
+            logger.info(
+                "\(provider) limits learned from the provider: leasing \(budget)",
+                metadata: ["provider": "\(provider)"]
+            )
         case .started, .granted:
             break  // journaled, not logged
         case .rejected(let reason, let detail):
@@ -1025,16 +1033,7 @@ final class CoordinatorService: Service {
 
     /// `image: 10 per 1s, 4 concurrent`.
     static func describe(_ budget: ProviderBudget) -> String {
-        var parts: [String] = []
-        if let r = budget.requests {
-            parts.append("\(r) per \(Duration.milliseconds(budget.requestWindowMs).shortDescription)")
-        }
-        if let b = budget.burst { parts.append("burst \(b)") }
-        if let c = budget.maxConcurrent { parts.append("\(c) concurrent") }
-        if let u = budget.units {
-            parts.append("\(u) units per \(Duration.milliseconds(budget.unitWindowMs).shortDescription)")
-        }
-        return "\(budget.provider): " + (parts.isEmpty ? "no limit" : parts.joined(separator: ", "))
+        LeaseManager.describe(budget)
     }
 
     /// Buffers what the dispatcher's notices changed: the episodes' latest state and an event each.

@@ -46,6 +46,11 @@ public struct ProviderBudget: Codable, Sendable, Equatable {
         units = try c.decodeIfPresent(Int.self, forKey: .units)
         unitWindowMs = try c.decodeIfPresent(Int.self, forKey: .unitWindowMs) ?? 60_000
     }
+
+    /// No limit at all: a provider whose limits the coordinator is still learning (minor 4, §16.8).
+    public var isUnlimited: Bool {
+        requests == nil && burst == nil && maxConcurrent == nil && units == nil
+    }
 }
 
 /// How the workers of a session draw on the budgets announced in WELCOME.
@@ -175,11 +180,16 @@ public struct LeaseRelease: Codable, Sendable, Equatable {
     public var leaseId: String
     public var finished: Int
     public var returned: Int
+    /// Minor 4: the units the `finished` calls really used, all together, when the provider said (an LLM
+    /// reply's `usage.total_tokens`). The coordinator counts these in the unit window instead of the
+    /// estimate of the request. `nil`: keep the estimate.
+    public var usedUnits: Int?
 
-    public init(leaseId: String, finished: Int = 0, returned: Int = 0) {
+    public init(leaseId: String, finished: Int = 0, returned: Int = 0, usedUnits: Int? = nil) {
         self.leaseId = leaseId
         self.finished = finished
         self.returned = returned
+        self.usedUnits = usedUnits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -187,6 +197,7 @@ public struct LeaseRelease: Codable, Sendable, Equatable {
         leaseId = try c.decode(String.self, forKey: .leaseId)
         finished = try c.decodeIfPresent(Int.self, forKey: .finished) ?? 0
         returned = try c.decodeIfPresent(Int.self, forKey: .returned) ?? 0
+        usedUnits = try c.decodeIfPresent(Int.self, forKey: .usedUnits)
     }
 }
 
@@ -210,10 +221,23 @@ public struct ProviderSignal: Codable, Sendable, Equatable {
     public var retryAfterMs: Int?
     /// `x-ratelimit-remaining-requests`, when present.
     public var remaining: Int?
-    /// `x-ratelimit-reset-requests` in milliseconds, when present.
+    /// `x-ratelimit-reset-requests` in milliseconds, when present. In `exhausted`, shortened by the call's
+    /// duration; in `limits`, as the provider sent it.
     public var resetMs: Int?
     /// Human-readable detail (the provider's error message, redacted).
     public var detail: String
+    /// Minor 4: `x-ratelimit-limit-requests`, the provider's request limit per window.
+    public var limitRequests: Int?
+    /// Minor 4: `x-ratelimit-limit-tokens`, the provider's unit (token) limit per window.
+    public var limitUnits: Int?
+    /// Minor 4: `x-ratelimit-remaining-tokens`.
+    public var remainingUnits: Int?
+    /// Minor 4: `x-ratelimit-reset-tokens` in milliseconds, as the provider sent it.
+    public var resetUnitsMs: Int?
+    /// Minor 4: ElevenLabs' `maximum-concurrent-requests`.
+    public var maxConcurrent: Int?
+    /// Minor 4: ElevenLabs' `current-concurrent-requests`.
+    public var currentConcurrent: Int?
 
     public enum Kind: String, Codable, Sendable {
         /// A 429 for requests or tokens per window.
@@ -229,6 +253,10 @@ public struct ProviderSignal: Codable, Sendable, Equatable {
         case authFailed = "auth_failed"
         /// A successful call whose headers say the window is used up (`remaining: 0`).
         case exhausted
+        /// Minor 4: a successful call's rate-limit headers (the `limit_*`, `remaining*`, `reset_*` and
+        /// concurrency fields), sent when they tell something new, so that the coordinator learns the
+        /// provider's limits. Never sent to a coordinator of minor < 4.
+        case limits
     }
 
     public init(
@@ -237,7 +265,13 @@ public struct ProviderSignal: Codable, Sendable, Equatable {
         retryAfterMs: Int? = nil,
         remaining: Int? = nil,
         resetMs: Int? = nil,
-        detail: String = ""
+        detail: String = "",
+        limitRequests: Int? = nil,
+        limitUnits: Int? = nil,
+        remainingUnits: Int? = nil,
+        resetUnitsMs: Int? = nil,
+        maxConcurrent: Int? = nil,
+        currentConcurrent: Int? = nil
     ) {
         self.provider = provider
         self.kind = kind
@@ -245,6 +279,18 @@ public struct ProviderSignal: Codable, Sendable, Equatable {
         self.remaining = remaining
         self.resetMs = resetMs
         self.detail = detail
+        self.limitRequests = limitRequests
+        self.limitUnits = limitUnits
+        self.remainingUnits = remainingUnits
+        self.resetUnitsMs = resetUnitsMs
+        self.maxConcurrent = maxConcurrent
+        self.currentConcurrent = currentConcurrent
+    }
+
+    /// Whether the signal carries any of the minor-4 header fields.
+    public var hasLimitFields: Bool {
+        limitRequests != nil || limitUnits != nil || remainingUnits != nil || resetUnitsMs != nil
+            || maxConcurrent != nil || currentConcurrent != nil
     }
 
     public init(from decoder: any Decoder) throws {
@@ -255,6 +301,12 @@ public struct ProviderSignal: Codable, Sendable, Equatable {
         remaining = try c.decodeIfPresent(Int.self, forKey: .remaining)
         resetMs = try c.decodeIfPresent(Int.self, forKey: .resetMs)
         detail = try c.decodeIfPresent(String.self, forKey: .detail) ?? ""
+        limitRequests = try c.decodeIfPresent(Int.self, forKey: .limitRequests)
+        limitUnits = try c.decodeIfPresent(Int.self, forKey: .limitUnits)
+        remainingUnits = try c.decodeIfPresent(Int.self, forKey: .remainingUnits)
+        resetUnitsMs = try c.decodeIfPresent(Int.self, forKey: .resetUnitsMs)
+        maxConcurrent = try c.decodeIfPresent(Int.self, forKey: .maxConcurrent)
+        currentConcurrent = try c.decodeIfPresent(Int.self, forKey: .currentConcurrent)
     }
 }
 

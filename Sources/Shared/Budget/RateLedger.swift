@@ -76,7 +76,7 @@ public struct RateLedger: Sendable {
         var slotExpiry: Instant?
     }
 
-    public let settings: Settings
+    public private(set) var settings: Settings
     /// Live permits: still inside a window, or holding a slot.
     private(set) var permits: [PermitID: Permit] = [:]
     private var nextID: PermitID = 1
@@ -211,12 +211,28 @@ public struct RateLedger: Sendable {
         stats.started += 1
     }
 
-    /// The call ended: its slot is free. It still counts in the windows it started in.
-    public mutating func finished(_ id: PermitID, now: Instant) {
+    /// The call ended: its slot is free. It still counts in the windows it started in, with `usedUnits`
+    /// instead of the estimate it was granted with when the provider said what it really used.
+    public mutating func finished(_ id: PermitID, usedUnits: Int? = nil, now: Instant) {
         guard var permit = permits[id] else { return }
         permit.holdsSlot = false
         permit.slotExpiry = nil
+        if let usedUnits { permit.units = max(0, usedUnits) }
         permits[id] = permit
+        advance(to: now)
+    }
+
+    /// Units counted in the unit window at `now` (estimates of calls not finished, actual use of the others).
+    public func unitsInWindow(now: Instant) -> Int {
+        let horizon = unitWindow + settings.margin
+        return permits.values.reduce(0) { $0 + ($1.latestStart + horizon > now ? $1.units : 0) }
+    }
+
+    /// Replaces the limits (a limit learned from the provider, ``LimitLearner``): every permit granted so
+    /// far keeps counting in the new windows, so lowering a limit takes effect at once.
+    public mutating func updateBudget(_ budget: ProviderBudget, now: Instant) {
+        guard budget != settings.budget else { return }
+        settings.budget = budget
         advance(to: now)
     }
 
@@ -313,15 +329,21 @@ public struct RateLedger: Sendable {
     /// Reacts to what a provider said: a rate 429 lowers the rate (once per window), a concurrency 429 the
     /// concurrency; `retry-after` or an exhausted window pauses every call; a billing or auth error opens the
     /// circuit.
+    ///
+    /// - Parameter decrease: `false` when the caller already lowered the limits to what the provider said
+    ///   (``updateBudget(_:now:)``): a rate 429 then only pauses.
     public mutating func signal(
         _ kind: ProviderSignal.Kind,
         retryAfter: Duration?,
         reset: Duration?,
         detail: String = "",
+        decrease: Bool = true,
         now: Instant
     ) -> Reaction {
         advance(to: now)
         switch kind {
+        case .limits:
+            return .none
         case .quotaExceeded, .authFailed:
             if circuitOpen { return .none }
             circuitOpen = true
@@ -332,7 +354,7 @@ public struct RateLedger: Sendable {
             return pause(until: now + reset) ? .paused(until: now + reset) : .none
         case .rateLimited, .concurrencyLimited:
             var decreased = false
-            if lastSignal.map({ now - $0 >= requestWindow }) ?? true {
+            if decrease, lastSignal.map({ now - $0 >= requestWindow }) ?? true {
                 decreased = true
                 lastSignal = now
                 lastIncrease = nil

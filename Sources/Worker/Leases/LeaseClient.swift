@@ -82,7 +82,30 @@ final class LeaseClient: ProviderGate {
         var waiters: [String: Waiter] = [:]
         var nextRequest = 0
         var recentStarts: [String: Deque<Instant>] = [:]
+        /// What `limits` signals told the coordinator this session, per provider (only news is sent).
+        var limitsSent: [String: LimitsSent] = [:]
         var stats = Stats()
+    }
+
+    /// The header values a coordinator has already heard from this worker for one provider.
+    struct LimitsSent: Sendable, Equatable {
+        var limitRequests: Int?
+        var limitUnits: Int?
+        var maxConcurrent: Int?
+        var longestResetMs = 0
+        var longestUnitResetMs = 0
+
+        /// Whether `signal` tells something new (another limit, or a longer reset: the coordinator takes
+        /// the longest reset as the window), and what was sent with it.
+        func merging(_ signal: ProviderSignal) -> LimitsSent? {
+            var next = self
+            if let v = signal.limitRequests { next.limitRequests = v }
+            if let v = signal.limitUnits { next.limitUnits = v }
+            if let v = signal.maxConcurrent { next.maxConcurrent = v }
+            next.longestResetMs = max(longestResetMs, signal.resetMs ?? 0)
+            next.longestUnitResetMs = max(longestUnitResetMs, signal.resetUnitsMs ?? 0)
+            return next == self ? nil : next
+        }
     }
 
     /// Counts for the worker's closing log line.
@@ -129,6 +152,8 @@ final class LeaseClient: ProviderGate {
             s.budgets = Dictionary(welcome.budgets.map { ($0.provider, $0) }, uniquingKeysWith: { $1 })
             // The coordinator sends its open circuits right after the WELCOME.
             s.circuits = [:]
+            // A new coordinator may know nothing of the providers' limits yet.
+            s.limitsSent = [:]
             s.pausedUntil = [:]
             if welcome.budgetMode == .local {
                 s.localLedgers = s.budgets.mapValues { RateLedger(.init(budget: $0, margin: margin)) }
@@ -234,6 +259,14 @@ final class LeaseClient: ProviderGate {
                 return .providerSignal(sent)
             }
             guard s.budgets[provider] != nil else { return nil }
+            if signal.kind == .limits {
+                // Minor 4: only what the coordinator has not heard yet.
+                guard s.mode == .leased, s.connected, s.coordinatorMinor >= 4,
+                    let sent = (s.limitsSent[provider] ?? LimitsSent()).merging(signal)
+                else { return nil }
+                s.limitsSent[provider] = sent
+                return .providerSignal(signal)
+            }
             s.stats.signals += 1
             let now = clock.now
             // Local mode is the predecessor's design: each call backs off on its own, nothing is shared.
@@ -254,6 +287,7 @@ final class LeaseClient: ProviderGate {
         _ kind: ProviderKind,
         units: Int,
         episodeId: String?,
+        teaches: Bool = true,
         logger: Logger,
         _ body: () async throws -> T
     ) async throws -> T {
@@ -265,7 +299,9 @@ final class LeaseClient: ProviderGate {
             let route: Route = state.withLock { s in
                 // Before any budget: an open circuit refuses calls of budgeted and unbudgeted providers alike.
                 if let circuit = s.circuits[provider] { return .refused(circuit.error(provider)) }
-                guard s.budgets[provider] != nil else { return .open }
+                guard let budget = s.budgets[provider] else { return .open }
+                // Limits still being learned: only a call whose answer can teach them is leased.
+                if budget.isUnlimited, !teaches { return .open }
                 if s.localLedgers[provider] != nil { return .local }
                 return s.mode == .leased ? .leased : .open
             }
@@ -308,8 +344,9 @@ final class LeaseClient: ProviderGate {
                 }
                 noteWait(since: waitStarted)
                 started(provider, permit)
-                defer { release(permit, finished: 1, returned: 0) }
-                return try await body()
+                let meter = UsageMeter()
+                defer { release(permit, finished: 1, returned: 0, usedUnits: meter.recorded) }
+                return try await UsageMeter.$current.withValue(meter) { try await body() }
             }
         }
     }
@@ -412,10 +449,18 @@ final class LeaseClient: ProviderGate {
 
     /// Tells the coordinator, if it is still the session that granted the permit (an ended session's
     /// leases are reclaimed by the coordinator on its own).
-    private func release(_ permit: Permit, finished: Int, returned: Int) {
-        let current = state.withLock { $0.connected && $0.generation == permit.generation }
+    private func release(_ permit: Permit, finished: Int, returned: Int, usedUnits: Int? = nil) {
+        let (current, minor) = state.withLock {
+            ($0.connected && $0.generation == permit.generation, $0.coordinatorMinor)
+        }
         guard current else { return }
-        flush([.leaseRelease(LeaseRelease(leaseId: permit.leaseId, finished: finished, returned: returned))])
+        // `used_units` is minor 4; an older coordinator keeps the estimate.
+        let used = minor >= 4 && finished > 0 ? usedUnits.map { min($0, 1_000_000_000) } : nil
+        flush([
+            .leaseRelease(
+                LeaseRelease(leaseId: permit.leaseId, finished: finished, returned: returned, usedUnits: used)
+            )
+        ])
     }
 
     private func request(_ id: String, _ waiter: Waiter) -> LeaseRequest {

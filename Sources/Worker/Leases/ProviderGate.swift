@@ -1,5 +1,6 @@
 import Logging
 import Protocol
+import Synchronization
 
 /// What every external call passes through before it leaves the worker: the fleet's rate-limit budget.
 ///
@@ -9,6 +10,10 @@ import Protocol
 protocol ProviderGate: Sendable {
     /// Runs `body` as one call to `kind` costing `units` of the provider's unit dimension.
     ///
+    /// `teaches`: the call's answer tells the provider's limits (an HTTP call). A provider the coordinator
+    /// announced without any limit (it is learning them, protocol minor 4) leases only such calls; others
+    /// (the simulated providers) start at once, as without a budget.
+    ///
     /// - Throws: ``GateError/circuitOpen(provider:cause:detail:)`` when the provider's circuit is open after
     ///   a billing, quota or authentication error (the call must become a placeholder); `CancellationError` when the task is cancelled while
     ///   waiting; whatever `body` throws.
@@ -16,6 +21,7 @@ protocol ProviderGate: Sendable {
         _ kind: ProviderKind,
         units: Int,
         episodeId: String?,
+        teaches: Bool,
         logger: Logger,
         _ body: () async throws -> T
     ) async throws -> T
@@ -42,7 +48,7 @@ enum CircuitCause: String, Sendable, Equatable {
         switch kind {
         case .quotaExceeded: self = .quota
         case .authFailed: self = .auth
-        case .rateLimited, .concurrencyLimited, .exhausted: return nil
+        case .rateLimited, .concurrencyLimited, .exhausted, .limits: return nil
         }
     }
 
@@ -88,6 +94,7 @@ struct OpenGate: ProviderGate {
         _ kind: ProviderKind,
         units: Int,
         episodeId: String?,
+        teaches: Bool,
         logger: Logger,
         _ body: () async throws -> T
     ) async throws -> T {
@@ -97,4 +104,23 @@ struct OpenGate: ProviderGate {
     func report(_ kind: ProviderKind, _ signal: ProviderSignal) {}
 
     func isLeased(_ kind: ProviderKind) -> Bool { false }
+}
+
+/// Where a call running inside ``ProviderGate/withPermit(_:units:episodeId:logger:_:)`` records the units it
+/// really used, as the provider reported them (an LLM reply's `usage.total_tokens`), so that the permit's
+/// release tells the coordinator (LEASE_RELEASE `used_units`, minor 4). The gate sets ``current`` around
+/// the call; outside a leased call it is `nil` and recording does nothing.
+final class UsageMeter: Sendable {
+    @TaskLocal static var current: UsageMeter?
+
+    private let units = Mutex<Int?>(nil)
+
+    init() {}
+
+    /// The units the call used (the last value recorded wins: one call, one reply).
+    func record(_ used: Int) {
+        units.withLock { $0 = max(0, used) }
+    }
+
+    var recorded: Int? { units.withLock { $0 } }
 }

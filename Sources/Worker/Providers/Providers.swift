@@ -73,9 +73,15 @@ struct CallContext: Sendable {
         self.meter = meter
     }
 
-    /// Runs one request to the provider under the fleet's budget (see ``ProviderGate``).
-    func withPermit<T: Sendable>(units: Int = 1, _ body: () async throws -> T) async throws -> T {
-        try await gate.withPermit(kind, units: units, episodeId: episodeId, logger: logger, body)
+    /// Runs one request to the provider under the fleet's budget (see ``ProviderGate``). `teaches`: the
+    /// answer carries what the provider says of its limits (an HTTP call), so the call is leased even while
+    /// the coordinator is still learning them.
+    func withPermit<T: Sendable>(
+        units: Int = 1,
+        teaches: Bool = false,
+        _ body: () async throws -> T
+    ) async throws -> T {
+        try await gate.withPermit(kind, units: units, episodeId: episodeId, teaches: teaches, logger: logger, body)
     }
 
     /// ``workspace``, or a ``ProviderError`` (`toolFailed`) for providers that must write a file.

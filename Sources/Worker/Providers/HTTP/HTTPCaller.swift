@@ -44,12 +44,15 @@ struct HTTPCaller: Sendable {
     /// to ``maxBudgetRetries`` times; a billing error opens the provider's circuit for the fleet.
     ///
     /// - Parameter units: what one try costs in the budget's unit dimension (tokens, images, characters).
+    /// - Parameter usage: reads the units a successful answer says it really used (an LLM reply's
+    ///   `usage.total_tokens`); the permit's release reports them so the coordinator replaces the estimate.
     func perform(
         _ request: ProviderRequest,
         service: String,
         context: CallContext,
         units: Int = 1,
-        target: ProviderTarget? = nil
+        target: ProviderTarget? = nil,
+        usage: (@Sendable (ProviderResponse) -> Int?)? = nil
     ) async throws -> ProviderResponse {
         var retries = 0
         var budgetRetries = 0
@@ -65,15 +68,22 @@ struct HTTPCaller: Sendable {
                 let response: ProviderResponse
                 var sentAt = ContinuousClock.now
                 do {
-                    response = try await context.withPermit(units: units) {
+                    response = try await context.withPermit(units: units, teaches: true) {
                         sentAt = ContinuousClock.now
-                        return try await transport.send(request, timeout: settings.requestTimeout)
+                        let response = try await transport.send(request, timeout: settings.requestTimeout)
+                        if let usage, (200..<300).contains(response.status), let used = usage(response) {
+                            UsageMeter.current?.record(used)
+                        }
+                        return response
                     }
                 } catch let error as GateError {
                     throw ProviderError(.quotaExceeded, "\(service): \(error)")
                 }
                 if (200..<300).contains(response.status) {
-                    if leased { reportExhausted(response, elapsed: ContinuousClock.now - sentAt, context: context) }
+                    if leased {
+                        reportExhausted(response, elapsed: ContinuousClock.now - sentAt, context: context)
+                        reportLimits(response, context: context)
+                    }
                     return response
                 }
                 failure = HTTPFailureClassifier.classify(
@@ -157,14 +167,49 @@ struct HTTPCaller: Sendable {
         case .auth: kind = ProviderSignal.Kind(rawValue: "auth_failed") ?? .quotaExceeded
         default: return nil
         }
+        let hints = failure.hints
         return ProviderSignal(
             provider: provider,
             kind: kind,
-            retryAfterMs: failure.hints.retryAfter.map { $0.wholeMilliseconds },
-            remaining: failure.hints.remainingRequests,
-            resetMs: failure.hints.reset.map { $0.wholeMilliseconds },
-            detail: String(detail(failure, service: service, target: target).prefix(400))
-        )
+            retryAfterMs: hints.retryAfter.map { $0.wholeMilliseconds },
+            remaining: hints.remainingRequests,
+            resetMs: hints.reset.map { $0.wholeMilliseconds },
+            detail: String(detail(failure, service: service, target: target).prefix(400)),
+            limitRequests: hints.limitRequests,
+            limitUnits: hints.limitTokens,
+            remainingUnits: hints.remainingTokens,
+            resetUnitsMs: hints.resetTokens.map { $0.wholeMilliseconds },
+            maxConcurrent: hints.maximumConcurrentRequests,
+            currentConcurrent: hints.currentConcurrentRequests
+        ).bounded
+    }
+
+    /// The `limits` signal of a successful answer's rate-limit headers (minor 4), `nil` when it has none
+    /// that state a limit. Resets are as the provider sent them (the coordinator takes the longest as the
+    /// window).
+    static func limitsSignal(_ hints: RateLimitHints, provider: String) -> ProviderSignal? {
+        guard hints.limitRequests != nil || hints.limitTokens != nil || hints.maximumConcurrentRequests != nil else {
+            return nil
+        }
+        return ProviderSignal(
+            provider: provider,
+            kind: .limits,
+            remaining: hints.remainingRequests,
+            resetMs: hints.resetRequests.map { $0.wholeMilliseconds },
+            limitRequests: hints.limitRequests,
+            limitUnits: hints.limitTokens,
+            remainingUnits: hints.remainingTokens,
+            resetUnitsMs: hints.resetTokens.map { $0.wholeMilliseconds },
+            maxConcurrent: hints.maximumConcurrentRequests,
+            currentConcurrent: hints.currentConcurrentRequests
+        ).bounded
+    }
+
+    /// Tells the fleet the limits a successful answer states (the lease client sends only news).
+    private func reportLimits(_ response: ProviderResponse, context: CallContext) {
+        let hints = RateLimitHints(headers: response.headers, now: now())
+        guard let signal = Self.limitsSignal(hints, provider: context.kind.rawValue) else { return }
+        context.gate.report(context.kind, signal)
     }
 
     private static func detail(_ failure: HTTPFailure, service: String, target: ProviderTarget?) -> String {
@@ -216,5 +261,26 @@ struct HTTPCaller: Sendable {
         if let code = failure.code { fields["error.code"] = "\(code)" }
         if !failure.message.isEmpty { fields["error.message"] = "\(failure.message)" }
         return fields
+    }
+}
+
+extension ProviderSignal {
+    /// The signal with every header value a provider sent clamped into the protocol's ranges (§16), or
+    /// dropped when it cannot be (a limit of 0), so that the coordinator never refuses it.
+    var bounded: ProviderSignal {
+        func clamp(_ value: Int?, _ range: ClosedRange<Int>) -> Int? {
+            value.map { min(max($0, range.lowerBound), range.upperBound) }
+        }
+        var s = self
+        s.retryAfterMs = clamp(retryAfterMs, 0...86_400_000)
+        s.remaining = clamp(remaining, 0...Int(Int32.max))
+        s.resetMs = clamp(resetMs, 0...86_400_000)
+        s.limitRequests = limitRequests.flatMap { $0 >= 1 ? min($0, 1_000_000_000) : nil }
+        s.limitUnits = limitUnits.flatMap { $0 >= 1 ? min($0, 1_000_000_000_000) : nil }
+        s.remainingUnits = clamp(remainingUnits, 0...1_000_000_000_000)
+        s.resetUnitsMs = clamp(resetUnitsMs, 0...86_400_000)
+        s.maxConcurrent = maxConcurrent.flatMap { $0 >= 1 ? min($0, 100_000) : nil }
+        s.currentConcurrent = clamp(currentConcurrent, 0...100_000)
+        return s
     }
 }

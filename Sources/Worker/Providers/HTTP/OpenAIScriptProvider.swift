@@ -185,7 +185,8 @@ struct OpenAIScriptProvider: ScriptProvider {
                     service: Self.service,
                     context: context,
                     units: units,
-                    target: settings.target(.script)
+                    target: settings.target(.script),
+                    usage: { Self.totalTokens(in: $0.body) }
                 )
                 let reply = try Self.reply(from: response.body)
                 // Billed by the tokens the reply reports; a server that reports none (some local ones) is
@@ -215,6 +216,16 @@ struct OpenAIScriptProvider: ScriptProvider {
                 )
             }
         }
+    }
+
+    /// `usage.total_tokens` of a chat completion (what the call really cost in the token budget), `nil`
+    /// when absent or not a whole number from 0 to 10⁹.
+    static func totalTokens(in body: Data) -> Int? {
+        guard let json = JSONValue.parse(body, limit: HTTPBodyLimit.chat),
+            let total = json["usage"]?["total_tokens"]?.number, total.isFinite, total >= 0, total <= 1e9,
+            total.rounded() == total
+        else { return nil }
+        return Int(total)
     }
 
     /// Reads `choices[0].message` (`content`, `refusal`) and `finish_reason` from a chat completion.
