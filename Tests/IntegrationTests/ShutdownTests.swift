@@ -56,7 +56,10 @@ import Glibc
     }
 
     @Test func sigtermLetsRunningEpisodesFinishThenTheWorkerLeaves() async throws {
-        let latency = "llm=300,tts=200,image=400,render=200"
+        // A slow script call: the signal must land while w1's first episodes run, also when a loaded CI
+        // machine takes seconds between the "Writing script" line and the signal (a 300 ms script call
+        // let all four episodes finish before SIGTERM once).
+        let latency = "llm=5000,tts=200,image=400,render=200"
         guard let (out, coordinator, w1, endpoint) = try await start("drain", latency: latency) else { return }
         w1.signal(SIGTERM)
         #expect(await w1.wait(timeout: .seconds(60)) == 0, "w1 log:\n\(w1.log.suffix(4000))")
