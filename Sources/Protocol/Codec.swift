@@ -20,7 +20,12 @@ public enum Codec {
         var frames = [
             WireProtocol.identifier, [envelope.message.kind.rawValue], Array(envelope.session.utf8), body,
         ]
-        if case .artifactChunk(let chunk) = envelope.message { frames.append(chunk.data) }
+        switch envelope.message {
+        case .artifactChunk(let chunk): frames.append(chunk.data)
+        case .assetData(let data): frames.append(data.data)
+        case .assetPut(let put): frames.append(put.data)
+        default: break
+        }
         return frames
     }
 
@@ -69,12 +74,22 @@ public enum Codec {
             )
         }
         var message = try decodeBody(kind, body)
-        if case .artifactChunk(var chunk) = message {
+        if kind.carriesBlob {
             guard frames[4].count <= WireProtocol.maxChunkBytes else {
                 throw DecodeError(.oversized, "chunk of \(frames[4].count) bytes exceeds \(WireProtocol.maxChunkBytes)")
             }
-            chunk.data = frames[4]
-            message = .artifactChunk(chunk)
+            switch message {
+            case .artifactChunk(var chunk):
+                chunk.data = frames[4]
+                message = .artifactChunk(chunk)
+            case .assetData(var data):
+                data.data = frames[4]
+                message = .assetData(data)
+            case .assetPut(var put):
+                put.data = frames[4]
+                message = .assetPut(put)
+            default: break
+            }
         }
         try Validation.validate(message)
         let session = String(decoding: sessionBytes, as: UTF8.self)
@@ -107,6 +122,9 @@ public enum Codec {
         case .artifactFetch(let m): return try WireJSONEncoder.encode(m)
         case .artifactChunk(let m): return try WireJSONEncoder.encode(m)
         case .artifactAck(let m): return try WireJSONEncoder.encode(m)
+        case .assetGet(let m): return try WireJSONEncoder.encode(m)
+        case .assetData(let m): return try WireJSONEncoder.encode(m)
+        case .assetPut(let m): return try WireJSONEncoder.encode(m)
         }
     }
 
@@ -145,6 +163,9 @@ public enum Codec {
             case .artifactFetch: return .artifactFetch(try decoder.decode(ArtifactFetch.self, from: value))
             case .artifactChunk: return .artifactChunk(try decoder.decode(ArtifactChunk.self, from: value))
             case .artifactAck: return .artifactAck(try decoder.decode(ArtifactAck.self, from: value))
+            case .assetGet: return .assetGet(try decoder.decode(AssetGet.self, from: value))
+            case .assetData: return .assetData(try decoder.decode(AssetData.self, from: value))
+            case .assetPut: return .assetPut(try decoder.decode(AssetPut.self, from: value))
             }
         } catch {
             throw DecodeError(.malformedBody, "\(kind) body: \(Self.describe(error))")

@@ -18,6 +18,9 @@ public enum Message: Sendable, Equatable {
     case artifactFetch(ArtifactFetch)
     case artifactChunk(ArtifactChunk)
     case artifactAck(ArtifactAck)
+    case assetGet(AssetGet)
+    case assetData(AssetData)
+    case assetPut(AssetPut)
 
     public var kind: MessageKind {
         switch self {
@@ -39,6 +42,9 @@ public enum Message: Sendable, Equatable {
         case .artifactFetch: .artifactFetch
         case .artifactChunk: .artifactChunk
         case .artifactAck: .artifactAck
+        case .assetGet: .assetGet
+        case .assetData: .assetData
+        case .assetPut: .assetPut
         }
     }
 }

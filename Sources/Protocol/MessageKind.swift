@@ -21,14 +21,19 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case artifactFetch = 0x20
     case artifactChunk = 0x21
     case artifactAck = 0x22
+    case assetGet = 0x30
+    case assetData = 0x31
+    case assetPut = 0x32
 
     /// Range of rate-limit lease messages (minor 1 uses 0x10…0x16).
     public static let leaseRange: ClosedRange<UInt8> = 0x10...0x1F
     /// Range of artifact transfer messages (minor 2 uses 0x20…0x22).
     public static let artifactRange: ClosedRange<UInt8> = 0x20...0x2F
+    /// Range of asset store messages (minor 5 uses 0x30…0x32).
+    public static let assetRange: ClosedRange<UInt8> = 0x30...0x3F
 
-    /// Whether messages of this kind carry one blob frame (F4): only ARTIFACT_CHUNK does.
-    public var carriesBlob: Bool { self == .artifactChunk }
+    /// Whether messages of this kind carry one blob frame (F4): ARTIFACT_CHUNK, ASSET_DATA and ASSET_PUT.
+    public var carriesBlob: Bool { self == .artifactChunk || self == .assetData || self == .assetPut }
 
     public var description: String {
         switch self {
@@ -50,6 +55,9 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .artifactFetch: "ARTIFACT_FETCH"
         case .artifactChunk: "ARTIFACT_CHUNK"
         case .artifactAck: "ARTIFACT_ACK"
+        case .assetGet: "ASSET_GET"
+        case .assetData: "ASSET_DATA"
+        case .assetPut: "ASSET_PUT"
         }
     }
 }

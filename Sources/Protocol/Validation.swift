@@ -60,6 +60,7 @@ enum Validation {
             for e in m.trace {
                 try text(e.name, "trace.name", allowEmpty: false)
                 if let cost = e.costMicros { try range(cost, 0...TraceEvent.maxCostMicros, "trace.cost_micros") }
+                if let saved = e.savedMicros { try range(saved, 0...TraceEvent.maxCostMicros, "trace.saved_micros") }
             }
             guard m.artifacts.count <= WireProtocol.maxArtifacts else {
                 throw invalid("artifacts", "more than \(WireProtocol.maxArtifacts) files")
@@ -149,6 +150,37 @@ enum Validation {
         case .artifactAck(let m):
             try identifier(m.episodeId, "episode_id")
             try range(m.attempt, 1...1_000_000, "attempt")
+        case .assetGet(let m):
+            try range(m.requestId, 0...Int(UInt32.max), "request_id")
+            try sha256(m.key, "key")
+            try range(m.offset, 0...WireProtocol.maxAssetBytes, "offset")
+            try range(m.length, 1...WireProtocol.maxChunkBytes, "length")
+        case .assetData(let m):
+            try range(m.requestId, 0...Int(UInt32.max), "request_id")
+            try sha256(m.key, "key")
+            try range(m.size, 0...WireProtocol.maxAssetBytes, "size")
+            try range(m.offset, 0...m.size, "offset")
+            if m.found {
+                guard let sha = m.sha256 else { throw invalid("sha256", "is required when found") }
+                try sha256(sha, "sha256")
+                guard m.data.count <= m.size - m.offset else { throw invalid("data", "runs past size") }
+            } else {
+                guard m.data.isEmpty, m.size == 0 else {
+                    throw invalid("found", "false comes with size 0 and no bytes")
+                }
+            }
+            if let type = m.contentType { try mediaType(type, "content_type") }
+        case .assetPut(let m):
+            try sha256(m.key, "key")
+            try range(m.size, 1...WireProtocol.maxAssetBytes, "size")
+            try sha256(m.sha256, "sha256")
+            try range(m.offset, 0...(m.size - 1), "offset")
+            guard !m.data.isEmpty, m.data.count <= m.size - m.offset else {
+                throw invalid("data", "must hold 1…size-offset bytes")
+            }
+            if let type = m.contentType { try mediaType(type, "content_type") }
+            try text(m.service, "service", allowEmpty: false)
+            guard m.service.utf8.count <= 64 else { throw invalid("service", "longer than 64 bytes") }
         }
     }
 
@@ -216,6 +248,14 @@ enum Validation {
         let bytes = value.utf8
         guard bytes.count == 64, bytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
             throw invalid(field, "must be 64 lowercase hex characters")
+        }
+    }
+
+    /// A `Content-Type` value: 1…128 bytes of printable ASCII (0x20…0x7E).
+    static func mediaType(_ value: String, _ field: String) throws(DecodeError) {
+        let bytes = value.utf8
+        guard !bytes.isEmpty, bytes.count <= 128, bytes.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {
+            throw invalid(field, "must be 1…128 bytes of printable ASCII")
         }
     }
 

@@ -7,7 +7,7 @@ public enum WireProtocol {
     /// The major version carried in frame 0. A peer with another major version is refused.
     public static let majorVersion = 1
     /// The minor version this build speaks. Minor versions only add optional body keys and message kinds.
-    public static let minorVersion = 4
+    public static let minorVersion = 5
 
     /// The largest JSON body (frame 3) a receiver accepts, in bytes.
     public static let maxBodyBytes = 1 << 20
@@ -24,6 +24,8 @@ public enum WireProtocol {
     /// The most files one attempt may offer, and the largest file, in bytes.
     public static let maxArtifacts = 1000
     public static let maxArtifactBytes = 1 << 40
+    /// Minor 5: the largest provider answer the asset store takes (ASSET_PUT `size`), in bytes.
+    public static let maxAssetBytes = 64 << 20
     /// The longest free text (topic, error, reason, detail) in UTF-8 bytes.
     public static let maxTextBytes = 4096
 }

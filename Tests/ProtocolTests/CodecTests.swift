@@ -8,7 +8,7 @@ struct CodecRoundTripTests {
     @Test("every kind round-trips", arguments: Fixtures.samples)
     func roundTrip(_ sample: Sample) throws {
         let frames = Codec.encode(sample.envelope)
-        #expect(frames.count == (sample.envelope.message.kind == .artifactChunk ? 5 : 4))
+        #expect(frames.count == (sample.envelope.message.kind.carriesBlob ? 5 : 4))
         #expect(frames[0] == Array("reelfarm/1".utf8))
         #expect(frames[1] == [sample.envelope.message.kind.rawValue])
         #expect(frames[2] == Array(sample.envelope.session.utf8))
@@ -31,13 +31,16 @@ struct CodecRoundTripTests {
             .result: 0x05, .heartbeat: 0x06, .disconnect: 0x07, .cancel: 0x08,
             .leaseRequest: 0x10, .leaseGrant: 0x11, .leaseStarted: 0x12, .leaseRelease: 0x13, .leaseCancel: 0x14,
             .providerSignal: 0x15, .providerPause: 0x16, .artifactFetch: 0x20, .artifactChunk: 0x21, .artifactAck: 0x22,
+            .assetGet: 0x30, .assetData: 0x31, .assetPut: 0x32,
         ]
         #expect(codes.count == MessageKind.allCases.count)
         for kind in MessageKind.allCases {
             #expect(kind.rawValue == codes[kind])
         }
         #expect(MessageKind.allCases.filter { MessageKind.artifactRange.contains($0.rawValue) }.count == 3)
-        #expect(MessageKind.allCases.filter(\.carriesBlob) == [.artifactChunk])
+        #expect(MessageKind.allCases.filter(\.carriesBlob) == [.artifactChunk, .assetData, .assetPut])
+        #expect(MessageKind.allCases.filter { MessageKind.assetRange.contains($0.rawValue) }.count == 3)
+        #expect(MessageKind.assetRange == 0x30...0x3F)
         #expect(MessageKind.allCases.filter { MessageKind.leaseRange.contains($0.rawValue) }.count == 7)
         #expect(MessageKind.leaseRange == 0x10...0x1F)
         #expect(MessageKind.artifactRange == 0x20...0x2F)
@@ -45,7 +48,8 @@ struct CodecRoundTripTests {
             MessageKind.allCases.map(\.description) == [
                 "HELLO", "WELCOME", "JOB", "PROGRESS", "RESULT", "HEARTBEAT", "DISCONNECT", "CANCEL",
                 "LEASE_REQUEST", "LEASE_GRANT", "LEASE_STARTED", "LEASE_RELEASE", "LEASE_CANCEL", "PROVIDER_SIGNAL",
-                "PROVIDER_PAUSE", "ARTIFACT_FETCH", "ARTIFACT_CHUNK", "ARTIFACT_ACK",
+                "PROVIDER_PAUSE", "ARTIFACT_FETCH", "ARTIFACT_CHUNK", "ARTIFACT_ACK", "ASSET_GET", "ASSET_DATA",
+                "ASSET_PUT",
             ]
         )
     }
@@ -54,7 +58,8 @@ struct CodecRoundTripTests {
     func constants() {
         #expect(WireProtocol.identifier == Array("reelfarm/1".utf8))
         #expect(WireProtocol.majorVersion == 1)
-        #expect(WireProtocol.minorVersion == 4)
+        #expect(WireProtocol.minorVersion == 5)
+        #expect(WireProtocol.maxAssetBytes == 67_108_864)
         #expect(WireProtocol.maxChunkBytes == 4_194_304)
         #expect(WireProtocol.maxArtifacts == 1000)
         #expect(WireProtocol.maxBodyBytes == 1_048_576)
@@ -240,7 +245,7 @@ struct CodecToleranceTests {
             session: sample.envelope.session,
             object: extended
         )
-        if case .artifactChunk(let chunk) = sample.envelope.message { frames.append(chunk.data) }
+        if let blob = Fixtures.blob(sample.envelope.message) { frames.append(blob) }
         #expect(try Codec.decode(frames) == sample.envelope)
     }
 
@@ -339,7 +344,7 @@ struct CodecToleranceTests {
     /// Top-level keys a receiver must accept being absent; every other key is required.
     private static let optionalKeys: [MessageKind: Set<String>] = [
         .hello: ["protocol_minor", "running", "recent_calls"],
-        .welcome: ["protocol_minor", "budgets", "budget_mode", "fleet_workers"],
+        .welcome: ["protocol_minor", "budgets", "budget_mode", "fleet_workers", "asset_reuse"],
         .leaseRequest: ["calls", "units", "episode_id"],
         .leaseGrant: ["queued_ms", "refused", "detail"],
         .leaseStarted: ["calls"],
@@ -355,6 +360,8 @@ struct CodecToleranceTests {
         .result: ["error", "placeholders", "api_calls", "trace", "artifacts", "delivery", "spend_capped"],
         .job: ["spend_allowance_micros"],
         .artifactChunk: ["error"],
+        .assetData: ["sha256", "content_type"],
+        .assetPut: ["content_type"],
     ]
 
     @Test("each required key is required and each optional key is optional", arguments: Fixtures.samples)
@@ -366,7 +373,7 @@ struct CodecToleranceTests {
             var without = object
             without[key] = nil
             var frames = try Fixtures.frames(kind, session: sample.envelope.session, object: without)
-            if kind.carriesBlob { frames.append([]) }
+            if let blob = Fixtures.blob(sample.envelope.message) { frames.append(blob) }
             let error = decodeError(frames)
             if kind == .progress, key == "total", (object["succeeded"] as? Int ?? 0) > 0 {
                 // Absent, total defaults to 0, and a positive `succeeded` is then out of range.
@@ -378,6 +385,9 @@ struct CodecToleranceTests {
                 (object[key == "finished" ? "returned" : "finished"] as? Int ?? 0) == 0
             {
                 #expect(error?.code == .invalidField, "\(sample.name): finished and returned both 0")
+            } else if kind == .assetData, key == "sha256", object["found"] as? Bool == true {
+                // A found answer without its digest cannot be checked.
+                #expect(error?.code == .invalidField, "\(sample.name): found needs sha256")
             } else if optional.contains(key) {
                 #expect(error == nil, "\(sample.name): \(key) should be optional")
             } else {

@@ -133,6 +133,16 @@ enum Fixtures {
     static let heartbeatEmpty = Heartbeat()
     static let heartbeatRunning = Heartbeat(running: [JobRef(episodeId: "episode_1", attempt: 1)])
 
+    /// The blob frame (F4) of a message that carries one.
+    static func blob(_ message: Message) -> [UInt8]? {
+        switch message {
+        case .artifactChunk(let m): m.data
+        case .assetData(let m): m.data
+        case .assetPut(let m): m.data
+        default: nil
+        }
+    }
+
     static let samples: [Sample] = [
         Sample("RESULT with artifacts", Envelope(session: session, .result(resultWithArtifacts))),
         Sample(
@@ -177,6 +187,65 @@ enum Fixtures {
         Sample(
             "ARTIFACT_ACK",
             Envelope(session: session, .artifactAck(ArtifactAck(episodeId: "episode_1", attempt: 1)))
+        ),
+        Sample(
+            "ASSET_GET",
+            Envelope(session: session, .assetGet(AssetGet(requestId: 7, key: sha, offset: 0, length: 1 << 20)))
+        ),
+        Sample(
+            "ASSET_DATA found",
+            Envelope(
+                session: session,
+                .assetData(
+                    AssetData(
+                        requestId: 7,
+                        key: sha,
+                        found: true,
+                        size: 5,
+                        sha256: sha,
+                        contentType: "audio/mpeg",
+                        offset: 1,
+                        data: [1, 2, 3, 4]
+                    )
+                )
+            )
+        ),
+        Sample(
+            "ASSET_DATA not found",
+            Envelope(session: session, .assetData(AssetData(requestId: 8, key: sha, found: false)))
+        ),
+        Sample(
+            "ASSET_PUT",
+            Envelope(
+                session: session,
+                .assetPut(
+                    AssetPut(
+                        key: sha,
+                        size: 3,
+                        sha256: sha,
+                        contentType: "image/png",
+                        service: "huggingface image",
+                        offset: 0,
+                        data: [9, 8, 7]
+                    )
+                )
+            )
+        ),
+        Sample(
+            "WELCOME with an asset store",
+            Envelope(
+                session: "s",
+                .welcome(
+                    Welcome(
+                        session: "s",
+                        heartbeatIntervalMs: 1000,
+                        liveness: 3,
+                        maxMessageBytes: 1 << 20,
+                        softwareVersion: "1.0",
+                        assetReuse: true
+                    )
+                )
+            )
         ),
         Sample("HELLO minimal", Envelope(.hello(helloMinimal))),
         Sample("HELLO full", Envelope(.hello(helloFull))),

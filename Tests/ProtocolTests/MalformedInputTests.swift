@@ -101,7 +101,9 @@ enum BadInputs {
         BadInput("F1 reserved artifact 0x2F", with(valid, 1, [0x2F]), .unknownKind),
         BadInput("F1 kind 0x7F", with(valid, 1, [0x7F]), .unknownKind),
         BadInput("F1 kind 0xFF", with(valid, 1, [0xFF]), .unknownKind),
-        BadInput("F1 ASCII '1'", with(valid, 1, [0x31]), .unknownKind),
+        BadInput("F1 ASCII 'A'", with(valid, 1, [0x41]), .unknownKind),
+        BadInput("F1 reserved asset 0x33", with(valid, 1, [0x33]), .unknownKind),
+        BadInput("F1 reserved asset 0x3F", with(valid, 1, [0x3F]), .unknownKind),
         // A later minor's kind with blob frames is an unknown kind, not a blob error.
         BadInput("reserved artifact kind with blobs", with(valid, 1, [0x2E]) + [[1, 2, 3]], .unknownKind),
     ]

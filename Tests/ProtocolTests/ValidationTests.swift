@@ -80,6 +80,42 @@ enum InvalidFields {
             field: "error"
         ),
         bad("ack attempt 0", .artifactAck(ArtifactAck(episodeId: "e", attempt: 0)), field: "attempt"),
+        bad("asset get key short", .assetGet(AssetGet(requestId: 1, key: "abc", length: 10)), field: "key"),
+        bad("asset get length 0", .assetGet(AssetGet(requestId: 1, key: Fixtures.sha, length: 0)), field: "length"),
+        bad(
+            "asset data past its size",
+            .assetData(
+                AssetData(requestId: 1, key: Fixtures.sha, found: true, size: 2, sha256: Fixtures.sha, data: [1, 2, 3])
+            ),
+            field: "data"
+        ),
+        bad(
+            "asset data found without sha256",
+            .assetData(AssetData(requestId: 1, key: Fixtures.sha, found: true, size: 1, data: [1])),
+            field: "sha256"
+        ),
+        bad(
+            "asset data not found with bytes",
+            .assetData(AssetData(requestId: 1, key: Fixtures.sha, found: false, data: [1])),
+            field: "found"
+        ),
+        bad(
+            "asset put 64 MiB + 1",
+            .assetPut(AssetPut(key: Fixtures.sha, size: (64 << 20) + 1, sha256: Fixtures.sha, service: "x", data: [1])),
+            field: "size"
+        ),
+        bad(
+            "asset put offset past its size",
+            .assetPut(AssetPut(key: Fixtures.sha, size: 2, sha256: Fixtures.sha, service: "x", offset: 2, data: [1])),
+            field: "offset"
+        ),
+        bad(
+            "asset put content type with a newline",
+            .assetPut(
+                AssetPut(key: Fixtures.sha, size: 1, sha256: Fixtures.sha, contentType: "a\nb", service: "x", data: [1])
+            ),
+            field: "content_type"
+        ),
     ]
 
     static let all: [BadInput] =

@@ -54,6 +54,13 @@ struct WireJSONTests {
             m.data = []
             try agree(m)
         case .artifactAck(let m): try agree(m)
+        case .assetGet(let m): try agree(m)
+        case .assetData(var m):
+            m.data = []
+            try agree(m)
+        case .assetPut(var m):
+            m.data = []
+            try agree(m)
         }
     }
 
@@ -79,6 +86,9 @@ struct WireJSONTests {
         case .artifactFetch(let m): return try e.encode(m)
         case .artifactChunk(let m): return try e.encode(m)
         case .artifactAck(let m): return try e.encode(m)
+        case .assetGet(let m): return try e.encode(m)
+        case .assetData(let m): return try e.encode(m)
+        case .assetPut(let m): return try e.encode(m)
         }
     }
 

@@ -126,7 +126,8 @@ enum BatchReport {
           + `<span class="failed">${s.totals.failed} failed</span><span>${s.totals.attempts} attempts</span>`
           + `<span>${s.totals.placeholders} placeholders</span><span>${s.totals.api_calls} API calls</span>`
           + (s.spend ? `<span id="spend" title="${s.spend.unpriced_calls} calls of models without a price are not counted">${usd(s.spend.total_micros)} spent`
-            + `${s.spend.unpriced_calls ? ` (+ ${s.spend.unpriced_calls} unpriced calls)` : ""}</span>` : "")
+            + `${s.spend.unpriced_calls ? ` (+ ${s.spend.unpriced_calls} unpriced calls)` : ""}`
+            + `${s.spend.reused_calls ? `, <span id="saved">${usd(s.spend.saved_micros)} saved by ${s.spend.reused_calls} calls reused from the asset store</span>` : ""}</span>` : "")
           + `<span>${secs(s.wall_seconds)} wall</span><span>${s.workers_seen} workers</span><span class="dim">${esc(s.started_at)}</span>`;
         (function gantt() {
           const svg = el("gantt"), w = svg.clientWidth || 1000, left = 150, rowH = 16;

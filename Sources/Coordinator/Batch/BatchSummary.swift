@@ -111,6 +111,11 @@ struct BatchSummary: Codable, Sendable, Equatable {
         var cap: String? = nil
         /// Episodes the cap stopped (not started, or whose script call their allowance could not cover).
         var cappedEpisodes: Int? = nil
+        /// Calls answered from the asset store instead of a provider (this run of the coordinator), and
+        /// what they would have cost; absent when the store answered none.
+        var reusedCalls: Int? = nil
+        var savedMicros: Int? = nil
+        var saved: String? = nil
     }
 
     init(
@@ -184,7 +189,10 @@ struct BatchSummary: Codable, Sendable, Equatable {
             unpricedCalls: dispatcher.spend.unpricedCalls,
             capMicros: dispatcher.spendCap?.capMicros,
             cap: dispatcher.spendCap.map { PriceTable.dollars($0.capMicros) },
-            cappedEpisodes: dispatcher.spendCap == nil ? nil : capped
+            cappedEpisodes: dispatcher.spendCap == nil ? nil : capped,
+            reusedCalls: dispatcher.spend.reusedCalls > 0 ? dispatcher.spend.reusedCalls : nil,
+            savedMicros: dispatcher.spend.reusedCalls > 0 ? dispatcher.spend.savedMicros : nil,
+            saved: dispatcher.spend.reusedCalls > 0 ? PriceTable.dollars(dispatcher.spend.savedMicros) : nil
         )
         let leases = dispatcher.leases
         self.budgetMode = leases.settings.isEmpty && leases.learners.isEmpty ? nil : leases.settings.mode.rawValue

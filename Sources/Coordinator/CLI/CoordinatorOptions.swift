@@ -71,6 +71,27 @@ struct CoordinatorOptions: ParsableArguments {
     )
     var expectedEpisodeCost: String?
 
+    @Flag(
+        name: .customLong("no-reuse"),
+        help:
+            "Pay for every asset afresh: no asset store, so retries and re-runs call the providers again (env REELFARM_NO_REUSE=1)."
+    )
+    var noReuse = false
+
+    @Option(
+        name: .customLong("asset-store"),
+        help:
+            "Folder of the asset store, the paid answers kept for reuse (env REELFARM_ASSET_STORE; default: assets/ in --state, else .assets/ in the output folder)."
+    )
+    var assetStore: String?
+
+    @Option(
+        name: .customLong("asset-store-size"),
+        help:
+            "The most the asset store keeps, e.g. 500MiB or 10GiB; the least recently used answers go first (env REELFARM_ASSET_STORE_SIZE, default 2GiB)."
+    )
+    var assetStoreSize: String?
+
     @Option(
         name: .customLong("heartbeat-ms"),
         parsing: .unconditional,
@@ -598,6 +619,31 @@ struct CoordinatorOptions: ParsableArguments {
                 range: 1...65_536
             )
         )
+        // The asset store: paid answers kept so that retries, resumed batches and re-runs reuse them.
+        let noReuse = noReuse || ["1", "true", "yes"].contains(environment.value("REELFARM_NO_REUSE")?.value ?? "")
+        var assetStoreSettings: AssetStore.Settings?
+        if !noReuse {
+            let folder =
+                (assetStore ?? environment.value("REELFARM_ASSET_STORE")?.value).map { URL(fileURLWithPath: $0) }
+                ?? stateDir.map { URL(fileURLWithPath: $0).appendingPathComponent("assets", isDirectory: true) }
+                ?? outputURL.appendingPathComponent(".assets", isDirectory: true)
+            var store = AssetStore.Settings(folder: folder.standardizedFileURL)
+            if let raw = assetStoreSize ?? environment.value("REELFARM_ASSET_STORE_SIZE")?.value {
+                let source = assetStoreSize != nil ? "--asset-store-size" : "REELFARM_ASSET_STORE_SIZE"
+                let bytes: Int64
+                do {
+                    bytes = try DiskSpace.parse(raw)
+                } catch {
+                    throw ConfigurationError("\(source) \(raw): \(error)")
+                }
+                guard bytes >= 1 << 20 else {
+                    throw ConfigurationError("\(source) \(raw) is less than 1MiB; use --no-reuse to keep no assets")
+                }
+                store.maxBytes = Int(clamping: bytes)
+            }
+            assetStoreSettings = store
+        }
+        dispatch.assetReuse = assetStoreSettings != nil
         let board = httpAddress.map { _ in StatusBoard() }
         let metrics = httpAddress.map { _ in FleetMetrics() }
         let control = ControlChannel()
@@ -623,7 +669,8 @@ struct CoordinatorOptions: ParsableArguments {
                 serve: serve,
                 queued: queued,
                 control: control,
-                security: security
+                security: security,
+                assetStore: assetStoreSettings
             ),
             logger: logger
         )

@@ -9,6 +9,9 @@ enum DispatchAction: Equatable, Sendable {
     /// Hand a command to the artifact store (the disk task); its event comes back through
     /// ``Dispatcher/onArtifactEvent(_:now:)``.
     case store(ArtifactCommand)
+    /// Hand an asset store message (ASSET_GET, ASSET_PUT) of a registered session to the asset task, or
+    /// tell it a session ended (what that worker was sending is dropped).
+    case asset(AssetService.Command)
 }
 
 /// Events the shell logs, counts or records. The dispatcher itself never logs.

@@ -27,6 +27,9 @@ struct DispatchSettings: Sendable, Equatable {
     /// `--expected-episode-cost` in micro-dollars: what an episode is expected to cost before one finished
     /// (without it, the first attempt of a capped batch runs alone until its cost is known).
     var expectedEpisodeCostMicros: Int?
+    /// The coordinator keeps an asset store (PROTOCOL §18; off with `--no-reuse`): WELCOME says so to
+    /// workers of minor 5 and later, and their ASSET_GET and ASSET_PUT go to the store.
+    var assetReuse = false
 
     /// Silence after which a worker is declared dead.
     var deadAfter: Duration { heartbeatInterval * liveness }

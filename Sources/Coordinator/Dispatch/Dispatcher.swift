@@ -268,7 +268,21 @@ struct Dispatcher: Sendable {
             }
             let leaseActions = leases.onMessage(envelope.message, session: session, priority: priority, now: now)
             apply(leaseActions, now: now, into: &actions)
-        case .welcome, .job, .cancel, .leaseGrant, .providerPause, .artifactFetch, .artifactAck:
+        case .assetGet, .assetPut:
+            if settings.assetReuse {
+                actions.append(.asset(.message(routingId: routingId, session: session, envelope.message)))
+                return actions  // nothing to dispatch: the store is not the dispatcher's state
+            }
+            counters.outOfOrder += 1
+            actions.append(
+                .notice(
+                    .rejected(
+                        reason: "out_of_order",
+                        detail: "\(envelope.message.kind) but this coordinator keeps no asset store (--no-reuse)"
+                    )
+                )
+            )
+        case .welcome, .job, .cancel, .leaseGrant, .providerPause, .artifactFetch, .artifactAck, .assetData:
             counters.outOfOrder += 1
             actions.append(
                 .notice(
@@ -586,7 +600,8 @@ struct Dispatcher: Sendable {
             softwareVersion: settings.softwareVersion,
             budgets: leases.announcedBudgets,
             budgetMode: leases.settings.mode,
-            fleetWorkers: workers.count
+            fleetWorkers: workers.count,
+            assetReuse: settings.assetReuse && hello.protocolMinor >= 5
         )
         let circuits = leases.workerJoined(
             session: session,
@@ -966,6 +981,7 @@ struct Dispatcher: Sendable {
             sessionByRoutingId.removeValue(forKey: worker.routingId)
         }
         apply(leases.workerLeft(session: session, lastHeard: worker.lastHeard, now: now), now: now, into: &actions)
+        if settings.assetReuse { actions.append(.asset(.sessionEnded(session))) }
         // Attempts whose files were still coming count as lost too: they are not done until stored.
         let collecting = collector.refs(of: session)
         apply(collector.abort(session: session, now: now), now: now, into: &actions)

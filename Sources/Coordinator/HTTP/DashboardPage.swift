@@ -67,7 +67,7 @@ enum DashboardPage {
           el("stats").innerHTML = `<span class="succeeded">${p.succeeded}/${p.total} done</span><span class="failed">${p.failed} failed</span>`
             + `<span class="running">${p.running} running</span><span class="saving">${p.saving} saving</span>`
             + `<span class="pending">${p.pending} pending</span><span>elapsed ${secs(p.elapsed_seconds)}</span><span>ETA ${secs(p.eta_seconds)}</span>`
-            + (s.spend ? `<span id="spend">spent ${esc(s.spend.total)}${s.spend.cap ? ` of the ${esc(s.spend.cap)} cap` : ""}${s.spend.unpriced_calls ? ` (+ ${s.spend.unpriced_calls} unpriced calls)` : ""}</span>` : "");
+            + (s.spend ? `<span id="spend">spent ${esc(s.spend.total)}${s.spend.cap ? ` of the ${esc(s.spend.cap)} cap` : ""}${s.spend.unpriced_calls ? ` (+ ${s.spend.unpriced_calls} unpriced calls)` : ""}${s.spend.reused_calls ? `; ${esc(s.spend.saved)} saved by ${s.spend.reused_calls} reused calls` : ""}</span>` : "");
           el("workers").innerHTML = s.workers.map((w) => `<tr><td>${esc(w.id)}${w.draining ? " (draining)" : ""}</td><td>${esc(w.host)}</td>`
             + `<td>${w.running} / ${w.slots}</td><td>${w.completed}</td><td>${(w.heartbeat_age_ms / 1000).toFixed(1)} s</td></tr>`).join("")
             || `<tr><td colspan="5" class="pending">no workers connected</td></tr>`;

@@ -118,6 +118,14 @@ final class FleetMetrics: @unchecked Sendable {
             factory.makeFloatingPointCounter(label: "reelfarm_spend_total", dimensions: [("provider", provider)])
                 .increment(by: Double(delta) / 1_000_000)
         }
+        advance("reelfarm_assets_reused_total", [:], to: status.spend?.reusedCalls ?? 0)
+        let savedNow = status.spend?.savedMicros ?? 0
+        if savedNow > seen["reelfarm_spend_saved_total", default: 0] {
+            let delta = savedNow - seen["reelfarm_spend_saved_total", default: 0]
+            seen["reelfarm_spend_saved_total"] = savedNow
+            factory.makeFloatingPointCounter(label: "reelfarm_spend_saved_total", dimensions: [])
+                .increment(by: Double(delta) / 1_000_000)
+        }
     }
 
     private func gauge(_ name: String, _ labels: [String: String] = [:]) -> CoreMetrics.Gauge {

@@ -75,6 +75,10 @@ struct FleetStatus: Codable, Sendable, Equatable {
         /// `--max-spend`, for people (absent without a cap), and what is neither spent nor leased out.
         var cap: String? = nil
         var freeMicros: Int? = nil
+        /// Calls answered from the asset store, and what they would have cost (absent when none).
+        var reusedCalls: Int? = nil
+        var savedMicros: Int? = nil
+        var saved: String? = nil
     }
 
     struct EpisodeList: Codable, Sendable, Equatable {
@@ -265,7 +269,10 @@ extension Dispatcher {
             byProviderMicros: spend.byProvider,
             unpricedCalls: spend.unpricedCalls,
             cap: spendCap.map { PriceTable.dollars($0.capMicros) },
-            freeMicros: spendCap?.freeMicros
+            freeMicros: spendCap?.freeMicros,
+            reusedCalls: spend.reusedCalls > 0 ? spend.reusedCalls : nil,
+            savedMicros: spend.reusedCalls > 0 ? spend.savedMicros : nil,
+            saved: spend.reusedCalls > 0 ? PriceTable.dollars(spend.savedMicros) : nil
         )
         if let full = diskFull {
             status.diskFull = FleetStatus.DiskFull(

@@ -56,6 +56,9 @@ final class CoordinatorService: Service {
         var control: ControlChannel?
         /// CURVE on the ROUTER socket and the allow-list of worker keys (`--curve-secret`, `--allow-workers`).
         var security: CoordinatorSecurity?
+        /// The asset store (PROTOCOL §18), unless `--no-reuse`. It is opened when the service starts; one
+        /// that cannot be opened turns reuse off for the run (said at error level).
+        var assetStore: AssetStore.Settings?
     }
 
     enum ProgressMode: String, Sendable, CaseIterable {
@@ -160,10 +163,38 @@ final class CoordinatorService: Service {
             logger.notice("no --state: submitted batches live in memory only and are lost if the coordinator stops")
         }
 
+        // The asset task owns the store and answers ASSET_GET itself, off this loop.
+        var dispatchSettings = settings.dispatch
+        var assets: AssetService?
+        var assetTask: Task<Void, Never>?
+        if dispatchSettings.assetReuse, let storeSettings = settings.assetStore {
+            do {
+                let store = try AssetStore(settings: storeSettings)
+                let s = store.stats
+                logger.info(
+                    "asset store: paid answers are kept and reused (--no-reuse to pay for each afresh)",
+                    metadata: [
+                        "path": "\(storeSettings.folder.path)", "answers": "\(s.entries)",
+                        "bytes": "\(s.bytes)", "max_bytes": "\(storeSettings.maxBytes)",
+                    ]
+                )
+                let service = AssetService(logger: logger)
+                assets = service
+                assetTask = Task.detached { await service.run(store: store, send: { thread.send($0) }) }
+            } catch {
+                logger.error(
+                    "cannot open the asset store; every asset is paid for afresh in this run",
+                    metadata: ["path": "\(storeSettings.folder.path)", "error": "\(error)"]
+                )
+                dispatchSettings.assetReuse = false
+            }
+        } else {
+            dispatchSettings.assetReuse = false
+        }
         var dispatcher = Dispatcher(
             batchId: "",
             specs: [],
-            settings: settings.dispatch,
+            settings: dispatchSettings,
             leases: settings.leases,
             makeSession: { Self.randomSession() }
         )
@@ -587,7 +618,14 @@ final class CoordinatorService: Service {
                 } else {
                     first = startNext(now: clock.now)
                 }
-                perform(first, thread: thread, trace: current?.trace, rejections: &rejections, store: diskQueue)
+                perform(
+                    first,
+                    thread: thread,
+                    trace: current?.trace,
+                    rejections: &rejections,
+                    store: diskQueue,
+                    assets: assets
+                )
                 publish(current == nil ? "idle" : "running", now: clock.now)
                 if current != nil, dispatcher.isComplete {
                     finish(now: clock.now)
@@ -706,12 +744,26 @@ final class CoordinatorService: Service {
                         }
                     }
                     settings.metrics?.observe(actions, dispatcher: dispatcher)
-                    perform(actions, thread: thread, trace: current?.trace, rejections: &rejections, store: diskQueue)
+                    perform(
+                        actions,
+                        thread: thread,
+                        trace: current?.trace,
+                        rejections: &rejections,
+                        store: diskQueue,
+                        assets: assets
+                    )
                     if current != nil, dispatcher.isComplete {
                         finish(now: clock.now)
                         if !settings.serve { break }
                         let next = startNext(now: clock.now)
-                        perform(next, thread: thread, trace: current?.trace, rejections: &rejections, store: diskQueue)
+                        perform(
+                            next,
+                            thread: thread,
+                            trace: current?.trace,
+                            rejections: &rejections,
+                            store: diskQueue,
+                            assets: assets
+                        )
                         publish(current == nil ? "idle" : "running", now: clock.now)
                     }
                     if let due = dispatcher.nextLeaseDeadline(after: clock.now) {
@@ -743,7 +795,7 @@ final class CoordinatorService: Service {
                 reason: oneShotDone ? .batchComplete : .shutdown,
                 detail: oneShotDone ? "batch \(dispatcher.batchId) complete" : "coordinator stopped"
             )
-            perform(goodbye, thread: thread, trace: nil, rejections: &rejections, store: diskQueue)
+            perform(goodbye, thread: thread, trace: nil, rejections: &rejections, store: diskQueue, assets: assets)
             if let journal {
                 let s = journal.stats
                 logger.info(
@@ -762,6 +814,19 @@ final class CoordinatorService: Service {
         }
         diskQueue.finish()
         await diskTask.value
+        if let assets {
+            assets.finish()
+            await assetTask?.value
+            let s = assets.stats
+            logger.info(
+                "asset store",
+                metadata: [
+                    "answers": "\(s.entries)", "bytes": "\(s.bytes)", "hits": "\(s.hits)", "misses": "\(s.misses)",
+                    "stored": "\(s.stored)", "evicted": "\(s.evicted)", "refused": "\(s.refused)",
+                    "damaged": "\(s.damaged)",
+                ]
+            )
+        }
         StatusLine.finish()
         await thread.close()
         await zapThread?.close()
@@ -803,10 +868,15 @@ final class CoordinatorService: Service {
                 ]
             )
         }
-        if let spend = summary.spend, spend.totalMicros > 0 || spend.capMicros != nil || spend.unpricedCalls > 0 {
+        if let spend = summary.spend,
+            spend.totalMicros > 0 || spend.capMicros != nil || spend.unpricedCalls > 0 || spend.reusedCalls != nil
+        {
             var line = "spend: \(spend.total)"
             if let cap = spend.cap { line += " of the \(cap) cap" }
             if let capped = spend.cappedEpisodes, capped > 0 { line += "; \(capped) episodes stopped by the cap" }
+            if let reused = spend.reusedCalls, let saved = spend.saved {
+                line += "; \(reused) calls reused from the asset store saved \(saved)"
+            }
             if spend.unpricedCalls > 0 {
                 line += "; \(spend.unpricedCalls) calls of models without a price not counted"
             }
@@ -850,7 +920,8 @@ final class CoordinatorService: Service {
         thread: ZMQSocketThread,
         trace: TraceWriter?,
         rejections: inout RejectionLog,
-        store: AsyncStream<DiskCommand>.Continuation
+        store: AsyncStream<DiskCommand>.Continuation,
+        assets: AssetService?
     ) {
         for action in actions {
             switch action {
@@ -858,6 +929,8 @@ final class CoordinatorService: Service {
                 thread.send([routingId] + Codec.encode(envelope))
             case .store(let command):
                 store.yield(.store(command))
+            case .asset(let command):
+                assets?.submit(command)
             case .notice(let notice):
                 log(notice, trace: trace, rejections: &rejections)
             }

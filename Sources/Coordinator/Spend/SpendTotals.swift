@@ -12,6 +12,10 @@ struct SpendTotals: Sendable, Equatable {
     private(set) var unpricedCalls = 0
     /// Calls with a cost (zero-cost offline calls included).
     private(set) var pricedCalls = 0
+    /// Calls answered from the asset store (their `call_end` has `saved_micros`), and what they would
+    /// have cost.
+    private(set) var reusedCalls = 0
+    private(set) var savedMicros = 0
     /// Attempts already counted, so that a RESULT sent again (after a reconnect) is not counted twice.
     /// Only attempts that cost something are remembered.
     private var counted: Set<JobRef> = []
@@ -25,9 +29,15 @@ struct SpendTotals: Sendable, Equatable {
         var byKind: [String: Int] = [:]
         var priced = 0
         var unpriced = 0
+        var reused = 0
+        var saved = 0
         for event in result.trace where event.event == .callEnd {
             let kind = event.name.split(separator: ":", maxSplits: 1).first.map(String.init) ?? event.name
             guard kind != "render" else { continue }
+            if let micros = event.savedMicros {
+                reused += 1
+                saved += micros
+            }
             if let micros = event.costMicros {
                 priced += 1
                 cost += micros
@@ -36,7 +46,9 @@ struct SpendTotals: Sendable, Equatable {
                 unpriced += 1
             }
         }
-        if cost > 0 { counted.insert(result.ref) }
+        if cost > 0 || reused > 0 { counted.insert(result.ref) }
+        reusedCalls += reused
+        savedMicros += saved
         for (kind, micros) in byKind where micros > 0 { byProvider[kind, default: 0] += micros }
         pricedCalls += priced
         unpricedCalls += unpriced

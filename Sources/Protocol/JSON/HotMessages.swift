@@ -94,6 +94,10 @@ enum HotMessages {
                 w.string(e.event.rawValue)
                 w.raw(#","name":"#)
                 w.string(e.name)
+                if let saved = e.savedMicros {
+                    w.raw(#","saved_micros":"#)
+                    w.integer(saved)
+                }
                 w.raw(#","seq":"#)
                 w.integer(e.seq)
                 w.raw("}")
@@ -173,7 +177,8 @@ enum HotMessages {
                             seq: try e.integer("seq", as: UInt64.self),
                             event: try e.enumeration("event"),
                             name: try e.string("name"),
-                            costMicros: try e.optionalInt("costMicros")
+                            costMicros: try e.optionalInt("costMicros"),
+                            savedMicros: try e.optionalInt("savedMicros")
                         )
                     )
                 }

@@ -118,6 +118,10 @@ public struct TraceEvent: Codable, Sendable, Equatable {
     /// Minor 4, `call_end` only: what the call cost in micro-dollars (US$ × 10⁶, 0…10¹²) at the worker's
     /// price table; absent when the call got no billed answer or its model has no price.
     public var costMicros: Int?
+    /// Minor 5, `call_end` only: present when the call was answered from the coordinator's asset store
+    /// (§18) instead of the provider; what the answers would have cost, in micro-dollars (0 when their
+    /// model has no price). Such a call's `cost_micros` is 0.
+    public var savedMicros: Int?
 
     /// The largest cost a trace event may carry (a million dollars).
     public static let maxCostMicros = 1_000_000_000_000
@@ -131,11 +135,12 @@ public struct TraceEvent: Codable, Sendable, Equatable {
         case renderEnd = "render_end"
     }
 
-    public init(seq: UInt64, event: Kind, name: String, costMicros: Int? = nil) {
+    public init(seq: UInt64, event: Kind, name: String, costMicros: Int? = nil, savedMicros: Int? = nil) {
         self.seq = seq
         self.event = event
         self.name = name
         self.costMicros = costMicros
+        self.savedMicros = savedMicros
     }
 
     public init(from decoder: any Decoder) throws {
@@ -144,10 +149,11 @@ public struct TraceEvent: Codable, Sendable, Equatable {
         event = try c.decode(Kind.self, forKey: .event)
         name = try c.decode(String.self, forKey: .name)
         costMicros = try c.decodeIfPresent(Int.self, forKey: .costMicros)
+        savedMicros = try c.decodeIfPresent(Int.self, forKey: .savedMicros)
     }
 
     enum CodingKeys: String, CodingKey {
-        case seq, event, name, costMicros
+        case seq, event, name, costMicros, savedMicros
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -156,5 +162,6 @@ public struct TraceEvent: Codable, Sendable, Equatable {
         try c.encode(name, forKey: .name)
         try c.encode(seq, forKey: .seq)
         try c.encodeIfPresent(costMicros, forKey: .costMicros)
+        try c.encodeIfPresent(savedMicros, forKey: .savedMicros)
     }
 }

@@ -21,6 +21,9 @@ public struct Welcome: Codable, Sendable, Equatable {
     /// Minor 1: workers connected to the coordinator, this one included, when it joined. A worker that
     /// loses the coordinator and is configured to go on alone uses budget ÷ this.
     public var fleetWorkers: Int
+    /// Minor 5: the coordinator keeps an asset store (§18): the worker may ask it for answers before calling
+    /// a provider (ASSET_GET) and offer the answers it paid for (ASSET_PUT). Absent means `false`.
+    public var assetReuse: Bool
 
     public init(
         session: String,
@@ -31,7 +34,8 @@ public struct Welcome: Codable, Sendable, Equatable {
         protocolMinor: Int = WireProtocol.minorVersion,
         budgets: [ProviderBudget] = [],
         budgetMode: BudgetMode = .leased,
-        fleetWorkers: Int = 1
+        fleetWorkers: Int = 1,
+        assetReuse: Bool = false
     ) {
         self.session = session
         self.heartbeatIntervalMs = heartbeatIntervalMs
@@ -42,6 +46,7 @@ public struct Welcome: Codable, Sendable, Equatable {
         self.budgets = budgets
         self.budgetMode = budgetMode
         self.fleetWorkers = fleetWorkers
+        self.assetReuse = assetReuse
     }
 
     public init(from decoder: any Decoder) throws {
@@ -55,11 +60,12 @@ public struct Welcome: Codable, Sendable, Equatable {
         budgets = try c.decodeIfPresent([ProviderBudget].self, forKey: .budgets) ?? []
         budgetMode = try c.decodeIfPresent(BudgetMode.self, forKey: .budgetMode) ?? .leased
         fleetWorkers = try c.decodeIfPresent(Int.self, forKey: .fleetWorkers) ?? 1
+        assetReuse = try c.decodeIfPresent(Bool.self, forKey: .assetReuse) ?? false
     }
 
     enum CodingKeys: String, CodingKey {
         case session, heartbeatIntervalMs, liveness, maxMessageBytes, softwareVersion, protocolMinor, budgets
-        case budgetMode, fleetWorkers
+        case budgetMode, fleetWorkers, assetReuse
     }
 
     /// Minor-1 keys are written only when they differ from their defaults (no budgets), so a WELCOME to a worker of minor 0 carries
@@ -77,5 +83,6 @@ public struct Welcome: Codable, Sendable, Equatable {
             try c.encode(budgetMode, forKey: .budgetMode)
             try c.encode(fleetWorkers, forKey: .fleetWorkers)
         }
+        if assetReuse { try c.encode(true, forKey: .assetReuse) }
     }
 }

@@ -65,6 +65,11 @@ public enum DurableFiles {
         return hex(hasher.finalize())
     }
 
+    /// The lowercase hex SHA-256 of bytes in memory.
+    public static func sha256<D: DataProtocol>(_ bytes: D) -> String {
+        hex(SHA256.hash(data: bytes))
+    }
+
     /// Lowercase hex of a digest.
     public static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
         let digits = Array("0123456789abcdef".utf8)

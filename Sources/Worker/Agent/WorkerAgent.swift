@@ -46,12 +46,21 @@ final class WorkerAgent: Service {
     private let settings: Settings
     private let pipeline: EpisodePipeline
     private let leases: LeaseClient
+    /// The asset store's client; its messages travel like the lease client's.
+    private let assets: AssetExchange?
     private let logger: Logger
 
-    init(settings: Settings, pipeline: EpisodePipeline, leases: LeaseClient, logger: Logger) {
+    init(
+        settings: Settings,
+        pipeline: EpisodePipeline,
+        leases: LeaseClient,
+        assets: AssetExchange? = nil,
+        logger: Logger
+    ) {
         self.settings = settings
         self.pipeline = pipeline
         self.leases = leases
+        self.assets = assets
         self.logger = logger
     }
 
@@ -61,7 +70,8 @@ final class WorkerAgent: Service {
         /// An attempt ended; `files` is the folder of the files it offers for transfer, if any.
         case finished(EpisodeResult, files: URL?)
         case progress(Progress)
-        /// A lease message from the ``LeaseClient`` for the coordinator.
+        /// A lease message from the ``LeaseClient`` (or an asset message from the ``AssetExchange``) for
+        /// the coordinator.
         case lease(Message)
         case shutdown
         /// The coordinator process that started this worker is gone.
@@ -108,6 +118,7 @@ final class WorkerAgent: Service {
         var rejections = RejectionLog()
 
         leases.attach { message in continuation.yield(.lease(message)) }
+        assets?.attach { message in continuation.yield(.lease(message)) }
 
         await withTaskGroup(of: Void.self) { group in
             thread.feed(continuation, in: &group, wrap: { .socket($0) }, tick: .tick, every: settings.tick)
@@ -227,8 +238,15 @@ final class WorkerAgent: Service {
                         )
                     }
                     leases.sessionStarted(welcome)
+                    assets?.sessionStarted(welcome)
+                    if welcome.assetReuse, assets?.isActive == true {
+                        logger.info("the coordinator keeps an asset store: paid answers are reused")
+                    }
                 case .sessionLost:
                     leases.sessionLost()
+                    assets?.sessionLost()
+                case .receive(.assetData(let data)):
+                    assets?.receive(data)
                 case .receive(let message):
                     if case .providerPause(let pause) = message {
                         if pause.circuitOpen {

@@ -455,7 +455,7 @@ struct WorkerCore: Sendable {
             return actions + drainedIfIdle(now: now)
         case .heartbeat:
             return []
-        case .leaseGrant, .providerPause:
+        case .leaseGrant, .providerPause, .assetData:
             return [.leases(.receive(message))]
         case .disconnect(let d):
             return lose(
@@ -464,7 +464,7 @@ struct WorkerCore: Sendable {
                 immediate: d.reason == .unknownSession
             )
         case .hello, .welcome, .progress, .result, .leaseRequest, .leaseStarted, .leaseRelease, .leaseCancel,
-            .providerSignal, .artifactChunk:
+            .providerSignal, .artifactChunk, .assetGet, .assetPut:
             counters.outOfOrder += 1
             return [.log(.debug, "unexpected message ignored", ["kind": "\(message.kind)"])]
         }
@@ -559,7 +559,7 @@ enum WorkerAction: Sendable, Equatable {
     enum LeaseEvent: Sendable, Equatable {
         case sessionStarted(Welcome)
         case sessionLost
-        /// LEASE_GRANT or PROVIDER_PAUSE from the coordinator.
+        /// LEASE_GRANT, PROVIDER_PAUSE or ASSET_DATA from the coordinator.
         case receive(Message)
     }
 }

@@ -301,6 +301,9 @@ struct RunWorkerCommand: AsyncParsableCommand {
             )
             delivery = ArtifactDelivery(rawValue: text) ?? .transfer
         }
+        // The coordinator's asset store, when it keeps one (WELCOME asset_reuse) and this worker may use it.
+        let reuseOff = ["1", "true", "yes"].contains(environment.value("REELFARM_NO_REUSE")?.value ?? "")
+        let assets = AssetExchange(settings: .init(enabled: !reuseOff))
         let pipeline = EpisodePipeline(
             providers: providerConfig.makeProviderSet(simulation: simulation),
             limits: limits,
@@ -308,7 +311,8 @@ struct RunWorkerCommand: AsyncParsableCommand {
             logger: logger,
             outputRoot: providerConfig.writesFiles ? outputRoot : nil,
             gate: leases,
-            delivery: delivery
+            delivery: delivery,
+            reuse: assets
         )
         let grace = try ParallelismSettings.positiveInt(
             flag: shutdownGrace,
@@ -357,6 +361,7 @@ struct RunWorkerCommand: AsyncParsableCommand {
             ),
             pipeline: pipeline,
             leases: leases,
+            assets: assets,
             logger: logger
         )
         let group = ServiceGroup(

@@ -36,6 +36,7 @@ final class AttemptRecord: Sendable {
     func callEnded(_ name: String, meter: CallMeter) {
         var event = recorder.record(.callEnd, name)
         event.costMicros = meter.costMicros
+        event.savedMicros = meter.savedMicros
         let unpriced = meter.unpricedModel
         state.withLock {
             $0.events.append(event)

@@ -22,6 +22,9 @@ struct EpisodeManifest: Codable, Sendable, Equatable {
     var scriptCostMicros: Int?
     /// Models called that have no price in the worker's table.
     var unpricedModels: [String] = []
+    /// What the answers taken from the coordinator's asset store would have cost, in micro-dollars;
+    /// `nil` when none was.
+    var savedMicros: Int?
 
     struct Render: Codable, Sendable, Equatable {
         var provider: String
@@ -52,6 +55,9 @@ struct EpisodeManifest: Codable, Sendable, Equatable {
         /// What the call that made it cost, in micro-dollars; `nil` for a placeholder, the video, or a model
         /// without a price.
         var costMicros: Int?
+        /// `true` when the answer came from the coordinator's asset store (paid for by an earlier attempt
+        /// or batch); absent otherwise.
+        var reused: Bool?
     }
 }
 
@@ -61,6 +67,10 @@ struct CallCosts: Sendable, Equatable {
     var byItem: [String: Int] = [:]
     var totalMicros = 0
     var unpricedModels: [String] = []
+    /// Items whose call was answered (in part) from the asset store.
+    var reusedItems: Set<String> = []
+    /// What those answers would have cost; `nil` when none was reused.
+    var savedMicros: Int?
 
     init(byItem: [String: Int] = [:], totalMicros: Int = 0, unpricedModels: [String] = []) {
         self.byItem = byItem
@@ -71,8 +81,12 @@ struct CallCosts: Sendable, Equatable {
     /// From trace events named `KIND:ITEM`.
     init(events: [TraceEvent], unpricedModels: [String]) {
         for event in events where event.event == .callEnd {
-            guard let cost = event.costMicros else { continue }
             let item = event.name.split(separator: ":", maxSplits: 1).last.map(String.init) ?? event.name
+            if let saved = event.savedMicros {
+                reusedItems.insert(item)
+                savedMicros = (savedMicros ?? 0) + saved
+            }
+            guard let cost = event.costMicros else { continue }
             byItem[item, default: 0] += cost
             totalMicros += cost
         }
@@ -174,12 +188,16 @@ enum EpisodeFiles {
             ),
             assets: entries.map { entry in
                 var entry = entry
-                if !entry.placeholder, entry.kind != .video { entry.costMicros = costs.byItem[entry.item] }
+                if !entry.placeholder, entry.kind != .video {
+                    entry.costMicros = costs.byItem[entry.item]
+                    if costs.reusedItems.contains(entry.item) { entry.reused = true }
+                }
                 return entry
             },
             costMicros: costs.totalMicros,
             scriptCostMicros: costs.byItem["script"],
-            unpricedModels: costs.unpricedModels
+            unpricedModels: costs.unpricedModels,
+            savedMicros: costs.savedMicros
         )
         let encoder = encoder()
         try encoder.encode(script).write(to: workspace.appendingPathComponent(scriptName), options: .atomic)

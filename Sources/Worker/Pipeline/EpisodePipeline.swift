@@ -43,6 +43,9 @@ struct EpisodePipeline: Sendable {
     var gate: any ProviderGate
     /// How a successful attempt's files reach the coordinator.
     var delivery: ArtifactDelivery
+    /// The coordinator's asset store, asked before each paid request and offered each paid answer;
+    /// `nil`: every call goes to its provider.
+    var reuse: AssetExchange?
 
     init(
         providers: ProviderSet,
@@ -52,7 +55,8 @@ struct EpisodePipeline: Sendable {
         outputRoot: URL? = nil,
         tools: ToolLocator = .environment,
         gate: any ProviderGate = OpenGate(),
-        delivery: ArtifactDelivery = .shared
+        delivery: ArtifactDelivery = .shared,
+        reuse: AssetExchange? = nil
     ) {
         self.providers = providers
         self.limits = limits
@@ -62,6 +66,7 @@ struct EpisodePipeline: Sendable {
         self.tools = tools
         self.gate = gate
         self.delivery = delivery
+        self.reuse = reuse
     }
 
     /// Runs one attempt of one episode. Never throws: any failure becomes a failed ``EpisodeResult``.
@@ -95,7 +100,8 @@ struct EpisodePipeline: Sendable {
             tools: tools,
             gate: gate,
             delivery: delivery,
-            allowance: job.spendAllowanceMicros.map { SpendAllowance(limitMicros: $0) }
+            allowance: job.spendAllowanceMicros.map { SpendAllowance(limitMicros: $0) },
+            reuse: reuse
         )
         return await attempt.run()
     }
@@ -133,6 +139,7 @@ private struct Attempt: Sendable {
     let delivery: ArtifactDelivery
     /// What the attempt's paid calls may cost together (JOB `spend_allowance_micros`); `nil`: no cap.
     let allowance: SpendAllowance?
+    let reuse: AssetExchange?
     /// The attempt's folder, once created (only with an output root).
     var workspace: AttemptWorkspace?
 
@@ -499,6 +506,8 @@ private struct Attempt: Sendable {
                 }
                 let started = ContinuousClock.now
                 let value = try await body(context)
+                // The provider accepted its answers: offer the paid ones for retries and re-runs.
+                if let reuse { for offer in meter.takeOffers() { reuse.offer(offer) } }
                 return (value, ContinuousClock.now - started)
             }
         }
@@ -524,7 +533,8 @@ private struct Attempt: Sendable {
             topic: job.spec.topic,
             characters: characters,
             kind: kind,
-            gate: gate
+            gate: gate,
+            reuse: reuse
         )
     }
 

@@ -15,6 +15,12 @@ final class CallMeter: Sendable {
         var unpriced: String?
         /// Estimates reserved on the allowance and not yet replaced by a charge, oldest first.
         var reserved: [Int] = []
+        /// The next charge is for an answer the asset store gave: saved, not spent.
+        var reusedNext = false
+        var reused = false
+        var savedMicros = 0
+        /// Paid answers of this call, offered to the asset store once the call succeeds.
+        var offers: [AssetExchange.Offer] = []
     }
 
     private let prices: PriceTable
@@ -42,15 +48,48 @@ final class CallMeter: Sendable {
     }
 
     /// A billed answer. A model without a price is remembered (the call's cost is then unknown).
+    /// An answer that came from the asset store (``markReused()``) is charged as saved: it costs nothing.
     func charge(_ usage: PriceTable.Usage) {
         let cost = prices.costMicros(of: usage)
-        let estimate: Int? = state.withLock {
+        let (estimate, spent): (Int?, Int) = state.withLock {
             $0.charged = true
+            let estimate = $0.reserved.isEmpty ? nil : $0.reserved.removeFirst()
+            if $0.reusedNext {
+                $0.reusedNext = false
+                $0.savedMicros += cost ?? 0
+                return (estimate, 0)
+            }
             if let cost { $0.micros += cost } else { $0.unpriced = usage.model }
-            return $0.reserved.isEmpty ? nil : $0.reserved.removeFirst()
+            return (estimate, cost ?? 0)
         }
-        allowance?.settle(reserved: estimate ?? 0, spent: cost ?? 0)
+        allowance?.settle(reserved: estimate ?? 0, spent: spent)
     }
+
+    /// The answer about to be charged came from the asset store (``HTTPCaller`` says so before returning
+    /// it): its charge counts as saved.
+    func markReused() {
+        state.withLock {
+            $0.reusedNext = true
+            $0.reused = true
+        }
+    }
+
+    /// Keeps a paid answer to offer to the asset store if the call succeeds.
+    func keep(_ offer: AssetExchange.Offer) {
+        state.withLock { $0.offers.append(offer) }
+    }
+
+    /// The paid answers kept so far, handed over once.
+    func takeOffers() -> [AssetExchange.Offer] {
+        state.withLock { s in
+            defer { s.offers = [] }
+            return s.offers
+        }
+    }
+
+    /// `nil` unless an answer of the call came from the asset store; then what those answers would have
+    /// cost, in micro-dollars.
+    var savedMicros: Int? { state.withLock { $0.reused ? $0.savedMicros : nil } }
 
     /// A call that costs nothing (the offline providers).
     func free() {

@@ -46,6 +46,9 @@ struct CallContext: Sendable {
     var gate: any ProviderGate
     /// What the call costs: a provider charges each billed answer to it (``CallMeter``).
     var meter: CallMeter
+    /// The coordinator's asset store: an HTTP call asks it before sending a request, and keeps each paid
+    /// answer (in ``meter``) to offer once the call succeeded. `nil`: no reuse (preflight, tests).
+    var reuse: AssetExchange?
 
     init(
         batchId: String,
@@ -58,7 +61,8 @@ struct CallContext: Sendable {
         characters: [String] = [],
         kind: ProviderKind = .llm,
         gate: any ProviderGate = OpenGate(),
-        meter: CallMeter = CallMeter(prices: .defaults)
+        meter: CallMeter = CallMeter(prices: .defaults),
+        reuse: AssetExchange? = nil
     ) {
         self.batchId = batchId
         self.episodeId = episodeId
@@ -71,6 +75,7 @@ struct CallContext: Sendable {
         self.kind = kind
         self.gate = gate
         self.meter = meter
+        self.reuse = reuse
     }
 
     /// Runs one request to the provider under the fleet's budget (see ``ProviderGate``). `teaches`: the

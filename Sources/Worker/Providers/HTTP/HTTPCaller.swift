@@ -59,6 +59,19 @@ struct HTTPCaller: Sendable {
         var loadingWaited = Duration.zero
         var tries = 0
         let secrets = Self.secrets(in: request.headers)
+        // The asset store first: an answer already paid for takes no permit and costs nothing.
+        let reuseKey = context.reuse?.isActive == true ? AssetKey.of(request) : nil
+        if let key = reuseKey, let answer = await context.reuse?.lookup(key) {
+            try Task.checkCancellation()
+            context.meter.markReused()
+            context.logger.debug(
+                "provider answer reused from the asset store",
+                metadata: ["service": "\(service)", "key": "\(key.prefix(12))", "bytes": "\(answer.body.count)"]
+            )
+            var headers = HTTPHeaderFields()
+            if let type = answer.contentType { headers.set("content-type", type) }
+            return ProviderResponse(status: 200, headers: headers, body: answer.body)
+        }
         let leased = context.gate.isLeased(context.kind)
         while true {
             try Task.checkCancellation()
@@ -80,6 +93,16 @@ struct HTTPCaller: Sendable {
                     throw ProviderError(.quotaExceeded, "\(service): \(error)")
                 }
                 if (200..<300).contains(response.status) {
+                    if let key = reuseKey {
+                        context.meter.keep(
+                            .init(
+                                key: key,
+                                body: response.body,
+                                contentType: response.headers["content-type"],
+                                service: service
+                            )
+                        )
+                    }
                     if leased {
                         reportExhausted(response, elapsed: ContinuousClock.now - sentAt, context: context)
                         reportLimits(response, context: context)

@@ -1,0 +1,158 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 16 part 3 with the real binaries: no paid call twice. The mock provider counts every answer it
+/// gave; an episode whose render fails on one worker and succeeds on another, and a re-run of the batch,
+/// must not add a single paid answer to what the first attempt made.
+@Suite(.serialized) struct ReuseTests {
+    static let batch = """
+        episodes:
+          - {id: harbour, topic: the harbour at dawn, scenes: 2}
+        """
+
+    /// `accepted` (2xx answers) of each provider at the mock.
+    static func paid(_ base: String) async throws -> [String: Int] {
+        let stats = try await EpisodeFileTests.http("GET", "\(base)/stats")
+        var paid: [String: Int] = [:]
+        for provider in ["openai", "elevenlabs", "huggingface"] {
+            paid[provider] = (stats[provider] as? [String: Any])?["accepted"] as? Int ?? -1
+        }
+        return paid
+    }
+
+    @Test func aRenderFailureOnOneWorkerThenSuccessOnAnotherPaysForEachCallOnce() async throws {
+        let dir = try Harness.tempDir("reuse")
+        let out = dir.appendingPathComponent("output")
+        let config = #"{"script_lines": 3, "script_broll": 1}"#
+        guard let (mock, base) = try await EpisodeFileTests.startMock(in: dir, config: config) else { return }
+        defer { mock.signal(SIGTERM) }
+        var environment = BudgetTests.environment(base)
+        environment["REELFARM_PROVIDERS"] = "script=openai,voice=elevenlabs,image=huggingface,render=ffmpeg"
+        environment["REELFARM_SIM_LATENCY"] = nil
+        let batch = dir.appendingPathComponent("batch.yaml")
+        try Self.batch.write(to: batch, atomically: true, encoding: .utf8)
+
+        // Worker A's ffmpeg fails its render, and asks A to stop (SIGTERM to its parent): A reports the
+        // failed attempt, drains and exits, and the retry can only run on worker B.
+        let fake = dir.appendingPathComponent("broken-ffmpeg", isDirectory: true)
+        try FileManager.default.createDirectory(at: fake, withIntermediateDirectories: true)
+        let script = fake.appendingPathComponent("ffmpeg")
+        try """
+        #!/bin/sh
+        case "$1" in -version|-h|-hide_banner) exec /usr/bin/ffmpeg "$@" ;; esac
+        kill -TERM $PPID
+        echo "ffmpeg: simulated crash of this box's ffmpeg" >&2
+        exit 1
+        """.write(to: script, atomically: true, encoding: .utf8)
+        chmod(script.path, 0o755)
+
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "0", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "first", "--max-attempts", "3", "--http", "off",
+            ],
+            environment: environment,
+            cwd: dir
+        )
+        defer { coordinator.signal(SIGKILL) }
+        let endpoint = try #require(await coordinator.boundEndpoint(), "log:\n\(coordinator.log.suffix(3000))")
+        var workerA = environment
+        workerA["PATH"] = fake.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let a = try Child(
+            name: "worker-a",
+            executable: Harness.workerPath,
+            arguments: ["--connect", endpoint, "--worker-id", "box-a", "--max-parallel-episodes", "1"],
+            environment: workerA,
+            cwd: dir
+        )
+        defer { a.signal(SIGKILL) }
+        #expect(await a.wait(timeout: .seconds(120)) == 0, "worker A:\n\(a.log.suffix(4000))")
+        #expect(a.log.contains("render failed"), "worker A:\n\(a.log.suffix(4000))")
+        let afterA = try await Self.paid(base)
+        #expect(afterA["openai"] == 1, "one script call: \(afterA)")
+
+        let b = try Child(
+            name: "worker-b",
+            executable: Harness.workerPath,
+            arguments: ["--connect", endpoint, "--worker-id", "box-b", "--max-parallel-episodes", "1"],
+            environment: environment,
+            cwd: dir
+        )
+        defer { b.signal(SIGKILL) }
+        #expect(await coordinator.wait(timeout: .seconds(180)) == 0, "log:\n\(coordinator.log.suffix(6000))")
+        b.signal(SIGTERM)
+        _ = await b.wait(timeout: .seconds(30))
+
+        let summary = try Summary.load(out, batch: "first")
+        #expect(summary.totals.succeeded == 1)
+        #expect(summary.episodes.first?.attempts == 2)
+        #expect(summary.episodes.first?.worker == "box-b")
+        // Every paid call was made once: the mock answered each provider exactly as often as the episode
+        // has assets from it, and nothing more after worker A's attempt.
+        let manifestData = try Data(contentsOf: out.appendingPathComponent("first/harbour/manifest.json"))
+        let manifest = try #require(try JSONSerialization.jsonObject(with: manifestData) as? [String: Any])
+        let assets = manifest["assets"] as? [[String: Any]] ?? []
+        let voices = assets.filter { $0["kind"] as? String == "voice" && $0["placeholder"] as? Bool == false }
+        let images = assets.filter {
+            ["scene", "broll"].contains($0["kind"] as? String ?? "") && $0["placeholder"] as? Bool == false
+        }
+        #expect(voices.count >= 3 && images.count == 3, "\(assets)")
+        let paid = try await Self.paid(base)
+        #expect(paid == ["openai": 1, "elevenlabs": voices.count, "huggingface": images.count], "\(paid)")
+        #expect(paid == afterA, "worker B paid for nothing: \(afterA) then \(paid)")
+        #expect((voices + images).allSatisfy { $0["reused"] as? Bool == true }, "\(assets)")
+        #expect((manifest["saved_micros"] as? Int ?? 0) > 0, "\(manifest)")
+        #expect(manifest["cost_micros"] as? Int == 0, "the successful attempt paid nothing: \(manifest)")
+
+        let summaryData = try Data(contentsOf: out.appendingPathComponent("first/summary.json"))
+        let summaryJSON = try #require(try JSONSerialization.jsonObject(with: summaryData) as? [String: Any])
+        let spend = try #require(summaryJSON["spend"] as? [String: Any], "\(summaryJSON.keys.sorted())")
+        #expect(spend["reused_calls"] as? Int == 1 + voices.count + images.count, "\(spend)")
+        #expect((spend["saved_micros"] as? Int ?? 0) > 0, "\(spend)")
+        #expect(coordinator.log.contains("calls reused from the asset store saved"), "\(coordinator.log.suffix(3000))")
+
+        // The same batch again under another id: everything comes from the store, nothing is paid.
+        let again = try Child(
+            name: "coordinator-again",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "1", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "again", "--http", "off",
+            ],
+            environment: environment,
+            cwd: dir
+        )
+        defer { again.signal(SIGKILL) }
+        #expect(await again.wait(timeout: .seconds(180)) == 0, "log:\n\(again.log.suffix(6000))")
+        #expect(try await Self.paid(base) == paid, "a re-run pays for nothing")
+        let rerun = try Data(contentsOf: out.appendingPathComponent("again/harbour/manifest.json"))
+        let rerunManifest = try #require(try JSONSerialization.jsonObject(with: rerun) as? [String: Any])
+        #expect(rerunManifest["cost_micros"] as? Int == 0)
+
+        // --no-reuse: the same batch once more pays for every call afresh.
+        let fresh = try Child(
+            name: "coordinator-fresh",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "1", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", "fresh", "--http", "off", "--no-reuse",
+            ],
+            environment: environment,
+            cwd: dir
+        )
+        defer { fresh.signal(SIGKILL) }
+        #expect(await fresh.wait(timeout: .seconds(180)) == 0, "log:\n\(fresh.log.suffix(6000))")
+        let paidFresh = try await Self.paid(base)
+        #expect(
+            paidFresh == ["openai": 2, "elevenlabs": 2 * voices.count, "huggingface": 2 * images.count],
+            "\(paidFresh)"
+        )
+        print("reuse: first attempt paid \(afterA); the retry on box-b, a re-run and the store added nothing")
+    }
+}
