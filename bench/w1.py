@@ -106,6 +106,9 @@ def run_once(mode, bindir, workdir, index, episodes):
                 os.path.join(bindir, "coordinator"), "--workers", str(WORKERS), "--episodes", str(episodes),
                 "--bind", "tcp://127.0.0.1:*", "--output", out, "--batch-id", batch_id, "--log-level", "warning",
                 "--config", config,
+                # W1 measures how much of the providers' limits a fleet uses: every call goes to the mock
+                # (the asset store would answer requests that repeat across episodes without a call).
+                "--no-reuse",
             ] + MODES[mode][0]
             code = subprocess.call(cmd, stdout=log, stderr=log, env=env, cwd=workdir)
             stats = http("GET", f"{base}/stats")

@@ -41,10 +41,12 @@ import Glibc
         let fake = dir.appendingPathComponent("broken-ffmpeg", isDirectory: true)
         try FileManager.default.createDirectory(at: fake, withIntermediateDirectories: true)
         let script = fake.appendingPathComponent("ffmpeg")
+        // The renderer may run ffmpeg several times at once: only the first asks A to stop (a second
+        // SIGTERM would make A exit at once, without reporting).
         try """
         #!/bin/sh
         case "$1" in -version|-h|-hide_banner) exec /usr/bin/ffmpeg "$@" ;; esac
-        kill -TERM $PPID
+        if mkdir "\(fake.path)/stopped" 2>/dev/null; then kill -TERM $PPID; fi
         echo "ffmpeg: simulated crash of this box's ffmpeg" >&2
         exit 1
         """.write(to: script, atomically: true, encoding: .utf8)

@@ -19,9 +19,10 @@ import Testing
             all.compactMap { if case .leaseRequest(let r) = $0 { r } else { nil } }
         }
 
-        /// Waits (briefly) until `count` requests were sent.
+        /// Waits until `count` requests were sent (at most 30 s: a loaded machine may take seconds to run
+        /// the call's task; returning early would leave a test indexing requests that never came).
         func waitForRequests(_ count: Int) async -> [LeaseRequest] {
-            for _ in 0..<400 {
+            for _ in 0..<6000 {
                 let r = requests()
                 if r.count >= count { return r }
                 try? await Task.sleep(for: .milliseconds(5))
@@ -57,7 +58,10 @@ import Testing
         return (client, outbox)
     }
 
-    func grant(_ request: LeaseRequest, lease: String = "l1", useWithinMs: Int = 2000) -> Message {
+    /// `useWithinMs` counts from when the request was sent: a short one expires (and the call asks again,
+    /// for a grant the test never gives) when a loaded machine takes seconds to feed the grant in, which
+    /// hung four of these tests in a CI run. A minute holds on any machine.
+    func grant(_ request: LeaseRequest, lease: String = "l1", useWithinMs: Int = 60_000) -> Message {
         .leaseGrant(
             LeaseGrant(
                 requestId: request.requestId,
