@@ -1,5 +1,6 @@
 import Foundation
 import Protocol
+import Shared
 import Testing
 
 @testable import Coordinator
@@ -80,6 +81,25 @@ import Testing
             now: ContinuousClock.now
         )
         #expect(!actions.contains { if case .send(_, .leaseGrant) = $0 { true } else { false } })
+    }
+
+    /// `serve --max-spend-per-day` after a restart: what the batches completed today cost, and only those.
+    @Test func whatTheBatchesCompletedTodayCostIsReadBack() throws {
+        let dir = try tempDir()
+        let journal = try Journal(directory: dir)
+        for (batch, cost, status) in [("done-1", 120_000, "completed"), ("done-2", 30_000, "completed"), ("open", 500_000, nil)] {
+            var eps = episodes(2)
+            try journal.begin(batchId: batch, episodes: eps)
+            for i in eps.indices {
+                eps[i].status = .succeeded
+                eps[i].costMicros = cost / 2
+                journal.record(eps[i])
+            }
+            try journal.flush(counters: DispatchCounters(), status: status)
+        }
+        let today = String(Timestamp.now().prefix(10))
+        #expect(try journal.spentByBatchesCompleted(on: today) == 150_000)
+        #expect(try journal.spentByBatchesCompleted(on: "2001-01-01") == 0)
     }
 
     @Test func aCompletedBatchIsNotResumed() throws {

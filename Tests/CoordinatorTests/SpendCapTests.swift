@@ -118,6 +118,48 @@ import Testing
         #expect(actions.contains { if case .notice(.spendCapReached(7, _)) = $0 { true } else { false } })
     }
 
+    /// `serve --max-spend-per-day`: each batch is capped at what is left of the day's when it starts.
+    @Test func aDailyCapLeavesEachBatchWhatEarlierBatchesOfTheDayDidNotSpend() {
+        let h = DispatcherTests()
+        var settings = DispatchSettings()
+        settings.dailySpendCapMicros = 1_000_000
+        let counter = Counter()
+        var d = Dispatcher(batchId: "", specs: h.specs(0), settings: settings, makeSession: { counter.next() })
+        let (s, _) = h.join(&d, [1], "w1", episodes: 1, at: h.t0)
+
+        d.spentEarlierToday = 700_000
+        var actions = d.load(batchId: "second", specs: h.specs(3), now: h.t0)
+        // Nothing known yet: one attempt with all that is left of the day.
+        var jobs = h.jobs(actions)
+        #expect(jobs.map(\.spendAllowanceMicros) == [300_000])
+        #expect(d.spendCap?.capMicros == 300_000)
+        #expect(d.spendCap?.description.contains("daily $1.00") == true, "\(d.spendCap?.description ?? "")")
+        actions = d.onMessage(from: [1], result(jobs[0], session: s, cost: 200_000), now: h.t0 + .seconds(1))
+        #expect(h.jobs(actions).isEmpty, "100,000 left of the day never covers another 200,000 episode")
+        #expect(d.episodes.counts.capped == 2)
+        #expect(d.episode("episode_3")?.errors.last?.contains("what is left of the daily $1.00") == true)
+
+        // The day is spent: the next batch starts nothing and ends capped at once.
+        d.spentEarlierToday = 1_000_000
+        actions = d.load(batchId: "third", specs: h.specs(2), now: h.t0 + .seconds(2))
+        #expect(h.jobs(actions).isEmpty)
+        #expect(d.isComplete && d.episodes.counts.capped == 2)
+    }
+
+    @Test func aBatchCapBelowWhatIsLeftOfTheDayWins() {
+        let h = DispatcherTests()
+        var settings = DispatchSettings()
+        settings.dailySpendCapMicros = 1_000_000
+        settings.spendCapMicros = 250_000
+        let counter = Counter()
+        var d = Dispatcher(batchId: "", specs: h.specs(0), settings: settings, makeSession: { counter.next() })
+        _ = h.join(&d, [1], "w1", episodes: 1, at: h.t0)
+        d.spentEarlierToday = 100_000
+        let actions = d.load(batchId: "b", specs: h.specs(2), now: h.t0)
+        #expect(h.jobs(actions).map(\.spendAllowanceMicros) == [250_000])
+        #expect(d.spendCap?.origin == nil)
+    }
+
     @Test func anAttemptStoppedByItsAllowanceIsNotRetried() {
         let h = DispatcherTests()
         var d = dispatcher(2, cap: 1_000_000, expected: 100_000)

@@ -116,6 +116,9 @@ struct BatchSummary: Codable, Sendable, Equatable {
         var reusedCalls: Int? = nil
         var savedMicros: Int? = nil
         var saved: String? = nil
+        /// `serve --max-spend-per-day`, and what batches completed earlier the same UTC day spent.
+        var dailyCap: String? = nil
+        var spentEarlierToday: String? = nil
     }
 
     init(
@@ -192,7 +195,10 @@ struct BatchSummary: Codable, Sendable, Equatable {
             cappedEpisodes: dispatcher.spendCap == nil ? nil : capped,
             reusedCalls: dispatcher.spend.reusedCalls > 0 ? dispatcher.spend.reusedCalls : nil,
             savedMicros: dispatcher.spend.reusedCalls > 0 ? dispatcher.spend.savedMicros : nil,
-            saved: dispatcher.spend.reusedCalls > 0 ? PriceTable.dollars(dispatcher.spend.savedMicros) : nil
+            saved: dispatcher.spend.reusedCalls > 0 ? PriceTable.dollars(dispatcher.spend.savedMicros) : nil,
+            dailyCap: dispatcher.settings.dailySpendCapMicros.map(PriceTable.dollars),
+            spentEarlierToday: dispatcher.settings.dailySpendCapMicros == nil
+                ? nil : PriceTable.dollars(dispatcher.spentEarlierToday)
         )
         let leases = dispatcher.leases
         self.budgetMode = leases.settings.isEmpty && leases.learners.isEmpty ? nil : leases.settings.mode.rawValue

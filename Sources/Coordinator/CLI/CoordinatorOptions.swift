@@ -64,6 +64,17 @@ struct CoordinatorOptions: ParsableArguments {
     var maxSpend: String?
 
     @Option(
+        name: .customLong("max-spend-per-day"),
+        parsing: .unconditional,
+        help: ArgumentHelp(
+            "(serve) The most the batches of one UTC day may cost together, in US dollars (env REELFARM_MAX_SPEND_PER_DAY; default: no daily cap).",
+            discussion:
+                "Each batch is capped at what is left of the day's when it starts (or --max-spend, if lower); a batch that ends on a day counts on that day."
+        )
+    )
+    var maxSpendPerDay: String?
+
+    @Option(
         name: .customLong("expected-episode-cost"),
         parsing: .unconditional,
         help:
@@ -267,10 +278,21 @@ struct CoordinatorOptions: ParsableArguments {
                 source: maxSpend != nil ? "--max-spend" : "REELFARM_MAX_SPEND"
             )
         }
+        if let raw = maxSpendPerDay ?? environment.value("REELFARM_MAX_SPEND_PER_DAY")?.value {
+            let source = maxSpendPerDay != nil ? "--max-spend-per-day" : "REELFARM_MAX_SPEND_PER_DAY"
+            guard serve else {
+                throw ConfigurationError(
+                    "\(source) is for coordinator serve, which runs batches day after day; give one batch --max-spend"
+                )
+            }
+            dispatch.dailySpendCapMicros = try PriceTable.parseDollars(raw, source: source)
+        }
         if let raw = expectedEpisodeCost ?? environment.value("REELFARM_EXPECTED_EPISODE_COST")?.value {
             let source = expectedEpisodeCost != nil ? "--expected-episode-cost" : "REELFARM_EXPECTED_EPISODE_COST"
-            guard dispatch.spendCapMicros != nil else {
-                throw ConfigurationError("\(source) only means something with --max-spend (or REELFARM_MAX_SPEND)")
+            guard dispatch.spendCapMicros != nil || dispatch.dailySpendCapMicros != nil else {
+                throw ConfigurationError(
+                    "\(source) only means something with --max-spend (or REELFARM_MAX_SPEND) or --max-spend-per-day"
+                )
             }
             dispatch.expectedEpisodeCostMicros = try PriceTable.parseDollars(raw, source: source)
         }

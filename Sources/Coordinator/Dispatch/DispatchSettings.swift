@@ -27,6 +27,9 @@ struct DispatchSettings: Sendable, Equatable {
     /// `--expected-episode-cost` in micro-dollars: what an episode is expected to cost before one finished
     /// (without it, the first attempt of a capped batch runs alone until its cost is known).
     var expectedEpisodeCostMicros: Int?
+    /// `serve --max-spend-per-day` in micro-dollars: what the batches of one UTC day may cost together. A
+    /// batch's cap is what is left of the day's when it starts (or `--max-spend`, if lower); `nil`: none.
+    var dailySpendCapMicros: Int?
     /// The coordinator keeps an asset store (PROTOCOL §18; off with `--no-reuse`): WELCOME says so to
     /// workers of minor 5 and later, and their ASSET_GET and ASSET_PUT go to the store.
     var assetReuse = false

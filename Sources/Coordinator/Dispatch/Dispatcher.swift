@@ -23,6 +23,9 @@ struct Dispatcher: Sendable {
     private(set) var spend = SpendTotals()
     /// The batch's spend cap, leased to its attempts (`--max-spend`); `nil` without one.
     private(set) var spendCap: SpendCap?
+    /// With a daily cap (`serve --max-spend-per-day`): what the batches finished earlier the same UTC day
+    /// cost. The shell sets it before it loads a batch; the batch's cap is what is left of the day's.
+    var spentEarlierToday = 0
     private(set) var finishedCount = 0
     private(set) var isComplete = false
     /// Whether new attempts may be dispatched; false once the coordinator is shutting down.
@@ -145,8 +148,14 @@ struct Dispatcher: Sendable {
         self.counters = counters
         self.collector = ArtifactCollector(settings: settings.artifacts, counters: counters.artifacts)
         self.spend = SpendTotals()
-        self.spendCap = settings.spendCapMicros.map { cap in
+        let dayLeft = settings.dailySpendCapMicros.map { max(0, $0 - spentEarlierToday) }
+        self.spendCap = [settings.spendCapMicros, dayLeft].compactMap { $0 }.min().map { cap in
             var ledger = SpendCap(capMicros: cap, expectedEpisodeMicros: settings.expectedEpisodeCostMicros)
+            if let daily = settings.dailySpendCapMicros, let dayLeft, dayLeft < settings.spendCapMicros ?? .max {
+                ledger.origin =
+                    "what is left of the daily \(PriceTable.dollars(daily)) "
+                    + "(\(PriceTable.dollars(min(daily, spentEarlierToday))) spent by earlier batches today, UTC)"
+            }
             // A resumed batch already spent what its episodes cost before the restart.
             ledger.seed(spentMicros: records.reduce(0) { $0 + $1.costMicros })
             return ledger
@@ -511,7 +520,7 @@ struct Dispatcher: Sendable {
         if let old = sessionByRoutingId[routingId] {
             drop(session: old, reason: "re-registered with HELLO", now: now, into: &actions)
         }
-        if settings.spendCapMicros != nil, hello.protocolMinor < 4 {
+        if settings.spendCapMicros != nil || settings.dailySpendCapMicros != nil, hello.protocolMinor < 4 {
             // A spend cap needs JOB allowances (minor 4); a worker that ignores them could spend without limit.
             actions.append(
                 .notice(

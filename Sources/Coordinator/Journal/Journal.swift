@@ -202,6 +202,22 @@ final class Journal: @unchecked Sendable {
         }
     }
 
+    /// What the episodes of the batches completed on `day` (UTC, `YYYY-MM-DD`, by when their end was
+    /// recorded) cost, in micro-dollars: what `serve --max-spend-per-day` counts as spent earlier that day
+    /// after a restart. A batch that ran across midnight counts whole on the day it ended.
+    func spentByBatchesCompleted(on day: String) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT COALESCE(SUM(e.cost_micros), 0) FROM episode e JOIN batch b ON b.id = e.batch_id
+                    WHERE b.status = 'completed' AND substr(b.updated_at, 1, 10) = ?
+                    """,
+                arguments: [day]
+            ) ?? 0
+        }
+    }
+
     /// When a batch was recorded and last written (ISO 8601), for a summary rewritten from the journal.
     func batchTimes(id: String) throws -> (created: String, updated: String)? {
         try pool.read { db in

@@ -256,6 +256,16 @@ final class CoordinatorService: Service {
         var listings: [BatchListing] = []
         var floors: [String: Int] = [:]
         var batchesDone = 0
+        /// `serve --max-spend-per-day`: the UTC day and what the batches completed on it cost (read back from
+        /// the journal after a restart).
+        var today = (day: String(Timestamp.now().prefix(10)), micros: 0)
+        if settings.dispatch.dailySpendCapMicros != nil, let journal = settings.journal {
+            today.micros = (try? journal.spentByBatchesCompleted(on: today.day)) ?? 0
+        }
+        func rollDay() {
+            let day = String(Timestamp.now().prefix(10))
+            if day != today.day { today = (day, 0) }
+        }
         /// Local workers being drained before they stop (`coordinator scale` down): worker id → pool slot.
         var retiring: [String: Int] = [:]
         let iso = ISO8601DateFormatter()
@@ -362,6 +372,10 @@ final class CoordinatorService: Service {
                     )
                 }
             }
+            if settings.dispatch.dailySpendCapMicros != nil {
+                rollDay()
+                dispatcher.spentEarlierToday = today.micros
+            }
             if let resumed {
                 _ = dispatcher.load(
                     batchId: resumed.id,
@@ -436,6 +450,10 @@ final class CoordinatorService: Service {
                 }
             }
             run.trace?.close()
+            if settings.dispatch.dailySpendCapMicros != nil, complete {
+                rollDay()
+                today.micros += dispatcher.episodes.reduce(0) { $0 + $1.costMicros }
+            }
             let wall = now - run.started
             let summary = BatchSummary(
                 dispatcher: dispatcher,

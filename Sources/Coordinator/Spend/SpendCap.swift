@@ -28,6 +28,9 @@ struct SpendCap: Sendable, Equatable {
     private var forfeited: [JobRef: Int] = [:]
     /// What an episode is expected to cost; `nil` until an attempt succeeded (or the user said).
     private(set) var expectedMicros: Int?
+    /// Where the cap comes from when it is not `--max-spend` (`serve --max-spend-per-day`: what is left of
+    /// the day's), for the capped episodes' errors and the log line.
+    var origin: String?
 
     init(capMicros: Int, expectedEpisodeMicros: Int? = nil, headroom: Double = 1.5) {
         self.capMicros = max(0, capMicros)
@@ -83,5 +86,6 @@ struct SpendCap: Sendable, Equatable {
     var description: String {
         "\(PriceTable.dollars(spentMicros)) of \(PriceTable.dollars(capMicros)) spent, "
             + "\(PriceTable.dollars(reservedMicros)) leased to \(allowances.count) attempt(s)"
+            + (origin.map { "; the cap is \($0)" } ?? "")
     }
 }
