@@ -87,7 +87,9 @@ import Testing
     @Test func whatTheBatchesCompletedTodayCostIsReadBack() throws {
         let dir = try tempDir()
         let journal = try Journal(directory: dir)
-        for (batch, cost, status) in [("done-1", 120_000, "completed"), ("done-2", 30_000, "completed"), ("open", 500_000, nil)] {
+        for (batch, cost, status) in [
+            ("done-1", 120_000, "completed"), ("done-2", 30_000, "completed"), ("open", 500_000, nil),
+        ] {
             var eps = episodes(2)
             try journal.begin(batchId: batch, episodes: eps)
             for i in eps.indices {
