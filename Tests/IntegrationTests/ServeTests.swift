@@ -30,8 +30,9 @@ import Glibc
         let dir = try Harness.tempDir("serve")
         let out = dir.appendingPathComponent("output")
         var env = Harness.fastSimulation
-        // About 1.5 s an episode: the first batch outlasts the scaling below even on a loaded machine.
-        env["REELFARM_SIM_LATENCY"] = "llm=300,tts=200,image=400,render=300"
+        // About 3 s an episode: the first batch outlasts the scaling below even on a loaded machine (at
+        // 1.5 s a CI run once saw both batches end before the two new local workers had started).
+        env["REELFARM_SIM_LATENCY"] = "llm=1500,tts=300,image=600,render=400"
         let coordinator = try Child(
             name: "coordinator",
             executable: Harness.coordinatorPath,
