@@ -406,7 +406,8 @@ struct CoordinatorOptions: ParsableArguments {
         } else if case .batch(let episodes, let file, _) = mode {
             let id = batchId ?? Batch.makeId()
             do {
-                // A batch id becomes a folder name: the same rule as episode ids (README: Batch and episode ids).
+                // A batch id becomes a folder name: the same rule as episode ids
+                // (docs/CONFIGURATION.md: Batch and episode ids).
                 try BatchNames.check(id, field: "--batch-id")
             } catch {
                 throw ConfigurationError(error.detail)
@@ -606,7 +607,7 @@ struct CoordinatorOptions: ParsableArguments {
             if !Endpoints.isLocal(bind) {
                 guard insecure else {
                     throw ConfigurationError(
-                        "--bind \(bind) listens beyond this machine without CURVE: anyone who reaches the port could take jobs and send results. Make keys with `coordinator keygen`, then give --curve-secret and --allow-workers (README: Security), bind 127.0.0.1, or give --insecure on a network you trust"
+                        "--bind \(bind) listens beyond this machine without CURVE: anyone who reaches the port could take jobs and send results. Make keys with `coordinator keygen`, then give --curve-secret and --allow-workers (docs/OPERATIONS.md: Security), bind 127.0.0.1, or give --insecure on a network you trust"
                     )
                 }
                 logger.warning(

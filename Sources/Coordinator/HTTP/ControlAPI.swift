@@ -5,7 +5,7 @@ import Protocol
 import Shared
 
 /// The control side of the coordinator's HTTP API, used by `coordinator submit`, `status` and `scale`
-/// (documented in the README's "HTTP API" section):
+/// (documented in docs/CLI.md, "A long-running coordinator"):
 ///
 /// | request | answer |
 /// |---|---|

@@ -6,7 +6,7 @@ import Shared
 /// (everything offline).
 ///
 /// Keys of the config file and the environment variables that win over them are listed in
-/// `examples/reelfarm.yaml` and the README's configuration table.
+/// `examples/reelfarm.yaml` and docs/CONFIGURATION.md's table of environment variables.
 struct ProviderConfiguration: Sendable {
     static let scriptChoices = ["offline", "openai", "simulated"]
     static let voiceChoices = ["offline", "openai", "elevenlabs", "simulated"]

@@ -2,7 +2,7 @@ import Shared
 
 /// Which hosted service a stage calls, with the settings a user changes to fix it.
 ///
-/// Diagnoses name settings by their environment variable first (what the README's provider section
+/// Diagnoses name settings by their environment variable first (what docs/CONFIGURATION.md's provider section
 /// shows) and their config-file key second.
 struct ProviderTarget: Sendable, Equatable {
     enum Service: String, Sendable {
