@@ -10,8 +10,11 @@ import Glibc
 @Suite(.serialized) struct BudgetTests {
     /// Every stage against the mock (LLM: OpenAI shape, images: Hugging Face, speech: ElevenLabs), a
     /// simulated render, and an exact script shape: 4 scenes, 2 lines, 2 B-roll shots, no narration.
-    static func environment(_ base: String) -> [String: String] {
-        [
+    /// - Parameter reuse: `false` turns the asset store off: the budget tests count every request the mock
+    ///   saw, and a request that repeats across episodes (the mock's scripts share lines and scenes) would
+    ///   be answered from the store instead.
+    static func environment(_ base: String, reuse: Bool = true) -> [String: String] {
+        var environment = [
             "REELFARM_PROVIDERS": "script=openai,voice=elevenlabs,image=huggingface,render=simulated",
             "REELFARM_SIM_LATENCY": "render=20",
             "OPENAI_BASE_URL": "\(base)/v1", "OPENAI_API_KEY": "sk-test-not-a-real-key",
@@ -20,6 +23,8 @@ import Glibc
             // These tests count every request the mock saw: no provider check calls before the batch.
             "REELFARM_NO_CHECK": "1",
         ]
+        if !reuse { environment["REELFARM_NO_REUSE"] = "1" }
+        return environment
     }
 
     /// A settings file for a debug build on a busy 2-core machine: a wider margin than the 15 ms default
@@ -74,7 +79,7 @@ import Glibc
                 "--batch-id", "budget", "--config", try Self.settings(in: dir).path,
                 "--budget", "llm=5/s", "--budget", "image=10/s", "--budget", "tts=20/s",
             ],
-            environment: Self.environment(base),
+            environment: Self.environment(base, reuse: false),
             cwd: dir
         )
         #expect(await coordinator.wait(timeout: .seconds(240)) == 0, "log:\n\(coordinator.log.suffix(6000))")
@@ -120,7 +125,7 @@ import Glibc
                 "--batch-id", "slots", "--config", try Self.settings(in: dir).path, "--budget", "tts=concurrent=3",
                 "--heartbeat-ms", "250",
             ],
-            environment: Self.environment(base),
+            environment: Self.environment(base, reuse: false),
             cwd: dir
         )
         guard let endpoint = await coordinator.boundEndpoint() else { return }
@@ -131,7 +136,7 @@ import Glibc
                     name: "worker-\(i)",
                     executable: Harness.workerPath,
                     arguments: ["--connect", endpoint, "--worker-id", "w\(i)", "--output", out.path],
-                    environment: Self.environment(base),
+                    environment: Self.environment(base, reuse: false),
                     cwd: dir
                 )
             )
@@ -178,7 +183,7 @@ import Glibc
                 "--workers", "3", "--episodes", "6", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
                 "--batch-id", "pause", "--config", try Self.settings(in: dir).path, "--budget", "image=10/s",
             ],
-            environment: Self.environment(base),
+            environment: Self.environment(base, reuse: false),
             cwd: dir
         )
         #expect(await coordinator.wait(timeout: .seconds(240)) == 0, "log:\n\(coordinator.log.suffix(6000))")
@@ -234,7 +239,7 @@ import Glibc
                 "--workers", "4", "--episodes", "12", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
                 "--batch-id", "learned", "--config", try Self.settings(in: dir).path,
             ],
-            environment: Self.environment(base),
+            environment: Self.environment(base, reuse: false),
             cwd: dir
         )
         #expect(await coordinator.wait(timeout: .seconds(240)) == 0, "log:\n\(coordinator.log.suffix(6000))")
