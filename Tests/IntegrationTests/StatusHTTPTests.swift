@@ -22,9 +22,9 @@ import Glibc
         let dir = try Harness.tempDir("http")
         let out = dir.appendingPathComponent("output")
         var env = Harness.fastSimulation
-        // About 2 s an episode and 24 of them on 4 slots: the batch outlasts the polling below even when the
-        // test process gets little CPU.
-        env["REELFARM_SIM_LATENCY"] = "llm=500,tts=400,image=700,render=300"
+        // About 4 s an episode and 24 of them on 4 slots: the batch outlasts the polling below even when the
+        // test process gets little CPU (at 2 s an episode a loaded CI run once saw the batch end first).
+        env["REELFARM_SIM_LATENCY"] = "llm=1500,tts=400,image=1200,render=500"
         let coordinator = try Child(
             name: "coordinator",
             executable: Harness.coordinatorPath,
