@@ -291,7 +291,7 @@ SCHEMAS = {
         "capacity": f(Obj({"episodes": f(Int(1, 1024)), "api_calls": f(Int(1, 1024))})),
         "software_version": f(TEXT1), "protocol_minor": f(Int(0, 1000), OPT, 0),
         "running": f(Arr(JOBREF, 1024), OPT, []),
-        "recent_calls": f(MapOf(Arr(Int(0, 86_400_000), 100_000), 16), OPT, {}),
+        "recent_calls": f(Arr(Obj({"provider": f(IDENT), "ages_ms": f(Arr(Int(0, 86_400_000), 100_000))}), 16), OPT, []),
     }),
     WELCOME: Obj({
         "session": f(TOKEN), "heartbeat_interval_ms": f(Int(10, 60_000)), "liveness": f(Int(1, 100)),
@@ -668,7 +668,7 @@ class Worker:
         self.listed_at_hello = len(self.held_keys())
         recent = self.recent_calls() if self.budgets and not self.args.no_recent_calls else None
         if recent:
-            self.log("INFO", "HELLO lists recent calls", **{p: len(ages) for p, ages in recent.items()})
+            self.log("INFO", "HELLO lists recent calls", **{e["provider"]: len(e["ages_ms"]) for e in recent})
         self.send(HELLO, {
             "worker_id": self.worker_id, "instance": self.instance, "host": socket.gethostname()[:4096] or "unknown",
             "pid": os.getpid(), "capacity": {"episodes": self.args.capacity, "api_calls": 1},
@@ -682,13 +682,14 @@ class Worker:
         return list(self.attempts)[:1024]
 
     def recent_calls(self):
-        out = {}
+        """§4.3: an array of {provider, ages_ms}, one entry per budgeted provider with calls in its window."""
+        out = []
         for provider, b in list(self.budgets.items())[:16]:
             windows = [b["request_window_ms"] if b["requests"] else 0, b["unit_window_ms"] if b["units"] else 0]
             window = max(windows) or 60_000  # a budget without limits (learned, §16.8): a minute
             ages = [int((now() - t) * 1000) for t in self.recent[provider] if (now() - t) * 1000 <= window]
             if ages:
-                out[provider] = [min(a, 86_400_000) for a in ages[-100_000:]]
+                out.append({"provider": provider, "ages_ms": [min(a, 86_400_000) for a in ages[-100_000:]]})
         return out
 
     def drop_socket(self, why, wait):
