@@ -24,6 +24,40 @@ import Glibc
         return paid
     }
 
+    /// A coordinator on the test batch: `workers` local workers, batch `id`, output in `out`.
+    static func coordinator(
+        _ name: String,
+        id: String,
+        workers: Int,
+        batch: URL,
+        out: URL,
+        extra: [String] = [],
+        environment: [String: String],
+        in dir: URL
+    ) throws -> Child {
+        try Child(
+            name: name,
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--workers", "\(workers)", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
+                "--batch-id", id, "--http", "off",
+            ] + extra,
+            environment: environment,
+            cwd: dir
+        )
+    }
+
+    /// A worker of one episode slot connecting to `endpoint`.
+    static func worker(_ id: String, endpoint: String, environment: [String: String], in dir: URL) throws -> Child {
+        try Child(
+            name: "worker-\(id)",
+            executable: Harness.workerPath,
+            arguments: ["--connect", endpoint, "--worker-id", id, "--max-parallel-episodes", "1"],
+            environment: environment,
+            cwd: dir
+        )
+    }
+
     @Test func aRenderFailureOnOneWorkerThenSuccessOnAnotherPaysForEachCallOnce() async throws {
         let dir = try Harness.tempDir("reuse")
         let out = dir.appendingPathComponent("output")
@@ -52,40 +86,28 @@ import Glibc
         """.write(to: script, atomically: true, encoding: .utf8)
         chmod(script.path, 0o755)
 
-        let coordinator = try Child(
-            name: "coordinator",
-            executable: Harness.coordinatorPath,
-            arguments: [
-                "--workers", "0", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
-                "--batch-id", "first", "--max-attempts", "3", "--http", "off",
-            ],
+        let coordinator = try Self.coordinator(
+            "coordinator",
+            id: "first",
+            workers: 0,
+            batch: batch,
+            out: out,
+            extra: ["--max-attempts", "3"],
             environment: environment,
-            cwd: dir
+            in: dir
         )
         defer { coordinator.signal(SIGKILL) }
         let endpoint = try #require(await coordinator.boundEndpoint(), "log:\n\(coordinator.log.suffix(3000))")
         var workerA = environment
         workerA["PATH"] = fake.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        let a = try Child(
-            name: "worker-a",
-            executable: Harness.workerPath,
-            arguments: ["--connect", endpoint, "--worker-id", "box-a", "--max-parallel-episodes", "1"],
-            environment: workerA,
-            cwd: dir
-        )
+        let a = try Self.worker("box-a", endpoint: endpoint, environment: workerA, in: dir)
         defer { a.signal(SIGKILL) }
         #expect(await a.wait(timeout: .seconds(120)) == 0, "worker A:\n\(a.log.suffix(4000))")
         #expect(a.log.contains("render failed"), "worker A:\n\(a.log.suffix(4000))")
         let afterA = try await Self.paid(base)
         #expect(afterA["openai"] == 1, "one script call: \(afterA)")
 
-        let b = try Child(
-            name: "worker-b",
-            executable: Harness.workerPath,
-            arguments: ["--connect", endpoint, "--worker-id", "box-b", "--max-parallel-episodes", "1"],
-            environment: environment,
-            cwd: dir
-        )
+        let b = try Self.worker("box-b", endpoint: endpoint, environment: environment, in: dir)
         defer { b.signal(SIGKILL) }
         #expect(await coordinator.wait(timeout: .seconds(180)) == 0, "log:\n\(coordinator.log.suffix(6000))")
         b.signal(SIGTERM)
@@ -120,15 +142,14 @@ import Glibc
         #expect(coordinator.log.contains("calls reused from the asset store saved"), "\(coordinator.log.suffix(3000))")
 
         // The same batch again under another id: everything comes from the store, nothing is paid.
-        let again = try Child(
-            name: "coordinator-again",
-            executable: Harness.coordinatorPath,
-            arguments: [
-                "--workers", "1", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
-                "--batch-id", "again", "--http", "off",
-            ],
+        let again = try Self.coordinator(
+            "coordinator-again",
+            id: "again",
+            workers: 1,
+            batch: batch,
+            out: out,
             environment: environment,
-            cwd: dir
+            in: dir
         )
         defer { again.signal(SIGKILL) }
         #expect(await again.wait(timeout: .seconds(180)) == 0, "log:\n\(again.log.suffix(6000))")
@@ -138,15 +159,15 @@ import Glibc
         #expect(rerunManifest["cost_micros"] as? Int == 0)
 
         // --no-reuse: the same batch once more pays for every call afresh.
-        let fresh = try Child(
-            name: "coordinator-fresh",
-            executable: Harness.coordinatorPath,
-            arguments: [
-                "--workers", "1", "--batch", batch.path, "--bind", "tcp://127.0.0.1:*", "--output", out.path,
-                "--batch-id", "fresh", "--http", "off", "--no-reuse",
-            ],
+        let fresh = try Self.coordinator(
+            "coordinator-fresh",
+            id: "fresh",
+            workers: 1,
+            batch: batch,
+            out: out,
+            extra: ["--no-reuse"],
             environment: environment,
-            cwd: dir
+            in: dir
         )
         defer { fresh.signal(SIGKILL) }
         #expect(await fresh.wait(timeout: .seconds(180)) == 0, "log:\n\(fresh.log.suffix(6000))")

@@ -51,16 +51,21 @@ import Testing
                 }
             }
             exchange.sessionStarted(
-                Welcome(
-                    session: "s",
-                    heartbeatIntervalMs: 1000,
-                    liveness: 3,
-                    maxMessageBytes: 1 << 20,
-                    softwareVersion: "t",
-                    assetReuse: assetReuse
-                )
+                AssetReuseTests.welcome(assetReuse: assetReuse)
             )
         }
+    }
+
+    /// A WELCOME from a coordinator that keeps an asset store, or not.
+    static func welcome(assetReuse: Bool) -> Welcome {
+        Welcome(
+            session: "s",
+            heartbeatIntervalMs: 1000,
+            liveness: 3,
+            maxMessageBytes: 1 << 20,
+            softwareVersion: "t",
+            assetReuse: assetReuse
+        )
     }
 
     private func context(_ item: String, exchange: AssetExchange?, workspace: URL? = nil) -> CallContext {
@@ -158,14 +163,7 @@ import Testing
         let sent = Mutex(0)
         exchange.attach { _ in sent.withLock { $0 += 1 } }
         exchange.sessionStarted(
-            Welcome(
-                session: "s",
-                heartbeatIntervalMs: 1000,
-                liveness: 3,
-                maxMessageBytes: 1 << 20,
-                softwareVersion: "t",
-                assetReuse: true
-            )
+            AssetReuseTests.welcome(assetReuse: true)
         )
         #expect(await exchange.lookup(String(repeating: "b", count: 64)) == nil)
         #expect(sent.withLock { $0 } == 1)
@@ -173,14 +171,7 @@ import Testing
         let slow = AssetExchange(settings: .init(replyTimeout: .seconds(600)))
         slow.attach { _ in }
         slow.sessionStarted(
-            Welcome(
-                session: "s",
-                heartbeatIntervalMs: 1000,
-                liveness: 3,
-                maxMessageBytes: 1 << 20,
-                softwareVersion: "t",
-                assetReuse: true
-            )
+            AssetReuseTests.welcome(assetReuse: true)
         )
         async let answer = slow.lookup(String(repeating: "c", count: 64))
         try await Task.sleep(for: .milliseconds(20))
