@@ -130,7 +130,7 @@ import Testing
         d.spentEarlierToday = 700_000
         var actions = d.load(batchId: "second", specs: h.specs(3), now: h.t0)
         // Nothing known yet: one attempt with all that is left of the day.
-        var jobs = h.jobs(actions)
+        let jobs = h.jobs(actions)
         #expect(jobs.map(\.spendAllowanceMicros) == [300_000])
         #expect(d.spendCap?.capMicros == 300_000)
         #expect(d.spendCap?.description.contains("daily $1.00") == true, "\(d.spendCap?.description ?? "")")
