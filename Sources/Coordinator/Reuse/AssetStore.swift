@@ -90,7 +90,13 @@ final class AssetStore {
     }
 
     let settings: Settings
-    private(set) var stats = Stats()
+    private var counters = Stats()
+    /// What the store holds and did so far (`entries` is counted when asked).
+    var stats: Stats {
+        var s = counters
+        s.entries = entries.count
+        return s
+    }
     private var entries: [String: Entry] = [:]
     private var uploads: [UploadKey: Upload] = [:]
     private let files = FileManager.default
@@ -138,9 +144,8 @@ final class AssetStore {
             }
             entry.lastUsed = (attributes[.modificationDate] as? Date) ?? entry.storedAt
             entries[key] = entry
-            stats.bytes += entry.size
+            counters.bytes += entry.size
         }
-        stats.entries = entries.count
         evict(keeping: nil)
     }
 
@@ -158,38 +163,30 @@ final class AssetStore {
     func get(_ get: AssetGet, now: Date = Date()) -> AssetData {
         let miss = AssetData(requestId: get.requestId, key: get.key, found: false)
         guard let entry = entries[get.key], get.offset <= entry.size else {
-            if get.offset == 0 { stats.misses += 1 }
+            if get.offset == 0 { counters.misses += 1 }
             return miss
         }
         let bin = binPath(get.key)
-        if get.offset == 0 {
-            guard (try? DurableFiles.sha256(of: bin)) == entry.sha256 else {
-                stats.damaged += 1
-                stats.misses += 1
-                remove(get.key)
-                return miss
-            }
-            stats.hits += 1
-            entries[get.key]?.lastUsed = now
-            try? files.setAttributes([.modificationDate: now], ofItemAtPath: bin.path)
-        }
         let length = min(get.length, entry.size - get.offset)
-        var bytes: [UInt8] = []
+        let bytes: [UInt8]
         do {
-            let handle = try FileHandle(forReadingFrom: bin)
-            defer { try? handle.close() }
-            try handle.seek(toOffset: UInt64(get.offset))
-            bytes.reserveCapacity(length)
-            while bytes.count < length, let more = try handle.read(upToCount: length - bytes.count), !more.isEmpty {
-                bytes.append(contentsOf: more)
+            if get.offset == 0 {
+                // The first chunk checks the whole answer (read once; at most 64 MiB) before any byte leaves.
+                let whole = try Data(contentsOf: bin)
+                guard whole.count == entry.size, DurableFiles.sha256(whole) == entry.sha256 else {
+                    throw CocoaError(.fileReadCorruptFile)
+                }
+                bytes = [UInt8](whole.prefix(length))
+                counters.hits += 1
+                entries[get.key]?.lastUsed = now
+                try? files.setAttributes([.modificationDate: now], ofItemAtPath: bin.path)
+            } else {
+                bytes = try DurableFiles.read(bin, offset: get.offset, length: length)
+                guard bytes.count == length else { throw CocoaError(.fileReadCorruptFile) }
             }
         } catch {
-            stats.damaged += 1
-            remove(get.key)
-            return miss
-        }
-        guard bytes.count == length else {
-            stats.damaged += 1
+            counters.damaged += 1
+            if get.offset == 0 { counters.misses += 1 }
             remove(get.key)
             return miss
         }
@@ -289,9 +286,8 @@ final class AssetStore {
             return refuse("cannot store: \(error)")
         }
         entries[put.key] = entry
-        stats.stored += 1
-        stats.bytes += entry.size
-        stats.entries = entries.count
+        counters.stored += 1
+        counters.bytes += entry.size
         evict(keeping: put.key)
         return .stored(entry)
     }
@@ -307,7 +303,7 @@ final class AssetStore {
     // MARK: - Helpers
 
     private func refuse(_ why: String) -> PutOutcome {
-        stats.refused += 1
+        counters.refused += 1
         return .refused(why)
     }
 
@@ -325,18 +321,17 @@ final class AssetStore {
 
     /// Evicts the least recently used answers (never `keeping`) until the store fits its bound.
     private func evict(keeping: String?) {
-        guard stats.bytes > settings.maxBytes else { return }
+        guard counters.bytes > settings.maxBytes else { return }
         let order = entries.values.sorted { ($0.lastUsed, $0.key) < ($1.lastUsed, $1.key) }
-        for entry in order where stats.bytes > settings.maxBytes && entry.key != keeping {
+        for entry in order where counters.bytes > settings.maxBytes && entry.key != keeping {
             remove(entry.key)
-            stats.evicted += 1
+            counters.evicted += 1
         }
     }
 
     private func remove(_ key: String) {
         guard let entry = entries.removeValue(forKey: key) else { return }
-        stats.bytes -= entry.size
-        stats.entries = entries.count
+        counters.bytes -= entry.size
         try? files.removeItem(at: metaPath(key))
         try? files.removeItem(at: binPath(key))
     }

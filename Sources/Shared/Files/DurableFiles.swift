@@ -65,6 +65,20 @@ public enum DurableFiles {
         return hex(hasher.finalize())
     }
 
+    /// Up to `length` bytes of a file from `offset` (fewer at its end): what a chunk of a file transfer
+    /// holds.
+    public static func read(_ file: URL, offset: Int, length: Int) throws -> [UInt8] {
+        let handle = try FileHandle(forReadingFrom: file)
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(offset))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(length)
+        while bytes.count < length, let more = try handle.read(upToCount: length - bytes.count), !more.isEmpty {
+            bytes.append(contentsOf: more)
+        }
+        return bytes
+    }
+
     /// The lowercase hex SHA-256 of bytes in memory.
     public static func sha256<D: DataProtocol>(_ bytes: D) -> String {
         hex(SHA256.hash(data: bytes))

@@ -320,17 +320,11 @@ final class WorkerAgent: Service {
             data: []
         )
         do {
-            let handle = try FileHandle(forReadingFrom: folder.appendingPathComponent(fetch.name))
-            defer { try? handle.close() }
-            try handle.seek(toOffset: UInt64(fetch.offset))
-            var data: [UInt8] = []
-            data.reserveCapacity(fetch.length)
-            while data.count < fetch.length, let more = try handle.read(upToCount: fetch.length - data.count),
-                !more.isEmpty
-            {
-                data.append(contentsOf: more)
-            }
-            chunk.data = data
+            chunk.data = try DurableFiles.read(
+                folder.appendingPathComponent(fetch.name),
+                offset: fetch.offset,
+                length: fetch.length
+            )
         } catch {
             chunk.error = "cannot read \(fetch.name): \(error)"
         }
