@@ -282,7 +282,7 @@ import Testing
         #expect(d.spend.reusedCalls == 1)
         #expect(d.spend.savedMicros == 1820)
         #expect(d.spend.totalMicros == 3000)
-        let status = d.fleetStatus(state: "running", now: h.t0 + .seconds(2))
+        let status = d.fleetStatus(state: .running, now: h.t0 + .seconds(2))
         #expect(status.spend?.reusedCalls == 1 && status.spend?.saved == "$0.0018")
         let m = FleetMetrics()
         m.update(status)

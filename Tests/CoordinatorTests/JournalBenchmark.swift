@@ -27,7 +27,7 @@ struct JournalBenchmark {
             episodes[i].attempts = 1
             episodes[i].workerId = "w\(i % 4)"
             journal.record(episodes[i])
-            journal.event("succeeded", episode: episodes[i].id, attempt: 1, worker: episodes[i].workerId)
+            journal.event(.succeeded, episode: episodes[i].id, attempt: 1, worker: episodes[i].workerId)
             if (i + 1) % changesPerFlush == 0 { try journal.flush(counters: DispatchCounters()) }
         }
         try journal.flush(counters: DispatchCounters())

@@ -39,7 +39,7 @@ import Testing
             eps[1].attempts = 1
             journal.record(eps[0])
             journal.record(eps[1])
-            journal.event("succeeded", episode: "episode_1", attempt: 2, worker: "w1")
+            journal.event(.succeeded, episode: "episode_1", attempt: 2, worker: "w1")
             try journal.flush(counters: counters)
             #expect(journal.stats.flushes == 1 && journal.stats.episodeWrites == 2 && journal.stats.events == 1)
         }
@@ -88,7 +88,7 @@ import Testing
         let dir = try tempDir()
         let journal = try Journal(directory: dir)
         for (batch, cost, status) in [
-            ("done-1", 120_000, "completed"), ("done-2", 30_000, "completed"), ("open", 500_000, nil),
+            ("done-1", 120_000, BatchState.completed), ("done-2", 30_000, .completed), ("open", 500_000, nil),
         ] {
             var eps = episodes(2)
             try journal.begin(batchId: batch, episodes: eps)
@@ -108,7 +108,7 @@ import Testing
         let dir = try tempDir()
         let journal = try Journal(directory: dir)
         try journal.begin(batchId: "b1", episodes: episodes(1))
-        try journal.flush(counters: DispatchCounters(), status: "completed")
+        try journal.flush(counters: DispatchCounters(), status: .completed)
         #expect(try journal.unfinishedBatch() == nil)
         #expect(try journal.batches().map(\.status) == ["completed"])
     }

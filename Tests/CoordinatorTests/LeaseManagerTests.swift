@@ -300,7 +300,7 @@ import Testing
         #expect(actions.contains(.notice(.circuitOpened(provider: "tts", signal: .authFailed, detail: detail))))
         // The budgeted provider is untouched.
         #expect(grants(request(&m, "w1", "a", at: at(2))).first?.1.refused == nil)
-        let line = CoordinatorService.circuitLine(provider: "tts", signal: .authFailed, detail: detail)
+        let line = CoordinatorLog.circuitLine(provider: "tts", signal: .authFailed, detail: detail)
         #expect(
             line
                 == "🔴 tts: authentication failed (elevenlabs: the key was refused (HTTP 401 invalid_api_key)), "
@@ -308,7 +308,7 @@ import Testing
                 + "Fix: set ELEVENLABS_API_KEY, then rerun."
         )
         #expect(
-            CoordinatorService.circuitLine(provider: "image", signal: .quotaExceeded, detail: "")
+            CoordinatorLog.circuitLine(provider: "image", signal: .quotaExceeded, detail: "")
                 == "🔴 image: billing or quota error, circuit OPEN for the whole fleet: every remaining image call "
                 + "uses a placeholder. Add credits or raise the quota, then rerun."
         )

@@ -83,7 +83,7 @@ import Glibc
         eps[2].status = .failed
         eps[2].errors = ["boom"]
         for e in eps { journal.record(e) }
-        try journal.flush(counters: DispatchCounters(), status: "completed")
+        try journal.flush(counters: DispatchCounters(), status: .completed)
         // The coordinator died here: nothing in the output folder.
         #expect(SummaryRewrite.isMissing(batchId: "b", output: output))
         let summary = try #require(try SummaryRewrite.rewrite(journal: journal, batchId: "b", output: output))

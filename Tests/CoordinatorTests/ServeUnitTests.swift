@@ -118,7 +118,7 @@ import Testing
         episodes[1].attempts = 1
         episodes[1].status = .failed
         for e in episodes { journal.record(e) }
-        try journal.flush(counters: DispatchCounters(), status: "completed")
+        try journal.flush(counters: DispatchCounters(), status: .completed)
 
         #expect(try journal.attemptFloors(excluding: "q2") == ["episode_1": 3, "episode_2": 1])
         let finished = try journal.finishedBatches()
@@ -139,14 +139,14 @@ import Testing
         let loop = Task {
             for await request in control.requests {
                 if case .submit(_, let episodes, let reply) = request {
-                    reply(.success(BatchListing(id: "x", state: "queued", episodes: episodes.count)))
+                    reply(.success(BatchListing(id: "x", state: .queued, episodes: episodes.count)))
                     reply(.failure(.conflict("a second answer is ignored")))
                     return
                 }
             }
         }
         let answer = await control.submit(id: nil, episodes: DispatcherTests().specs(2))
-        #expect(answer == .success(BatchListing(id: "x", state: "queued", episodes: 2)))
+        #expect(answer == .success(BatchListing(id: "x", state: .queued, episodes: 2)))
         await loop.value
         // Nobody reads any more: closing answers the waiting request, and later ones at once.
         async let waiting = control.scale(workers: 3)

@@ -58,7 +58,7 @@ import Testing
         #expect(d.spend.unpricedCalls == 1)
         #expect(d.spend.pricedCalls == 4)
 
-        let status = d.fleetStatus(state: "running", now: h.t0 + .seconds(2))
+        let status = d.fleetStatus(state: .running, now: h.t0 + .seconds(2))
         #expect(status.spend?.totalMicros == 18246)
         #expect(status.spend?.total == "$0.0182")
         #expect(status.episodes.map(\.costMicros) == [16246, 2000, nil])

@@ -34,7 +34,7 @@ enum BatchReport {
             return Rate(
                 provider: budget.provider,
                 limitPerSecond: budget.requests.map { Double($0) * 1000 / Double(budget.requestWindowMs) },
-                limit: CoordinatorService.describe(budget),
+                limit: LeaseManager.describe(budget),
                 points: perSecond.keys.sorted().map { [$0 + shift, perSecond[$0]!] }
             )
         }

@@ -208,8 +208,8 @@ struct BatchSummary: Codable, Sendable, Equatable {
             let stats = leases.stats[provider] ?? LeaseManager.ProviderStats()
             let budget = ledger.settings.budget
             budgets[budget.provider] = Budget(
-                limit: CoordinatorService.describe(budget),
-                configured: leases.settings.budgets.first { $0.provider == provider }.map(CoordinatorService.describe),
+                limit: LeaseManager.describe(budget),
+                configured: leases.settings.budgets.first { $0.provider == provider }.map(LeaseManager.describe),
                 learned: leases.learners[provider]?.learnedDescription,
                 requested: stats.requested,
                 granted: stats.granted,
@@ -231,7 +231,7 @@ struct BatchSummary: Codable, Sendable, Equatable {
         for (provider, circuit) in leases.circuits where budgets[provider] == nil {
             let stats = leases.stats[provider] ?? LeaseManager.ProviderStats()
             budgets[provider] = Budget(
-                limit: leases.settings.budgets.first { $0.provider == provider }.map(CoordinatorService.describe)
+                limit: leases.settings.budgets.first { $0.provider == provider }.map(LeaseManager.describe)
                     ?? "no budget",
                 configured: nil,
                 learned: nil,

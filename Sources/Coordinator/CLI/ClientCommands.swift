@@ -141,7 +141,7 @@ struct SubmitCommand: AsyncParsableCommand {
         do {
             let path = "/api/batches" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
             let listing = try api.decode(BatchListing.self, try await api.call(.POST, path, body: body))
-            let place = listing.state == "queued" ? "queued (position \(listing.position ?? 0))" : listing.state
+            let place = listing.state == .queued ? "queued (position \(listing.position ?? 0))" : listing.state.rawValue
             print("submitted \(listing.id): \(listing.episodes) episodes, \(place)")
             print("files: \(listing.folder ?? "-")")
             guard wait else {
@@ -156,13 +156,13 @@ struct SubmitCommand: AsyncParsableCommand {
                     try await api.call(.GET, "/api/batches/\(Self.escape(listing.id))")
                 )
                 let line =
-                    "\(now.id): \(now.state), \(now.succeeded) succeeded, \(now.failed) failed of \(now.episodes)"
+                    "\(now.id): \(now.state.rawValue), \(now.succeeded) succeeded, \(now.failed) failed of \(now.episodes)"
                 if line != last { print(line) }
                 last = line
-                if now.state == "completed" || now.state == "interrupted" {
+                if now.state.isFinished {
                     if let summary = now.summary { print("summary: \(summary)") }
                     if let report = now.report { print("report: \(report)") }
-                    throw ExitCode(now.state == "completed" && now.succeeded == now.episodes ? 0 : 1)
+                    throw ExitCode(now.state == .completed && now.succeeded == now.episodes ? 0 : 1)
                 }
             }
         } catch let error as APIClient.Failure {
@@ -219,7 +219,7 @@ struct StatusCommand: AsyncParsableCommand {
             let p = s.progress
             var line =
                 "batch \(s.batchId): \(p.succeeded + p.failed)/\(p.total) done (\(p.failed) failed) · \(p.running) running · \(p.saving) saving · \(p.pending) pending"
-            if let eta = p.etaSeconds, s.state == "running" { line += " · ETA \(Int(eta)) s" }
+            if let eta = p.etaSeconds, s.state == .running { line += " · ETA \(Int(eta)) s" }
             out += line + "\n"
         }
         for b in s.budgets {
@@ -244,13 +244,13 @@ struct StatusCommand: AsyncParsableCommand {
             for b in s.batches {
                 let name = b.id.padding(toLength: width, withPad: " ", startingAt: 0)
                 switch b.state {
-                case "queued":
+                case .queued:
                     out += "  \(name)  queued #\(b.position ?? 0)  \(b.episodes) episodes\n"
-                case "running":
+                case .running:
                     out += "  \(name)  running    \(b.succeeded + b.failed)/\(b.episodes) done, \(b.failed) failed\n"
                 default:
                     out +=
-                        "  \(name)  \(b.state)  \(b.succeeded)/\(b.episodes) succeeded, \(b.failed) failed  \(b.report ?? b.summary ?? "")\n"
+                        "  \(name)  \(b.state.rawValue)  \(b.succeeded)/\(b.episodes) succeeded, \(b.failed) failed  \(b.report ?? b.summary ?? "")\n"
                 }
             }
         }

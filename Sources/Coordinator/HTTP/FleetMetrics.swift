@@ -5,7 +5,7 @@ import Shared
 
 /// The coordinator's Prometheus metrics, through swift-metrics with the swift-prometheus backend.
 /// ``update(_:)`` is called with every published ``FleetStatus``; counters advance by what changed since.
-/// ``observe(_:dispatcher:)`` sees every action of the dispatcher, for what happens to single episodes.
+/// ``episodeFinished(after:)`` records each episode that succeeded (``CoordinatorCore/Effect/episodeTimed(_:)``).
 ///
 /// | metric | type | labels |
 /// |---|---|---|
@@ -43,15 +43,10 @@ final class FleetMetrics: @unchecked Sendable {
     }
 
     /// Records the duration (first dispatch to end) of each episode `actions` report succeeded.
-    func observe(_ actions: [DispatchAction], dispatcher: Dispatcher) {
-        for case .notice(.episodeSucceeded(let id, _, _, _, _, _, _)) in actions {
-            guard let episode = dispatcher.episode(id), let start = episode.firstDispatchedAt,
-                let end = episode.finishedAt
-            else { continue }
-            CoreMetrics.Timer(label: "reelfarm_episode_duration_seconds", factory: factory).recordNanoseconds(
-                Int64((end - start).secondsDouble * 1e9)
-            )
-        }
+    func episodeFinished(after duration: Duration) {
+        CoreMetrics.Timer(label: "reelfarm_episode_duration_seconds", factory: factory).recordNanoseconds(
+            Int64(duration.secondsDouble * 1e9)
+        )
     }
 
     /// The text exposition format for `GET /metrics`.
@@ -66,8 +61,8 @@ final class FleetMetrics: @unchecked Sendable {
             gauge("reelfarm_episodes", ["state": state]).record(n)
         }
         gauge("reelfarm_queue_depth").record(p.pending)
-        for state in ["queued", "running", "completed", "interrupted"] {
-            gauge("reelfarm_batches", ["state": state]).record(status.batches.count { $0.state == state })
+        for state in BatchState.allCases {
+            gauge("reelfarm_batches", ["state": state.rawValue]).record(status.batches.count { $0.state == state })
         }
         let c = status.counters
         var rejected = c.decodeErrors.merging(c.leaseRejected) { $0 + $1 }

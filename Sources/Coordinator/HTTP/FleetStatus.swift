@@ -3,6 +3,20 @@ import Protocol
 import Shared
 import Synchronization
 
+/// What the coordinator is doing, as the status document's `state` says it.
+enum CoordinatorState: String, Codable, Sendable {
+    /// Dispatching a batch.
+    case running
+    /// `serve` with no batch to run: waiting for `coordinator submit`.
+    case idle
+    /// The one-shot batch ended (every episode succeeded, failed or was capped).
+    case completed
+    /// The batch was stopped half-way (signal, a journal that cannot be written); it is resumed by the next start.
+    case interrupted
+    /// `serve` stopped, or the coordinator stopped before its batch ended.
+    case stopped
+}
+
 /// What `GET /api/status` answers and the dashboard draws: the batch, the workers, the budgets and some
 /// of the episodes (``EpisodeSelection``). snake_case JSON.
 ///
@@ -97,8 +111,7 @@ struct FleetStatus: Codable, Sendable, Equatable {
     var mode = "batch"
     /// The batch being dispatched (empty while `serve` is idle).
     var batchId: String
-    /// `running`, `idle` (serve, no batch), `completed` (one-shot, done), `interrupted` or `stopped`.
-    var state: String
+    var state: CoordinatorState
     var updatedAt: String
     var progress: Progress
     var workers: [Worker]
@@ -191,7 +204,7 @@ extension Dispatcher {
     /// The fleet as the status API shows it, with the episodes `selection` names. Costs what it lists:
     /// the counts are kept as episodes change.
     func fleetStatus(
-        state: String,
+        state: CoordinatorState,
         now: ContinuousClock.Instant,
         episodes selection: EpisodeSelection = .standard
     ) -> FleetStatus {

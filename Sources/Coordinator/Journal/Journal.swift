@@ -294,7 +294,7 @@ final class Journal: @unchecked Sendable {
             ).map { row in
                 BatchListing(
                     id: row["id"],
-                    state: "completed",
+                    state: .completed,
                     episodes: row["episodes"],
                     succeeded: row["succeeded"] ?? 0,
                     failed: row["failed"] ?? 0,
@@ -407,8 +407,8 @@ final class Journal: @unchecked Sendable {
     }
 
     /// Buffers one attempt event (`dispatched`, `succeeded`, `failed`, `lost`, `readopted`, …).
-    func event(_ event: String, episode: String, attempt: Int, worker: String?) {
-        events.append((episode, attempt, event, worker))
+    func event(_ event: AttemptEvent, episode: String, attempt: Int, worker: String?) {
+        events.append((episode, attempt, event.rawValue, worker))
     }
 
     /// Buffers the start of `count` budgeted calls to `provider`, now.
@@ -439,7 +439,7 @@ final class Journal: @unchecked Sendable {
     /// Writes everything buffered, plus the counters, in one transaction. The counters go with every
     /// flush: a resumed batch continues from them (the chaos test kills the coordinator and counts the
     /// stored episodes across the restart).
-    func flush(counters: DispatchCounters, status: String? = nil) throws {
+    func flush(counters: DispatchCounters, status: BatchState? = nil) throws {
         guard let batchId else { return }
         guard hasPendingWrites || status != nil else { return }
         let started = ContinuousClock.now
@@ -476,7 +476,7 @@ final class Journal: @unchecked Sendable {
             }
             try db.cachedStatement(
                 sql: "UPDATE batch SET counters = ?, updated_at = ?, status = COALESCE(?, status) WHERE id = ?"
-            ).execute(arguments: [countersJSON, now, status, batchId])
+            ).execute(arguments: [countersJSON, now, status?.rawValue, batchId])
         }
         stats.flushes += 1
         stats.episodeWrites += episodes.count

@@ -25,8 +25,7 @@ enum ControlError: Error, Sendable, Equatable {
 /// A batch as `GET /api/batches` lists it. snake_case JSON.
 struct BatchListing: Codable, Sendable, Equatable {
     var id: String
-    /// `queued`, `running`, `completed` or `interrupted`.
-    var state: String
+    var state: BatchState
     var episodes: Int
     var succeeded = 0
     var failed = 0

@@ -105,30 +105,156 @@ final class CoordinatorService: Service {
         case shutdown
     }
 
-    /// Work for the disk task: a new batch's folder, or a command of the current batch's store.
-    private enum DiskCommand: Sendable {
-        case open(URL)
-        case store(ArtifactCommand)
-    }
-
-    /// What the loop keeps about the batch being dispatched.
-    private struct BatchRun {
-        let id: String
-        let dir: URL
-        let trace: TraceWriter?
-        let startedAt: Date
-        let started: ContinuousClock.Instant
-    }
-
+    /// The loop: inputs go to the ``CoordinatorCore``, its effects to ``EffectRunner``. Everything it needs
+    /// is set up by the methods below, in this order: the socket, the asset store, the core, the disk task,
+    /// the local pool.
     func run() async throws {
         let clock = ContinuousClock()
+        func time() -> CoordinatorCore.Time { .init(now: clock.now, date: Date()) }
         let context = try ZMQContext()
-        let bindEndpoint = settings.bind
         // The ZAP handler is bound first: libzmq asks it about every CURVE connection from the start.
         let zapThread: ZMQSocketThread? =
             if settings.security != nil { try await CoordinatorSecurity.startZAP(context: context) } else { nil }
+        let thread = try await bindRouter(context: context)
+        let endpoint = thread.lastEndpoint ?? settings.bind
+        onBound(endpoint)
+        announce(endpoint: endpoint)
+        let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
+        let assets = openAssetStore(thread: thread)
+        var core = makeCore(assetReuse: assets != nil, time: time())
+        let disk = DiskTask { continuation.yield(.artifact($0)) }
+        let pool = settings.workerExecutable.map { executable in
+            LocalWorkerPool(
+                settings: .init(
+                    count: settings.localWorkers,
+                    executable: executable,
+                    endpoint: endpoint,
+                    arguments: settings.workerArguments,
+                    environment: settings.workerEnvironment
+                ),
+                logger: logger
+            )
+        }
+        var runner = EffectRunner(
+            service: self,
+            thread: thread,
+            disk: disk,
+            assets: assets?.service,
+            pool: pool,
+            log: CoordinatorLog(logger: logger, output: settings.output, journalPath: settings.journal?.url.path)
+        )
+        runner.log.endpoint = endpoint
+        if settings.progress == .bar { StatusLine.activate() }
+        // At most one tick waits in `inputs`: a loop held up (a big batch starting, a slow disk) must not
+        // find a pile of ticks ahead of the workers' messages when it catches up.
+        let tickGate = TickGate()
+        await withTaskGroup(of: Void.self) { group in
+            thread.feed(
+                continuation,
+                in: &group,
+                wrap: { .socket($0) },
+                tick: .tick,
+                every: settings.tick,
+                gate: tickGate
+            )
+            if let control = settings.control {
+                group.addTask { for await request in control.requests { continuation.yield(.control(request)) } }
+            }
+            if let pool { group.addTask { await pool.run() } }
+            if let security = settings.security, let zapThread {
+                startSecurity(security, zap: zapThread, context: context, in: &group) { continuation.yield(.shutdown) }
+            }
+            await withGracefulShutdownHandler {
+                let first = time()
+                guard
+                    runner.perform(
+                        core.begin(settings.batch, resumed: settings.resumed, time: first),
+                        on: &core,
+                        time: first
+                    )
+                else { return }
+                // One sleeping task wakes the loop at the lease manager's next deadline, so a permit is
+                // granted the moment the budget allows, not at the next 50 ms tick.
+                var leaseTimer = LeaseTimer()
+                defer { leaseTimer.cancel() }
+                for await input in inputs {
+                    let time = time()
+                    let effects: [CoordinatorCore.Effect]
+                    switch input {
+                    case .socket(.message(let frames)):
+                        effects = core.handle(.message(frames), time: time)
+                    case .socket(.sendFailed(let frames, let error)):
+                        logger.debug("send failed", metadata: ["error": "\(error)"])
+                        effects = core.handle(.sendFailed(routingId: frames.first ?? []), time: time)
+                    case .tick:
+                        tickGate.consumed()
+                        runner.batch?.trace?.flush()
+                        effects = core.handle(.tick, time: time)
+                    case .leaseTimer:
+                        leaseTimer.fired()
+                        effects = core.handle(.leaseTimer, time: time)
+                    case .artifact(let event):
+                        effects = core.handle(.artifact(event), time: time)
+                    case .control(.submit(let id, let episodes, let reply)):
+                        effects = core.handle(.submit(id: id, episodes: episodes, reply: reply), time: time)
+                    case .control(.scale(let count, let reply)):
+                        effects = scale(to: count, pool: pool, core: &core, time: time, reply: reply)
+                    case .control(.status(let reply)):
+                        // O(1) here: the episodes are listed by the HTTP side from this copy.
+                        let base = runner.decorate(core.status(core.state, time: time, episodes: .none))
+                        reply(.success(StatusSource(base: base, dispatcher: core.dispatcher, now: time.now)))
+                        continue
+                    case .shutdown:
+                        effects = core.handle(.shutdown, time: time)
+                    }
+                    guard runner.perform(effects, on: &core, time: time) else { break }
+                    leaseTimer.schedule(core.dispatcher.nextLeaseDeadline(after: clock.now), clock: clock) {
+                        continuation.yield(.leaseTimer)
+                    }
+                }
+            } onGracefulShutdown: {
+                continuation.yield(.shutdown)
+                SecondSignal.exitOnNext(logger: self.logger)
+            }
+            settings.control?.close()
+            // A batch stopped half-way is closed as interrupted (the journal keeps it to be resumed); then the
+            // workers are told goodbye so that they stop waiting.
+            let last = time()
+            _ = runner.perform(core.stop(time: last), on: &core, time: last)
+            // No stale bar under the closing lines.
+            StatusLine.finish()
+            if let journal = settings.journal {
+                let s = journal.stats
+                logger.info(
+                    "journal flushed",
+                    metadata: [
+                        "path": "\(journal.url.path)", "flushes": "\(s.flushes)",
+                        "episode_writes": "\(s.episodeWrites)",
+                        "events": "\(s.events)", "write_time": "\(s.flushTime.shortDescription)",
+                        "queued_batches": "\(core.queue.waiting.count)",
+                    ]
+                )
+            }
+            // Give the socket a moment to flush the goodbyes.
+            try? await Task.sleep(for: .milliseconds(200))
+            group.cancelAll()
+            continuation.finish()
+        }
+        await disk.finish()
+        await assets?.close(logger: logger)
+        await thread.close()
+        await zapThread?.close()
+        context.shutdown()
+    }
+
+    // MARK: - Setting up
+
+    /// Binds the ROUTER socket, owned by its own ``ZMQSocketThread``: CURVE and its handshake monitor
+    /// when on, mandatory routing, the message size bound, high-water marks and ZMTP heartbeats.
+    private func bindRouter(context: ZMQContext) async throws -> ZMQSocketThread {
+        let bindEndpoint = settings.bind
         let curveSecret = settings.security?.keys.secretKey
-        let thread = try await ZMQSocketThread(name: "coordinator-router", context: context) { ctx in
+        return try await ZMQSocketThread(name: "coordinator-router", context: context) { ctx in
             let socket = try ZMQSocket(context: ctx, type: .router, linger: .milliseconds(1000))
             if let curveSecret {
                 try socket.setCurveServer(secretKey: curveSecret, zapDomain: WorkerAuthenticator.domain)
@@ -146,8 +272,10 @@ final class CoordinatorService: Service {
             _ = try socket.bind(bindEndpoint)
             return socket
         }
-        let endpoint = thread.lastEndpoint ?? settings.bind
-        onBound(endpoint)
+    }
+
+    /// The lines a start begins with: where it listens, what to start, the budgets.
+    private func announce(endpoint: String) {
         logger.info(
             settings.serve
                 ? "coordinator listening (serve): submit batches with `coordinator submit`" : "coordinator listening",
@@ -162,35 +290,47 @@ final class CoordinatorService: Service {
         if settings.serve, settings.journal == nil {
             logger.notice("no --state: submitted batches live in memory only and are lost if the coordinator stops")
         }
-
-        // The asset task owns the store and answers ASSET_GET itself, off this loop.
-        var dispatchSettings = settings.dispatch
-        var assets: AssetService?
-        var assetTask: Task<Void, Never>?
-        if dispatchSettings.assetReuse, let storeSettings = settings.assetStore {
-            do {
-                let store = try AssetStore(settings: storeSettings)
-                let s = store.stats
-                logger.info(
-                    "asset store: paid answers are kept and reused (--no-reuse to pay for each afresh)",
-                    metadata: [
-                        "path": "\(storeSettings.folder.path)", "answers": "\(s.entries)",
-                        "bytes": "\(s.bytes)", "max_bytes": "\(storeSettings.maxBytes)",
-                    ]
-                )
-                let service = AssetService(logger: logger)
-                assets = service
-                assetTask = Task.detached { await service.run(store: store, send: { thread.send($0) }) }
-            } catch {
-                logger.error(
-                    "cannot open the asset store; every asset is paid for afresh in this run",
-                    metadata: ["path": "\(storeSettings.folder.path)", "error": "\(error)"]
-                )
-                dispatchSettings.assetReuse = false
-            }
-        } else {
-            dispatchSettings.assetReuse = false
+        if !settings.leases.isEmpty {
+            let budgets = settings.leases.budgets.map(LeaseManager.describe).joined(separator: "; ")
+            logger.info("Rate-limit budgets (\(settings.leases.mode.rawValue)): \(budgets)")
         }
+        if settings.leases.learnLimits {
+            logger.info("Rate limits: learned from the providers' answers, never above a configured budget")
+        }
+    }
+
+    /// The asset store and the task that owns it (it answers ASSET_GET itself, off the loop), unless reuse
+    /// is off; a store that cannot be opened turns reuse off for this run.
+    private func openAssetStore(thread: ZMQSocketThread) -> AssetTask? {
+        guard settings.dispatch.assetReuse, let storeSettings = settings.assetStore else { return nil }
+        do {
+            let store = try AssetStore(settings: storeSettings)
+            let s = store.stats
+            logger.info(
+                "asset store: paid answers are kept and reused (--no-reuse to pay for each afresh)",
+                metadata: [
+                    "path": "\(storeSettings.folder.path)", "answers": "\(s.entries)", "bytes": "\(s.bytes)",
+                    "max_bytes": "\(storeSettings.maxBytes)",
+                ]
+            )
+            let service = AssetService(logger: logger)
+            let task = Task.detached { await service.run(store: store, send: { thread.send($0) }) }
+            return AssetTask(service: service, task: task)
+        } catch {
+            logger.error(
+                "cannot open the asset store; every asset is paid for afresh in this run",
+                metadata: ["path": "\(storeSettings.folder.path)", "error": "\(error)"]
+            )
+            return nil
+        }
+    }
+
+    /// The core, with what the journal knows: the lease windows of the calls an earlier run started (no
+    /// burst after a restart), the batches it finished and queued, the ids taken, the attempt floors and
+    /// today's spend.
+    private func makeCore(assetReuse: Bool, time: CoordinatorCore.Time) -> CoordinatorCore {
+        var dispatchSettings = settings.dispatch
+        dispatchSettings.assetReuse = assetReuse
         var dispatcher = Dispatcher(
             batchId: "",
             specs: [],
@@ -198,974 +338,309 @@ final class CoordinatorService: Service {
             leases: settings.leases,
             makeSession: { Self.randomSession() }
         )
-        let journal = settings.journal
-        if let journal, !settings.leases.isEmpty {
-            // Calls an earlier run allowed still count in the windows: no burst after a restart.
-            let longest =
-                settings.leases.budgets.map {
-                    max($0.requestWindowMs, $0.units == nil ? 0 : $0.unitWindowMs)
-                }.max() ?? 0
-            let recent =
-                (try? journal.recentStarts(within: .milliseconds(longest) + settings.leases.useWithin)) ?? [:]
-            dispatcher.seedLeases(recentCalls: recent, now: clock.now)
-            let seeded = recent.values.reduce(0) { $0 + $1.count }
-            if seeded > 0 { logger.info("lease windows seeded from the journal", metadata: ["calls": "\(seeded)"]) }
+        var queue = BatchQueue(output: settings.output, queued: settings.queued)
+        var spentToday = 0
+        if let journal = settings.journal {
+            if !settings.leases.isEmpty {
+                let longest =
+                    settings.leases.budgets.map { max($0.requestWindowMs, $0.units == nil ? 0 : $0.unitWindowMs) }
+                    .max() ?? 0
+                let recent =
+                    (try? journal.recentStarts(within: .milliseconds(longest) + settings.leases.useWithin)) ?? [:]
+                dispatcher.seedLeases(recentCalls: recent, now: time.now)
+                let seeded = recent.values.reduce(0) { $0 + $1.count }
+                if seeded > 0 { logger.info("lease windows seeded from the journal", metadata: ["calls": "\(seeded)"]) }
+            }
+            do {
+                queue = BatchQueue(
+                    output: settings.output,
+                    finished: settings.serve ? try journal.finishedBatches() : [],
+                    queued: settings.queued,
+                    takenIds: Set(try journal.batches().map(\.id)),
+                    floors: try journal.attemptFloors(excluding: settings.resumed?.id ?? settings.batch?.id ?? "")
+                )
+            } catch {
+                logger.error("cannot read the journal's batches", metadata: ["error": "\(error)"])
+            }
+            if settings.dispatch.dailySpendCapMicros != nil {
+                spentToday =
+                    (try? journal.spentByBatchesCompleted(on: String(Timestamp.string(from: time.date).prefix(10))))
+                    ?? 0
+            }
         }
-        if !settings.leases.isEmpty {
-            let budgets = settings.leases.budgets.map(Self.describe).joined(separator: "; ")
-            logger.info("Rate-limit budgets (\(settings.leases.mode.rawValue)): \(budgets)")
+        return CoordinatorCore(
+            settings: .init(
+                serve: settings.serve,
+                output: settings.output,
+                journaled: settings.journal != nil,
+                dispatch: dispatchSettings,
+                maxParallelEpisodes: settings.parallelism.maxParallelEpisodes,
+                progress: settings.progress,
+                progressInterval: settings.progressInterval
+            ),
+            dispatcher: dispatcher,
+            queue: queue,
+            spentToday: spentToday,
+            time: time
+        )
+    }
+
+    /// The ZAP handler, the handshake monitor and the allow-list watcher. libzmq lets every client in when
+    /// no ZAP handler answers: if it stops, the coordinator stops.
+    private func startSecurity(
+        _ security: CoordinatorSecurity,
+        zap: ZMQSocketThread,
+        context: ZMQContext,
+        in group: inout TaskGroup<Void>,
+        stop: @escaping @Sendable () -> Void
+    ) {
+        let logger = self.logger
+        group.addTask {
+            await security.serveZAP(zap, logger: logger)
+            if !Task.isCancelled {
+                logger.critical(
+                    "the ZAP handler stopped (\(zap.stopError.map { "\($0)" } ?? "no error")); stopping: this coordinator does not run without authentication"
+                )
+                stop()
+            }
         }
-        if settings.leases.learnLimits {
-            logger.info("Rate limits: learned from the providers' answers, never above a configured budget")
+        group.addTask { await security.serveMonitor(context: context, logger: logger) }
+        group.addTask { await security.watchAllowList(logger: logger) }
+        logger.info(
+            "CURVE on: only workers whose public key is on the allow-list get in",
+            metadata: [
+                "public_key": "\(security.keys.publicKey)", "allow_list": "\(security.authenticator.path)",
+                "keys": "\(security.authenticator.status.allowedKeys)",
+            ]
+        )
+    }
+
+    /// `coordinator scale`: resize the local pool; the workers above the new size are drained, then stopped.
+    private func scale(
+        to count: Int,
+        pool: LocalWorkerPool?,
+        core: inout CoordinatorCore,
+        time: CoordinatorCore.Time,
+        reply: ControlChannel.Reply<LocalWorkerPool.Snapshot>
+    ) -> [CoordinatorCore.Effect] {
+        guard let pool else {
+            reply(
+                .failure(
+                    .unavailable(
+                        "this coordinator cannot start local workers: no worker executable (give --worker-binary PATH)"
+                    )
+                )
+            )
+            return []
         }
-        var lastFlush = clock.now
-        let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
-        // The disk task owns the artifact store and carries out its commands in order, off this loop, so
-        // that writing and syncing files never delays a lease grant or a heartbeat.
-        let (diskCommands, diskQueue) = AsyncStream.makeStream(of: DiskCommand.self)
-        let diskTask = Task.detached {
+        guard (0...256).contains(count) else {
+            reply(.failure(.badRequest("workers must be from 0 to 256, got \(count)")))
+            return []
+        }
+        let retired = pool.resize(to: count).map { (workerId: pool.workerId(slot: $0), slot: $0) }
+        let effects = core.retire(retired, time: time)
+        reply(.success(pool.snapshot))
+        return effects
+    }
+
+    // MARK: - Carrying out effects
+
+    /// Carries out the core's effects: the only place the coordinator sends, writes the journal, writes a
+    /// batch's files and logs what the dispatcher did. Owned by the loop.
+    private struct EffectRunner {
+        let service: CoordinatorService
+        let thread: ZMQSocketThread
+        let disk: DiskTask
+        let assets: AssetService?
+        let pool: LocalWorkerPool?
+        var log: CoordinatorLog
+        /// The folder of the batch being dispatched.
+        var batch: BatchOutput?
+
+        private var settings: Settings { service.settings }
+
+        /// Carries out `effects` in order; a persist's follow-ups come right after it, and when it fails
+        /// the core's replacement effects take the place of the rest. Returns false once the loop is to end.
+        mutating func perform(
+            _ effects: [CoordinatorCore.Effect],
+            on core: inout CoordinatorCore,
+            time: CoordinatorCore.Time
+        ) -> Bool {
+            var pending = Deque(effects)
+            var goOn = true
+            while let effect = pending.popFirst() {
+                switch effect {
+                case .persist(let write):
+                    guard let journal = settings.journal else { continue }
+                    do {
+                        try journal.apply(write)
+                        pending.insert(contentsOf: core.persisted(write, time: time), at: 0)
+                    } catch {
+                        pending = Deque(core.persistFailed(write, error: "\(error)", time: time))
+                    }
+                case .perform(let action):
+                    perform(action)
+                case .episodeTimed(let duration):
+                    settings.metrics?.episodeFinished(after: duration)
+                case .openBatch(let opening):
+                    batch = BatchOutput.open(opening, stateTag: settings.stateTag, logger: service.logger)
+                    disk.open(opening.dir)
+                    settings.metrics?.batchStarted()
+                case .closeBatch(let closing):
+                    let output: BatchOutput
+                    if let batch, batch.dir == closing.dir {
+                        output = batch
+                    } else {
+                        output = BatchOutput(dir: closing.dir, trace: nil)
+                    }
+                    batch = nil
+                    let closed = output.close(closing, log: log)
+                    core.filesWritten(closing.batchId, summary: closed.summary, report: closed.report)
+                    let d = closing.dispatcher
+                    service.outcomeBox.withLock {
+                        $0 = Outcome(
+                            succeeded: d.succeededCount,
+                            failed: d.failedCount,
+                            total: d.episodes.count,
+                            interrupted: !closing.complete,
+                            summaryPath: closed.summary
+                        )
+                    }
+                case .publish(let status):
+                    guard let board = settings.board else { continue }
+                    let status = decorate(status)
+                    board.publish(status)
+                    settings.metrics?.update(status)
+                case .progressBar(let line):
+                    StatusLine.update(line)
+                case .say(let event):
+                    log.say(event)
+                case .stopLocalWorker(_, let slot):
+                    pool?.stop(slot: slot)
+                case .reply(let reply, let result):
+                    reply(result)
+                case .journalBroken(let error):
+                    service.journalFailedBox.withLock { $0 = true }
+                    log.journalBroken(error)
+                case .stop:
+                    goOn = false
+                }
+            }
+            return goOn
+        }
+
+        private mutating func perform(_ action: DispatchAction) {
+            switch action {
+            case .send(let routingId, let envelope):
+                thread.send([routingId] + Codec.encode(envelope))
+            case .store(let command):
+                disk.store(command)
+            case .asset(let command):
+                assets?.submit(command)
+            case .notice(let notice):
+                log.log(notice, trace: batch?.trace)
+            }
+        }
+
+        /// A status document with what only the shell knows: the local pool and the security state.
+        func decorate(_ status: FleetStatus) -> FleetStatus {
+            var status = status
+            status.localWorkers = pool?.snapshot
+            status.security = settings.security?.authenticator.status ?? WorkerAuthenticator.Status(curve: false)
+            return status
+        }
+    }
+}
+
+/// The disk task: owns the current batch's ``ArtifactStore`` and carries out its commands in order, off
+/// the loop, so that writing and syncing files never delays a lease grant or a heartbeat.
+private struct DiskTask {
+    private enum Command: Sendable {
+        case open(URL)
+        case store(ArtifactCommand)
+    }
+
+    private let queue: AsyncStream<Command>.Continuation
+    private let task: Task<Void, Never>
+
+    init(events: @escaping @Sendable (ArtifactEvent) -> Void) {
+        let (commands, queue) = AsyncStream.makeStream(of: Command.self)
+        self.queue = queue
+        task = Task.detached {
             var store: ArtifactStore?
-            for await command in diskCommands {
+            for await command in commands {
                 switch command {
                 case .open(let folder):
                     store = ArtifactStore(batchFolder: folder)
                     store?.clearIncoming()
                 case .store(let command):
-                    if let event = store?.perform(command) { continuation.yield(.artifact(event)) }
+                    if let event = store?.perform(command) { events(event) }
                 }
             }
         }
-        let pool = settings.workerExecutable.map { executable in
-            LocalWorkerPool(
-                settings: .init(
-                    count: settings.localWorkers,
-                    executable: executable,
-                    endpoint: endpoint,
-                    arguments: settings.workerArguments,
-                    environment: settings.workerEnvironment
-                ),
-                logger: logger
-            )
-        }
-        var rejections = RejectionLog()
-        var interrupted = false
-        var lastProgress = clock.now
-        var lastPublished = clock.now
-        var current: BatchRun?
-        var waiting = Deque(settings.queued)
-        var listings: [BatchListing] = []
-        var floors: [String: Int] = [:]
-        var batchesDone = 0
-        /// `serve --max-spend-per-day`: the UTC day and what the batches completed on it cost (read back from
-        /// the journal after a restart).
-        var today = (day: String(Timestamp.now().prefix(10)), micros: 0)
-        if settings.dispatch.dailySpendCapMicros != nil, let journal = settings.journal {
-            today.micros = (try? journal.spentByBatchesCompleted(on: today.day)) ?? 0
-        }
-        func rollDay() {
-            let day = String(Timestamp.now().prefix(10))
-            if day != today.day { today = (day, 0) }
-        }
-        /// Local workers being drained before they stop (`coordinator scale` down): worker id → pool slot.
-        var retiring: [String: Int] = [:]
-        let iso = ISO8601DateFormatter()
-        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if settings.serve, let journal {
-            // What this journal finished before (the listing of a restarted `serve`).
-            do {
-                listings = try journal.finishedBatches().map { batch in
-                    var listing = batch
-                    let dir = settings.output.appendingPathComponent(batch.id)
-                    listing.folder = dir.path
-                    listing.summary = dir.appendingPathComponent("summary.json").path
-                    listing.report = dir.appendingPathComponent("report.html").path
-                    return listing
-                }
-            } catch {
-                logger.error("cannot read the journal's batches", metadata: ["error": "\(error)"])
-            }
-        }
-        for batch in settings.queued {
-            listings.append(
-                BatchListing(
-                    id: batch.id,
-                    state: "queued",
-                    episodes: batch.episodes.count,
-                    folder: settings.output.appendingPathComponent(batch.id).path
-                )
-            )
-        }
-        if settings.progress == .bar { StatusLine.activate() }
-
-        /// The journal cannot be written (disk full, I/O error, removed): said once, then the coordinator
-        /// stops dispatching and exits 1. Going on without it would run finished episodes again after a
-        /// restart.
-        func journalBroken(_ error: any Error) {
-            let first = journalFailedBox.withLock { failed in
-                defer { failed = true }
-                return !failed
-            }
-            interrupted = true
-            guard first else { return }
-            logger.critical(
-                "cannot write the journal in --state: stopping (exit 1). Its record is intact up to the last write; free space or fix the folder, then run the same command again to resume",
-                metadata: ["path": "\(settings.journal?.url.path ?? "-")", "error": "\(error)"]
-            )
-        }
-
-        func setListing(_ id: String, _ change: (inout BatchListing) -> Void) {
-            guard let i = listings.firstIndex(where: { $0.id == id }) else { return }
-            change(&listings[i])
-        }
-        func liveListings() -> [BatchListing] {
-            var out = listings
-            for i in out.indices {
-                if out[i].state == "queued" {
-                    out[i].position = waiting.firstIndex { $0.id == out[i].id }.map { $0 + 1 }
-                } else if out[i].id == current?.id {
-                    out[i].succeeded = dispatcher.succeededCount
-                    out[i].failed = dispatcher.failedCount
-                }
-            }
-            return out
-        }
-        /// The fleet's status document, listing the episodes `selection` names.
-        func snapshot(
-            _ state: String,
-            now: ContinuousClock.Instant,
-            episodes selection: EpisodeSelection
-        ) -> FleetStatus {
-            var status = dispatcher.fleetStatus(state: state, now: now, episodes: selection)
-            status.mode = settings.serve ? "serve" : "batch"
-            status.batches = liveListings()
-            status.localWorkers = pool?.snapshot
-            status.security = settings.security?.authenticator.status ?? WorkerAuthenticator.Status(curve: false)
-            return status
-        }
-        func publish(_ state: String, now: ContinuousClock.Instant) {
-            guard let board = settings.board else { return }
-            let status = snapshot(state, now: now, episodes: .standard)
-            board.publish(status)
-            settings.metrics?.update(status)
-        }
-
-        /// Makes `batch` the one being dispatched; returns the first dispatches.
-        func start(_ batch: Batch, resumed: Journal.StoredBatch?, now: ContinuousClock.Instant) -> [DispatchAction] {
-            let dir = settings.output.appendingPathComponent(batch.id)
-            var trace: TraceWriter?
-            do {
-                trace = try TraceWriter(url: dir.appendingPathComponent("trace.jsonl"))
-            } catch {
-                logger.error(
-                    "cannot write to the batch's folder; its episodes will fail to be stored",
-                    metadata: ["dir": "\(dir.path)", "error": "\(error)"]
-                )
-            }
-            diskQueue.yield(.open(dir))
-            if let tag = settings.stateTag {
-                do {
-                    try OutputCheck.writeMarker(batchDir: dir, stateTag: tag)
-                } catch {
-                    logger.error(
-                        "cannot mark the batch's folder",
-                        metadata: ["dir": "\(dir.path)", "error": "\(error)"]
-                    )
-                }
-            }
-            if settings.dispatch.dailySpendCapMicros != nil {
-                rollDay()
-                dispatcher.spentEarlierToday = today.micros
-            }
-            if let resumed {
-                _ = dispatcher.load(
-                    batchId: resumed.id,
-                    restored: resumed.episodes,
-                    counters: resumed.counters,
-                    holdUntil: now + settings.dispatch.deadAfter,
-                    now: nil
-                )
-                journal?.resume(batchId: resumed.id)
-                let done = resumed.episodes.count { $0.isFinished }
-                let inFlight = resumed.episodes.count { $0.status == .running }
-                logger.notice(
-                    "resuming batch \(resumed.id) from the journal: \(done)/\(resumed.episodes.count) episodes done, \(inFlight) were in flight (held \(settings.dispatch.deadAfter.shortDescription) for their workers to re-announce them)",
-                    metadata: ["journal": "\(journal?.url.path ?? "-")"]
-                )
-            } else {
-                var attemptFloors = floors
-                if let journal {
-                    do {
-                        attemptFloors.merge(try journal.attemptFloors(excluding: batch.id), uniquingKeysWith: max)
-                    } catch {
-                        logger.error("cannot read the journal", metadata: ["error": "\(error)"])
-                    }
-                }
-                _ = dispatcher.load(batchId: batch.id, specs: batch.episodes, attemptFloors: attemptFloors, now: nil)
-                do {
-                    try journal?.begin(batchId: batch.id, episodes: dispatcher.episodes.records)
-                } catch {
-                    journalBroken(error)
-                    return []
-                }
-            }
-            settings.metrics?.batchStarted()
-            current = BatchRun(id: batch.id, dir: dir, trace: trace, startedAt: Date(), started: now)
-            if !listings.contains(where: { $0.id == batch.id }) {
-                listings.append(BatchListing(id: batch.id, state: "running", episodes: batch.episodes.count))
-            }
-            setListing(batch.id) {
-                $0.state = "running"
-                $0.startedAt = iso.string(from: Date())
-                $0.folder = dir.path
-            }
-            logger.info(
-                "Batch processing: \(batch.episodes.count) episodes with max parallelism: \(settings.parallelism.maxParallelEpisodes) per worker",
-                metadata: [
-                    "batch": "\(batch.id)", "output": "\(dir.path)", "workers": "\(dispatcher.workers.count)",
-                    "max_attempts": "\(settings.dispatch.maxAttempts)",
-                ]
-            )
-            lastProgress = now
-            return dispatcher.dispatchPending(now: now)
-        }
-
-        /// Starts the oldest queued batch, if there is one and none runs.
-        func startNext(now: ContinuousClock.Instant) -> [DispatchAction] {
-            guard current == nil, !interrupted, let next = waiting.popFirst() else { return [] }
-            return start(next, resumed: nil, now: now)
-        }
-
-        /// Closes the current batch: journal, summary.json, report.html, the closing log lines.
-        func finish(now: ContinuousClock.Instant) {
-            guard let run = current else { return }
-            current = nil
-            let complete = dispatcher.isComplete
-            publish(complete ? "completed" : "interrupted", now: now)
-            if let journal, !journalFailedBox.withLock({ $0 }) {
-                // A complete batch is closed; an interrupted one stays `running`, to be resumed.
-                do {
-                    try journal.flush(counters: dispatcher.counters, status: complete ? "completed" : nil)
-                } catch {
-                    journalBroken(error)
-                }
-            }
-            run.trace?.close()
-            if settings.dispatch.dailySpendCapMicros != nil, complete {
-                rollDay()
-                today.micros += dispatcher.episodes.reduce(0) { $0 + $1.costMicros }
-            }
-            let wall = now - run.started
-            let summary = BatchSummary(
-                dispatcher: dispatcher,
-                batchDir: run.dir,
-                startedAt: run.startedAt,
-                finishedAt: Date(),
-                wallSeconds: wall.secondsDouble,
-                workersSeen: dispatcher.instancesSeen.count,
-                slots: dispatcher.peakSlots
-            )
-            var summaryPath: String?
-            do {
-                try summary.write(to: run.dir)
-                summaryPath = run.dir.appendingPathComponent("summary.json").path
-            } catch {
-                logger.error("cannot write summary.json", metadata: ["dir": "\(run.dir.path)", "error": "\(error)"])
-            }
-            var reportPath: String?
-            do {
-                try BatchReport.write(summary: summary, rates: BatchReport.rates(from: dispatcher), to: run.dir)
-                reportPath = run.dir.appendingPathComponent("report.html").path
-            } catch {
-                logger.error("cannot write report.html", metadata: ["dir": "\(run.dir.path)", "error": "\(error)"])
-            }
-            logClosing(
-                dispatcher: dispatcher,
-                summary: summary,
-                wall: wall,
-                summaryPath: summaryPath,
-                interrupted: !complete
-            )
-            for e in dispatcher.episodes { floors[e.id] = max(floors[e.id] ?? 0, e.attempts) }
-            batchesDone += 1
-            setListing(run.id) {
-                $0.state = complete ? "completed" : "interrupted"
-                $0.succeeded = dispatcher.succeededCount
-                $0.failed = dispatcher.failedCount
-                $0.finishedAt = iso.string(from: Date())
-                $0.summary = summaryPath
-                $0.report = reportPath
-            }
-            // A long-running coordinator keeps the last 1,000 finished batches in its listing.
-            let finished = listings.filter { $0.state == "completed" || $0.state == "interrupted" }
-            if finished.count > 1000 {
-                let drop = Set(finished.prefix(finished.count - 1000).map(\.id))
-                listings.removeAll { drop.contains($0.id) }
-            }
-            outcomeBox.withLock {
-                $0 = Outcome(
-                    succeeded: dispatcher.succeededCount,
-                    failed: dispatcher.failedCount,
-                    total: dispatcher.episodes.count,
-                    interrupted: !complete,
-                    summaryPath: summaryPath
-                )
-            }
-        }
-
-        /// `POST /api/batches`: queue the batch (journaled first), start it if nothing runs.
-        func submit(
-            id: String?,
-            episodes: EpisodeSpecs,
-            reply: ControlChannel.Reply<BatchListing>,
-            now: ContinuousClock.Instant
-        ) -> [DispatchAction] {
-            guard settings.serve else {
-                reply(.failure(.notServing))
-                return []
-            }
-            guard !interrupted else {
-                reply(.failure(.unavailable("the coordinator is stopping")))
-                return []
-            }
-            guard !episodes.isEmpty, episodes.count <= BatchFile.maxEpisodes else {
-                reply(
-                    .failure(.badRequest("a batch needs 1 to \(BatchFile.maxEpisodes) episodes, got \(episodes.count)"))
-                )
-                return []
-            }
-            var taken = Set(listings.map(\.id))
-            if let journal, let stored = try? journal.batches() { taken.formUnion(stored.map(\.id)) }
-            let batchId: String
-            if let id {
-                do {
-                    try BatchNames.check(id, field: "batch id")
-                } catch {
-                    reply(.failure(.badRequest(error.detail)))
-                    return []
-                }
-                guard !taken.contains(id) else {
-                    reply(.failure(.conflict("batch id \(id) is already taken on this coordinator; choose another")))
-                    return []
-                }
-                batchId = id
-            } else {
-                let base = Batch.makeId()
-                var candidate = base
-                var n = 2
-                while taken.contains(candidate) {
-                    candidate = "\(base)-\(n)"
-                    n += 1
-                }
-                batchId = candidate
-            }
-            let batch = Batch(id: batchId, episodes: episodes)
-            do {
-                try journal?.enqueue(batch)
-            } catch {
-                logger.error("cannot write the journal; batch refused", metadata: ["error": "\(error)"])
-                reply(.failure(.unavailable("cannot write the journal: \(error)")))
-                return []
-            }
-            waiting.append(batch)
-            listings.append(
-                BatchListing(
-                    id: batchId,
-                    state: "queued",
-                    episodes: episodes.count,
-                    submittedAt: iso.string(from: Date()),
-                    folder: settings.output.appendingPathComponent(batchId).path
-                )
-            )
-            logger.info(
-                "batch submitted",
-                metadata: [
-                    "batch": "\(batchId)", "episodes": "\(episodes.count)",
-                    "queued_before_it": "\(waiting.count - 1 + (current == nil ? 0 : 1))",
-                ]
-            )
-            let actions = startNext(now: now)
-            reply(.success(liveListings().first { $0.id == batchId }!))
-            return actions
-        }
-
-        // At most one tick waits in `inputs`: a loop held up (a big batch starting, a slow disk) must not
-        // find a pile of ticks ahead of the workers' messages when it catches up.
-        let tickGate = TickGate()
-        await withTaskGroup(of: Void.self) { group in
-            thread.feed(
-                continuation,
-                in: &group,
-                wrap: { .socket($0) },
-                tick: .tick,
-                every: settings.tick,
-                gate: tickGate
-            )
-            if let control = settings.control {
-                group.addTask {
-                    for await request in control.requests { continuation.yield(.control(request)) }
-                }
-            }
-            if let pool { group.addTask { await pool.run() } }
-            if let security = settings.security, let zapThread {
-                let logger = self.logger
-                group.addTask {
-                    await security.serveZAP(zapThread, logger: logger)
-                    // libzmq lets every client in when no ZAP handler answers: never go on without it.
-                    if !Task.isCancelled {
-                        logger.critical(
-                            "the ZAP handler stopped (\(zapThread.stopError.map { "\($0)" } ?? "no error")); stopping: this coordinator does not run without authentication"
-                        )
-                        continuation.yield(.shutdown)
-                    }
-                }
-                group.addTask { await security.serveMonitor(context: context, logger: logger) }
-                group.addTask { await security.watchAllowList(logger: logger) }
-                logger.info(
-                    "CURVE on: only workers whose public key is on the allow-list get in",
-                    metadata: [
-                        "public_key": "\(security.keys.publicKey)", "allow_list": "\(security.authenticator.path)",
-                        "keys": "\(security.authenticator.status.allowedKeys)",
-                    ]
-                )
-            }
-
-            await withGracefulShutdownHandler {
-                var first: [DispatchAction] = []
-                if let batch = settings.batch {
-                    first = start(batch, resumed: settings.resumed, now: clock.now)
-                } else {
-                    first = startNext(now: clock.now)
-                }
-                perform(
-                    first,
-                    thread: thread,
-                    trace: current?.trace,
-                    rejections: &rejections,
-                    store: diskQueue,
-                    assets: assets
-                )
-                publish(current == nil ? "idle" : "running", now: clock.now)
-                if current != nil, dispatcher.isComplete {
-                    finish(now: clock.now)
-                    if !settings.serve { return }
-                }
-                var lastHint = clock.now
-                // One sleeping task wakes the loop at the lease manager's next deadline, so a permit is
-                // granted the moment the budget allows, not at the next 50 ms tick.
-                var leaseTimer: (at: ContinuousClock.Instant, task: Task<Void, Never>)?
-                defer { leaseTimer?.task.cancel() }
-                for await input in inputs {
-                    let now = clock.now
-                    var actions: [DispatchAction]
-                    switch input {
-                    case .socket(.message(let frames)):
-                        guard let routingId = frames.first else { continue }
-                        do throws(DecodeError) {
-                            let envelope = try Codec.decode(Array(frames.dropFirst()))
-                            actions = dispatcher.onMessage(from: routingId, envelope, now: now)
-                        } catch {
-                            let kind = frames.count > 2 && frames[2].count == 1 ? frames[2][0] : nil
-                            actions = dispatcher.onDecodeError(from: routingId, error, kindByte: kind, now: now)
-                        }
-                    case .socket(.sendFailed(let frames, let error)):
-                        logger.debug("send failed", metadata: ["error": "\(error)"])
-                        actions = dispatcher.onSendFailed(to: frames.first ?? [], now: now)
-                    case .tick:
-                        tickGate.consumed()
-                        current?.trace?.flush()
-                        actions = dispatcher.onTick(now: now)
-                        for (workerId, slot) in retiring {
-                            actions += dispatcher.retire(workerId: workerId)
-                            if !dispatcher.isBusy(workerId: workerId) {
-                                logger.info("local worker drained; stopping it", metadata: ["worker": "\(workerId)"])
-                                retiring[workerId] = nil
-                                pool?.stop(slot: slot)
-                            }
-                        }
-                        if now - lastPublished >= .milliseconds(250) {
-                            lastPublished = now
-                            publish(current == nil ? "idle" : "running", now: now)
-                        }
-                        switch settings.progress {
-                        case .bar where now - lastProgress >= .milliseconds(250):
-                            lastProgress = now
-                            StatusLine.update(
-                                current == nil
-                                    ? "idle: \(batchesDone) batches done, waiting for `coordinator submit` · \(dispatcher.workers.count) workers"
-                                    : dispatcher.progress(now: now).barLine()
-                            )
-                        case .log where current != nil && now - lastProgress >= settings.progressInterval:
-                            lastProgress = now
-                            let snapshot = dispatcher.progress(now: now)
-                            if snapshot.elapsed != nil { logger.info("\(snapshot.logLine)") }
-                        default:
-                            break
-                        }
-                        if current != nil, dispatcher.workers.isEmpty, now - lastHint >= .seconds(10) {
-                            lastHint = now
-                            logger.notice(
-                                "waiting for workers",
-                                metadata: ["endpoint": "\(endpoint)", "pending": "\(dispatcher.pendingCount)"]
-                            )
-                        }
-                    case .leaseTimer:
-                        leaseTimer = nil
-                        actions = dispatcher.onLeaseTimer(now: now)
-                    case .artifact(let event):
-                        actions = dispatcher.onArtifactEvent(event, now: now)
-                    case .control(.submit(let id, let episodes, let reply)):
-                        actions = submit(id: id, episodes: episodes, reply: reply, now: now)
-                    case .control(.scale(let count, let reply)):
-                        actions = []
-                        guard let pool else {
-                            reply(
-                                .failure(
-                                    .unavailable(
-                                        "this coordinator cannot start local workers: no worker executable (give --worker-binary PATH)"
-                                    )
-                                )
-                            )
-                            continue
-                        }
-                        guard (0...256).contains(count) else {
-                            reply(.failure(.badRequest("workers must be from 0 to 256, got \(count)")))
-                            continue
-                        }
-                        for slot in pool.resize(to: count) { retiring[pool.workerId(slot: slot)] = slot }
-                        for workerId in retiring.keys { actions += dispatcher.retire(workerId: workerId) }
-                        reply(.success(pool.snapshot))
-                    case .control(.status(let reply)):
-                        // O(1) here: the episodes are listed by the HTTP side from this copy.
-                        actions = []
-                        let base = snapshot(current == nil ? "idle" : "running", now: now, episodes: .none)
-                        reply(.success(StatusSource(base: base, dispatcher: dispatcher, now: now)))
-                    case .shutdown:
-                        interrupted = true
-                        logger.notice("shutdown requested; stopping dispatch")
-                        actions = []
-                    }
-                    if let journal {
-                        // Journal first: an episode's end is durable before it is logged or acted on,
-                        // so a coordinator killed right after never runs a finished episode again.
-                        // Other changes are batched (at most 100 ms behind).
-                        let ended = Self.journal(actions, dispatcher: dispatcher, into: journal)
-                        if journal.hasPendingWrites, ended || now - lastFlush >= .milliseconds(100) {
-                            lastFlush = now
-                            do {
-                                try journal.flush(counters: dispatcher.counters)
-                            } catch {
-                                // Nothing the journal could not record is acted on: the actions are dropped
-                                // and the coordinator stops.
-                                journalBroken(error)
-                                break
-                            }
-                        }
-                    }
-                    settings.metrics?.observe(actions, dispatcher: dispatcher)
-                    perform(
-                        actions,
-                        thread: thread,
-                        trace: current?.trace,
-                        rejections: &rejections,
-                        store: diskQueue,
-                        assets: assets
-                    )
-                    if current != nil, dispatcher.isComplete {
-                        finish(now: clock.now)
-                        if !settings.serve { break }
-                        let next = startNext(now: clock.now)
-                        perform(
-                            next,
-                            thread: thread,
-                            trace: current?.trace,
-                            rejections: &rejections,
-                            store: diskQueue,
-                            assets: assets
-                        )
-                        publish(current == nil ? "idle" : "running", now: clock.now)
-                    }
-                    if let due = dispatcher.nextLeaseDeadline(after: clock.now) {
-                        if leaseTimer.map({ due < $0.at }) ?? true {
-                            leaseTimer?.task.cancel()
-                            let task = Task {
-                                try? await Task.sleep(until: due, tolerance: .microseconds(200), clock: clock)
-                                if !Task.isCancelled { continuation.yield(.leaseTimer) }
-                            }
-                            leaseTimer = (due, task)
-                        }
-                    }
-                    if interrupted { break }
-                }
-            } onGracefulShutdown: {
-                continuation.yield(.shutdown)
-                SecondSignal.exitOnNext(logger: self.logger)
-            }
-            settings.control?.close()
-            // A batch stopped half-way is closed as interrupted (the journal keeps it to be resumed).
-            finish(now: clock.now)
-            // No stale bar under the closing lines.
-            StatusLine.finish()
-            publish(settings.serve || interrupted ? "stopped" : "completed", now: clock.now)
-
-            // Say goodbye so that workers stop waiting, then give the socket a moment to flush.
-            let oneShotDone = !settings.serve && !interrupted
-            let goodbye = dispatcher.shutdown(
-                reason: oneShotDone ? .batchComplete : .shutdown,
-                detail: oneShotDone ? "batch \(dispatcher.batchId) complete" : "coordinator stopped"
-            )
-            perform(goodbye, thread: thread, trace: nil, rejections: &rejections, store: diskQueue, assets: assets)
-            if let journal {
-                let s = journal.stats
-                logger.info(
-                    "journal flushed",
-                    metadata: [
-                        "path": "\(journal.url.path)", "flushes": "\(s.flushes)",
-                        "episode_writes": "\(s.episodeWrites)",
-                        "events": "\(s.events)", "write_time": "\(s.flushTime.shortDescription)",
-                        "queued_batches": "\(waiting.count)",
-                    ]
-                )
-            }
-            try? await Task.sleep(for: .milliseconds(200))
-            group.cancelAll()
-            continuation.finish()
-        }
-        diskQueue.finish()
-        await diskTask.value
-        if let assets {
-            assets.finish()
-            await assetTask?.value
-            let s = assets.stats
-            logger.info(
-                "asset store",
-                metadata: [
-                    "answers": "\(s.entries)", "bytes": "\(s.bytes)", "hits": "\(s.hits)", "misses": "\(s.misses)",
-                    "stored": "\(s.stored)", "evicted": "\(s.evicted)", "refused": "\(s.refused)",
-                    "damaged": "\(s.damaged)",
-                ]
-            )
-        }
-        StatusLine.finish()
-        await thread.close()
-        await zapThread?.close()
-        context.shutdown()
     }
 
-    /// The batch's closing log lines: the outcome, each budget's use, the protocol counters.
-    private func logClosing(
-        dispatcher: Dispatcher,
-        summary: BatchSummary,
-        wall: Duration,
-        summaryPath: String?,
-        interrupted: Bool
+    /// A new batch's folder: later commands go to its store.
+    func open(_ folder: URL) { queue.yield(.open(folder)) }
+    func store(_ command: ArtifactCommand) { queue.yield(.store(command)) }
+
+    /// Carries out what is queued, then ends.
+    func finish() async {
+        queue.finish()
+        await task.value
+    }
+}
+
+/// The asset store's task and the service it runs (PROTOCOL §18).
+private struct AssetTask {
+    let service: AssetService
+    let task: Task<Void, Never>
+
+    /// Stops the task once it has answered what is queued; logs the store's counters.
+    func close(logger: Logger) async {
+        service.finish()
+        await task.value
+        let s = service.stats
+        logger.info(
+            "asset store",
+            metadata: [
+                "answers": "\(s.entries)", "bytes": "\(s.bytes)", "hits": "\(s.hits)", "misses": "\(s.misses)",
+                "stored": "\(s.stored)", "evicted": "\(s.evicted)", "refused": "\(s.refused)",
+                "damaged": "\(s.damaged)",
+            ]
+        )
+    }
+}
+
+/// One sleeping task that wakes the loop at the lease manager's next deadline.
+private struct LeaseTimer {
+    private var at: ContinuousClock.Instant?
+    private var task: Task<Void, Never>?
+
+    /// Wakes at `due` unless an earlier wake-up is already set.
+    mutating func schedule(
+        _ due: ContinuousClock.Instant?,
+        clock: ContinuousClock,
+        wake: @escaping @Sendable () -> Void
     ) {
-        let succeeded = dispatcher.succeededCount
-        let total = dispatcher.episodes.count
-        let line =
-            "Batch complete: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(dispatcher.peakWorkers) workers, \(dispatcher.peakSlots) slots)"
-        let meta: Logger.Metadata = [
-            "batch": "\(dispatcher.batchId)", "failed": "\(dispatcher.failedCount)",
-            "summary": "\(summaryPath ?? "not written")",
-        ]
-        if interrupted {
-            logger.warning(
-                "Batch interrupted: \(succeeded)/\(total) successful in \(wall.shortDescription) (\(dispatcher.peakWorkers) workers, \(dispatcher.peakSlots) slots)",
-                metadata: meta
-            )
-        } else if succeeded == total {
-            logger.info("\(line)", metadata: meta)
-        } else {
-            logger.error("\(line)", metadata: meta)
-        }
-        if let warning = summary.placeholderWarning {
-            logger.warning(
-                "\(warning.line)",
-                metadata: [
-                    "batch": "\(dispatcher.batchId)", "placeholders": "\(warning.placeholders)",
-                    "assets": "\(warning.assets)",
-                ]
-            )
-        }
-        if let spend = summary.spend,
-            spend.totalMicros > 0 || spend.capMicros != nil || spend.unpricedCalls > 0 || spend.reusedCalls != nil
-        {
-            var line = "spend: \(spend.total)"
-            if let cap = spend.cap { line += " of the \(cap) cap" }
-            if let capped = spend.cappedEpisodes, capped > 0 { line += "; \(capped) episodes stopped by the cap" }
-            if let reused = spend.reusedCalls, let saved = spend.saved {
-                line += "; \(reused) calls reused from the asset store saved \(saved)"
-            }
-            if spend.unpricedCalls > 0 {
-                line += "; \(spend.unpricedCalls) calls of models without a price not counted"
-            }
-            logger.info(
-                "\(line)",
-                metadata: spend.byProviderMicros.reduce(into: ["batch": "\(dispatcher.batchId)"]) {
-                    $0[$1.key] = "\(PriceTable.dollars($1.value))"
-                }
-            )
-        }
-        for (provider, budget) in summary.budgets.sorted(by: { $0.key < $1.key }) {
-            let signals = budget.signals.values.reduce(0, +)
-            logger.info(
-                "budget \(provider): \(budget.started) calls started, busiest window \(budget.maxStartedInWindow) (limit \(budget.limit)), \(signals) provider signals",
-                metadata: [
-                    "provider": "\(provider)", "granted": "\(budget.granted)", "returned": "\(budget.returned)",
-                    "mean_wait_ms": "\(budget.meanWaitMs)", "pauses": "\(budget.pauses)",
-                    "decreases": "\(budget.decreases)",
-                ]
-            )
-        }
-        let counters = dispatcher.counters
-        if counters.totalRejected > 0 || counters.staleResults > 0 || counters.workersLost > 0
-            || counters.duplicateResults > 0
-        {
-            logger.notice(
-                "protocol counters",
-                metadata: [
-                    "rejected": "\(counters.totalRejected)", "stale_results": "\(counters.staleResults)",
-                    "workers_lost": "\(counters.workersLost)", "attempts_requeued": "\(counters.attemptsRequeued)",
-                    "duplicate_results": "\(counters.duplicateResults)",
-                    "late_results_accepted": "\(counters.lateResultsAccepted)",
-                    "attempts_readopted": "\(counters.attemptsReadopted)",
-                ]
-            )
+        guard let due, at.map({ due < $0 }) ?? true else { return }
+        task?.cancel()
+        at = due
+        task = Task {
+            try? await Task.sleep(until: due, tolerance: .microseconds(200), clock: clock)
+            if !Task.isCancelled { wake() }
         }
     }
 
-    private func perform(
-        _ actions: [DispatchAction],
-        thread: ZMQSocketThread,
-        trace: TraceWriter?,
-        rejections: inout RejectionLog,
-        store: AsyncStream<DiskCommand>.Continuation,
-        assets: AssetService?
-    ) {
-        for action in actions {
-            switch action {
-            case .send(let routingId, let envelope):
-                thread.send([routingId] + Codec.encode(envelope))
-            case .store(let command):
-                store.yield(.store(command))
-            case .asset(let command):
-                assets?.submit(command)
-            case .notice(let notice):
-                log(notice, trace: trace, rejections: &rejections)
-            }
-        }
+    mutating func fired() {
+        at = nil
+        task = nil
     }
 
-    private func log(_ notice: DispatchNotice, trace: TraceWriter?, rejections: inout RejectionLog) {
-        switch notice {
-        case .workerJoined(let workerId, let host, let capacity, _):
-            logger.info(
-                "worker joined",
-                metadata: [
-                    "worker": "\(workerId)", "host": "\(host)", "episodes": "\(capacity.episodes)",
-                    "api_calls": "\(capacity.apiCalls)",
-                ]
-            )
-        case .workerLeft(let workerId, let reason, let requeued):
-            logger.warning(
-                "worker left",
-                metadata: [
-                    "worker": "\(workerId)", "reason": "\(reason)", "requeued": "\(requeued.count)",
-                    "episodes": "\(requeued.map(\.episodeId).joined(separator: ","))",
-                ]
-            )
-        case .dispatched(let ref, let workerId):
-            logger.debug(
-                "dispatched",
-                metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"]
-            )
-        case .episodeSucceeded(
-            let id,
-            let attempt,
-            let workerId,
-            let finished,
-            let total,
-            let durationMs,
-            let placeholders
-        ):
-            let duration = Duration.milliseconds(durationMs).shortDescription
-            logger.info(
-                "✅ \(id) completed (\(finished)/\(total)) in \(duration)",
-                metadata: [
-                    "episode": "\(id)", "worker": "\(workerId)", "attempt": "\(attempt)",
-                    "placeholders": "\(placeholders)",
-                ]
-            )
-        case .attemptFailed(let ref, let workerId, let error, let willRetry):
-            logger.warning(
-                "attempt \(ref.attempt) failed\(willRetry ? "; retrying" : "")",
-                metadata: ["episode": "\(ref.episodeId)", "worker": "\(workerId)", "error": "\(error)"]
-            )
-        case .episodeFailed(let id, let finished, let total, let reasons):
-            logger.error(
-                "❌ \(id) failed (\(finished)/\(total)) after \(reasons.count) attempts: \(reasons.last ?? "unknown")",
-                metadata: ["episode": "\(id)"]
-            )
-        case .trace(let workerId, let instance, let ref, let events, let stale):
-            trace?.append(workerId: workerId, instance: instance, ref: ref, events: events, stale: stale)
-        case .stale(let kind, let ref, let workerId):
-            logger.notice(
-                "stale \(kind) ignored",
-                metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"]
-            )
-        case .rejected(let reason, let detail):
-            let (count, shouldLog) = rejections.record(reason)
-            if shouldLog {
-                logger.warning(
-                    "message rejected",
-                    metadata: ["reason": "\(reason)", "detail": "\(detail)", "count": "\(count)"]
-                )
-            }
-        case .batchComplete:
-            break
-        case .spendCapReached(let notStarted, let detail):
-            logger.warning(
-                "spend cap reached: no new episode starts; \(notStarted) not started end as capped",
-                metadata: ["spend": "\(detail)"]
-            )
-        case .lease(let notice):
-            log(notice, rejections: &rejections)
-        case .loopStalled(let gap, let workers):
-            logger.warning(
-                "the coordinator's loop stood still; every worker gets a fresh liveness window",
-                metadata: ["gap": "\(gap.shortDescription)", "workers": "\(workers)"]
-            )
-        case .workerDraining(let workerId, let running):
-            logger.notice(
-                "worker draining: no more jobs for it",
-                metadata: ["worker": "\(workerId)", "running": "\(running)"]
-            )
-        case .collecting(let ref, let workerId, let files, let bytes, let delivery):
-            logger.debug(
-                delivery == .transfer ? "pulling episode files" : "checking episode files (shared delivery)",
-                metadata: [
-                    "episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)",
-                    "files": "\(files)", "bytes": "\(bytes)",
-                ]
-            )
-        case .diskFull(let error):
-            logger.error(
-                "the output folder's disk is full: storing and dispatch paused, retried every \(ArtifactSettings().diskFullRetry.shortDescription); the workers keep their finished files. Free some space",
-                metadata: ["error": "\(error)", "output": "\(settings.output.path)"]
-            )
-        case .diskSpaceBack(let pausedFor):
-            logger.notice(
-                "disk space is back: storing and dispatch resumed",
-                metadata: ["paused_for": "\(pausedFor.shortDescription)"]
-            )
-        case .readopted(let ref, let workerId):
-            logger.info(
-                "attempt re-adopted from its reconnected worker",
-                metadata: ["episode": "\(ref.episodeId)", "attempt": "\(ref.attempt)", "worker": "\(workerId)"]
-            )
-        }
-    }
+    func cancel() { task?.cancel() }
+}
 
-    private func log(_ notice: LeaseNotice, rejections: inout RejectionLog) {
-        switch notice {
-        case .decreased(let provider, let factor, let concurrency, let signal):
-            var meta: Logger.Metadata = ["provider": "\(provider)", "signal": "\(signal.rawValue)"]
-            if let concurrency { meta["max_concurrent"] = "\(concurrency)" }
-            logger.warning(
-                "\(provider) budget lowered to \(Int((factor * 100).rounded()))% after a 429; recovering over clean windows",
-                metadata: meta
-            )
-        case .paused(let provider, let duration, let signal):
-            logger.warning(
-                "\(provider) paused for \(duration.secondsText) on every worker",
-                metadata: ["provider": "\(provider)", "signal": "\(signal.rawValue)"]
-            )
-        case .circuitOpened(let provider, let signal, let detail):
-            // Once per provider and coordinator: the lease manager reports only the signal that opened it.
-            logger.error(
-                "\(Self.circuitLine(provider: provider, signal: signal, detail: detail))",
-                metadata: ["provider": "\(provider)", "signal": "\(signal.rawValue)", "detail": "\(detail)"]
-            )
-        case .learned(let provider, let budget):
-            logger.info(
-                "\(provider) limits learned from the provider: leasing \(budget)",
-                metadata: ["provider": "\(provider)"]
-            )
-        case .started, .granted:
-            break  // journaled, not logged
-        case .rejected(let reason, let detail):
-            let (count, shouldLog) = rejections.record(reason)
-            if shouldLog {
-                logger.warning(
-                    "lease message rejected",
-                    metadata: ["reason": "\(reason)", "detail": "\(detail)", "count": "\(count)"]
-                )
-            }
-        }
-    }
-
-    /// The line an opened circuit is logged with: `🔴 tts: authentication failed (the key was refused (HTTP
-    /// 401 …)), circuit OPEN for the whole fleet: every remaining tts call uses a placeholder. Fix: set
-    /// ELEVENLABS_API_KEY to a valid key, then rerun.` The cure is the worker's (`…; fix: …` in its detail)
-    /// when it named one, else a general one.
-    static func circuitLine(provider: String, signal: ProviderSignal.Kind, detail: String) -> String {
-        var what = detail
-        var fix: String?
-        if let range = detail.range(of: "; fix: ", options: .backwards) {
-            what = String(detail[..<range.lowerBound])
-            fix = String(detail[range.upperBound...])
-        }
-        let auth = signal == .authFailed
-        let cure = fix.map { "Fix: \($0)" } ?? (auth ? "Fix the key" : "Add credits or raise the quota")
-        return "🔴 \(provider): \(auth ? "authentication failed" : "billing or quota error")"
-            + (what.isEmpty ? "" : " (\(what))")
-            + ", circuit OPEN for the whole fleet: every remaining \(provider) call uses a placeholder. "
-            + "\(cure), then rerun."
-    }
-
-    /// `image: 10 per 1s, 4 concurrent`.
-    static func describe(_ budget: ProviderBudget) -> String {
-        LeaseManager.describe(budget)
-    }
-
-    /// Buffers what the dispatcher's notices changed: the episodes' latest state and an event each.
-    /// Returns whether the buffer must be written before the actions are carried out: an episode ended,
-    /// or permits were granted.
-    @discardableResult
-    private static func journal(_ actions: [DispatchAction], dispatcher: Dispatcher, into journal: Journal) -> Bool {
-        var ended = false
-        func record(_ id: String, _ event: String, attempt: Int? = nil, worker: String? = nil) {
-            guard let episode = dispatcher.episode(id) else { return }
-            journal.record(episode)
-            journal.event(event, episode: id, attempt: attempt ?? episode.attempts, worker: worker ?? episode.workerId)
-        }
-        for case .notice(let notice) in actions {
-            switch notice {
-            case .dispatched(let ref, let workerId):
-                record(ref.episodeId, "dispatched", attempt: ref.attempt, worker: workerId)
-            case .episodeSucceeded(let id, let attempt, let workerId, _, _, _, _):
-                ended = true
-                record(id, "succeeded", attempt: attempt, worker: workerId)
-            case .attemptFailed(let ref, let workerId, _, _):
-                record(ref.episodeId, "failed", attempt: ref.attempt, worker: workerId)
-            case .episodeFailed(let id, _, _, _):
-                ended = true
-                record(id, "episode_failed")
-            case .workerLeft(let workerId, _, let requeued):
-                for ref in requeued { record(ref.episodeId, "lost", attempt: ref.attempt, worker: workerId) }
-            case .readopted(let ref, let workerId):
-                record(ref.episodeId, "readopted", attempt: ref.attempt, worker: workerId)
-            case .lease(.started(let provider, let count)):
-                journal.leaseStarted(provider: provider, count: count)
-            case .lease(.granted(let provider, let count)):
-                // Write-ahead: flushed before the grant leaves (see LeaseNotice.granted).
-                journal.leaseStarted(provider: provider, count: count)
-                ended = true
-            default: break
-            }
-        }
-        return ended
-    }
-
+extension CoordinatorService {
     /// A 32-hex-character session token from the system's random generator.
     static func randomSession() -> String {
         var rng = SystemRandomNumberGenerator()
