@@ -6,17 +6,18 @@ import ServiceLifecycle
 import Shared
 import Synchronization
 
-/// The coordinator's I/O shell: binds the ROUTER socket, starts the local worker pool, feeds socket
-/// events, clock ticks and HTTP API requests into the ``Dispatcher``, carries out its actions, and writes
-/// each batch's `summary.json`, `report.html` and `trace.jsonl`.
+/// The coordinator's I/O shell: binds the ROUTER socket, opens the asset store, starts the disk task and
+/// the local worker pool, then feeds socket events, clock ticks, lease deadlines, stored files and HTTP API
+/// requests into the ``CoordinatorCore`` and carries out the effects it returns (``EffectRunner``): sends,
+/// journal writes, each batch's `trace.jsonl`, `summary.json` and `report.html`, log lines.
 ///
 /// One-shot (`coordinator --episodes N`) it runs one batch and returns. As `coordinator serve` it runs
 /// the batches submitted through ``ControlChannel`` one after another, on the same workers and the same
 /// rate-limit windows, until it is told to stop.
 ///
 /// The ROUTER socket is owned by one ``ZMQSocketThread``; this service only queues frames to it and
-/// reads its event stream. The dispatcher, the journal and the batch queue are owned by the single task
-/// running ``run()``; the artifact store by the disk task it starts.
+/// reads its event stream. The core (with the dispatcher and the batch queue) and the journal are owned
+/// by the single task running ``run()``; the artifact store by the disk task, the asset store by its task.
 final class CoordinatorService: Service {
     struct Settings: Sendable {
         var bind: String
