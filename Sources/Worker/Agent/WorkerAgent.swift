@@ -129,7 +129,12 @@ final class WorkerAgent: Service {
                 }
             }
             await withGracefulShutdownHandler {
-                await perform(core.start(now: clock.now), thread: thread, tasks: &tasks, continuation: continuation)
+                await perform(
+                    core.start(now: clock.now, recentCalls: leases.recentCalls),
+                    thread: thread,
+                    tasks: &tasks,
+                    continuation: continuation
+                )
                 for await input in inputs {
                     let now = clock.now
                     let actions: [WorkerAction]
@@ -154,7 +159,8 @@ final class WorkerAgent: Service {
                         logger.debug("send failed", metadata: ["error": "\(error)"])
                         actions = core.onSendFailed(now: now)
                     case .tick:
-                        actions = core.onTick(now: now)
+                        // Calls started recently count in a restarted coordinator's windows (HELLO).
+                        actions = core.onTick(now: now, recentCalls: leases.recentCalls)
                     case .finished(let result, let files):
                         tasks.removeValue(forKey: result.ref)
                         actions = core.onFinished(result, files: files?.path, now: now)
@@ -218,12 +224,7 @@ final class WorkerAgent: Service {
     ) async {
         for action in actions {
             switch action {
-            case .send(var envelope):
-                if case .hello(var hello) = envelope.message {
-                    // Calls started recently count in a restarted coordinator's windows.
-                    hello.recentCalls = leases.recentCalls()
-                    envelope.message = .hello(hello)
-                }
+            case .send(let envelope):
                 thread.send(Codec.encode(envelope))
             case .exit:
                 break  // the run loop ends once the core has stopped

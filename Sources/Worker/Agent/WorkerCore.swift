@@ -134,9 +134,15 @@ struct WorkerCore: Sendable {
     // MARK: - Inputs
 
     /// The first HELLO on the first socket.
-    mutating func start(now: ContinuousClock.Instant) -> [WorkerAction] {
+    ///
+    /// `recentCalls`: HELLO's `recent_calls` (the ``LeaseClient``'s), asked for only when a HELLO goes out;
+    /// here and in ``onTick(now:recentCalls:)``. The default is none.
+    mutating func start(
+        now: ContinuousClock.Instant,
+        recentCalls: () -> [String: [Int]] = { [:] }
+    ) -> [WorkerAction] {
         state = .greeting(since: now)
-        return [sendHello(now: now)]
+        return [sendHello(now: now, recentCalls: recentCalls())]
     }
 
     mutating func onEnvelope(_ envelope: Envelope, now: ContinuousClock.Instant) -> [WorkerAction] {
@@ -287,12 +293,20 @@ struct WorkerCore: Sendable {
             .map { send(.progress($0.value), now: now) }
     }
 
-    mutating func onTick(now: ContinuousClock.Instant) -> [WorkerAction] {
+    /// Time passed: heartbeats, liveness, HELLO retries and reconnects, PROGRESS kept since the last tick.
+    /// `recentCalls` as in ``start(now:recentCalls:)``.
+    mutating func onTick(
+        now: ContinuousClock.Instant,
+        recentCalls: () -> [String: [Int]] = { [:] }
+    ) -> [WorkerAction] {
         let progress = flushProgress(now: now)
-        return progress + tick(now: now)
+        return progress + tick(now: now, recentCalls: recentCalls)
     }
 
-    private mutating func tick(now: ContinuousClock.Instant) -> [WorkerAction] {
+    private mutating func tick(
+        now: ContinuousClock.Instant,
+        recentCalls: () -> [String: [Int]]
+    ) -> [WorkerAction] {
         if let drain = drainDeadline, now >= drain, state != .stopped {
             let count = running.count
             return [
@@ -327,7 +341,7 @@ struct WorkerCore: Sendable {
             }
             if let retry = helloRetryAt, now >= retry {
                 helloRetryAt = nil
-                return [sendHello(now: now)]
+                return [sendHello(now: now, recentCalls: recentCalls())]
             }
         case .connected:
             if now - lastHeard >= deadline, !serving {
@@ -344,7 +358,7 @@ struct WorkerCore: Sendable {
             if now >= until {
                 counters.reconnects += 1
                 state = .greeting(since: now)
-                return [.renewSocket, sendHello(now: now)]
+                return [.renewSocket, sendHello(now: now, recentCalls: recentCalls())]
             }
         case .stopped:
             break
@@ -515,13 +529,10 @@ struct WorkerCore: Sendable {
         return actions
     }
 
-    private mutating func sendHello(now: ContinuousClock.Instant) -> WorkerAction {
-        var hello = settings.hello
+    private mutating func sendHello(now: ContinuousClock.Instant, recentCalls: [String: [Int]]) -> WorkerAction {
         // Attempts still running and finished ones whose RESULT waits for delivery: the coordinator
         // re-adopts them instead of running them again.
-        hello.running = Array(Set(runningRefs + outbox.keys)).sorted {
-            ($0.episodeId, $0.attempt) < ($1.episodeId, $1.attempt)
-        }
+        let hello = WorkerHello.hello(settings.hello, running: runningRefs + outbox.keys, recentCalls: recentCalls)
         lastSent = now
         return .send(Envelope(.hello(hello)))
     }

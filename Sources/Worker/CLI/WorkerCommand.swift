@@ -217,13 +217,11 @@ struct RunWorkerCommand: AsyncParsableCommand {
             throw ConfigurationError("--worker-id \(error.detail)")
         }
         logger = Logger(label: id)
-        let hello = Hello(
+        let hello = WorkerHello.identity(
             workerId: id,
-            instance: UUID().uuidString.lowercased(),
             host: host,
             pid: pid,
-            capacity: Capacity(episodes: parallelism.maxParallelEpisodes, apiCalls: parallelism.maxParallelAPICalls),
-            softwareVersion: ReelfarmVersion.current
+            capacity: Capacity(episodes: parallelism.maxParallelEpisodes, apiCalls: parallelism.maxParallelAPICalls)
         )
         let limits = WorkerLimits(
             apiCallsPerEpisode: parallelism.maxParallelAPICalls,
