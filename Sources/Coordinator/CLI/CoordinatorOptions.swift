@@ -238,6 +238,13 @@ struct CoordinatorOptions: ParsableArguments {
     )
     var httpToken: String?
 
+    @Option(
+        name: .customLong("ready-file"),
+        help:
+            "Write a JSON file here once the ZeroMQ endpoint is bound and the HTTP API listens: pid, mode, endpoint, http, output, batch; removed at exit (env REELFARM_READY_FILE)."
+    )
+    var readyFile: String?
+
     /// What to run: one batch, or the long-running mode.
     enum Mode {
         case batch(episodes: Int?, file: String?, id: String?)
@@ -254,6 +261,15 @@ struct CoordinatorOptions: ParsableArguments {
         let format = try LoggingSetup.format(logFormat ?? environment.value("LOG_FORMAT")?.value ?? "text")
         LoggingSetup.bootstrap(level: level, format: format)
         let logger = Logger(label: "coordinator")
+        let readyPath = readyFile ?? environment.value("REELFARM_READY_FILE")?.value
+        if let readyPath {
+            // Whoever waits for the file must never read one an earlier run left behind.
+            do {
+                try ReadyFile.removeStale(at: URL(fileURLWithPath: readyPath))
+            } catch {
+                throw ConfigurationError("--ready-file \(readyPath): cannot remove the earlier file: \(error)")
+            }
+        }
         let bind = bind ?? environment.value("REELFARM_BIND")?.value ?? "tcp://127.0.0.1:5555"
         let insecure = insecure || ["1", "true", "yes"].contains(environment.value("REELFARM_INSECURE")?.value ?? "")
 
@@ -670,6 +686,18 @@ struct CoordinatorOptions: ParsableArguments {
         let board = httpAddress.map { _ in StatusBoard() }
         let metrics = httpAddress.map { _ in FleetMetrics() }
         let control = ControlChannel()
+        let ready = readyPath.map {
+            ReadyFile(
+                url: URL(fileURLWithPath: $0).standardizedFileURL,
+                pid: ProcessInfo.processInfo.processIdentifier,
+                mode: serve ? "serve" : "batch",
+                output: outputURL,
+                batch: theBatch?.id,
+                expectsHTTP: httpAddress != nil,
+                logger: logger
+            )
+        }
+        defer { ready?.remove() }
         let service = CoordinatorService(
             settings: .init(
                 bind: bind,
@@ -695,7 +723,8 @@ struct CoordinatorOptions: ParsableArguments {
                 security: security,
                 assetStore: assetStoreSettings
             ),
-            logger: logger
+            logger: logger,
+            onBound: { ready?.bound(endpoint: $0) }
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)
@@ -712,7 +741,14 @@ struct CoordinatorOptions: ParsableArguments {
                         token: token,
                         required: serve,
                         limits: httpLimits,
-                        logger: logger
+                        logger: logger,
+                        onListening: { address in
+                            if let address {
+                                ready?.httpListening(host: address.host, port: address.port)
+                            } else {
+                                ready?.httpUnavailable()
+                            }
+                        }
                     ),
                     successTerminationBehavior: .ignore,
                     failureTerminationBehavior: serve ? .gracefullyShutdownGroup : .ignore
