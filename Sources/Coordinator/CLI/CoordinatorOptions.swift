@@ -261,15 +261,6 @@ struct CoordinatorOptions: ParsableArguments {
         let format = try LoggingSetup.format(logFormat ?? environment.value("LOG_FORMAT")?.value ?? "text")
         LoggingSetup.bootstrap(level: level, format: format)
         let logger = Logger(label: "coordinator")
-        let readyPath = readyFile ?? environment.value("REELFARM_READY_FILE")?.value
-        if let readyPath {
-            // Whoever waits for the file must never read one an earlier run left behind.
-            do {
-                try ReadyFile.removeStale(at: URL(fileURLWithPath: readyPath))
-            } catch {
-                throw ConfigurationError("--ready-file \(readyPath): cannot remove the earlier file: \(error)")
-            }
-        }
         let bind = bind ?? environment.value("REELFARM_BIND")?.value ?? "tcp://127.0.0.1:5555"
         let insecure = insecure || ["1", "true", "yes"].contains(environment.value("REELFARM_INSECURE")?.value ?? "")
 
@@ -686,9 +677,19 @@ struct CoordinatorOptions: ParsableArguments {
         let board = httpAddress.map { _ in StatusBoard() }
         let metrics = httpAddress.map { _ in FleetMetrics() }
         let control = ControlChannel()
-        let ready = readyPath.map {
-            ReadyFile(
-                url: URL(fileURLWithPath: $0).standardizedFileURL,
+        let readyPath = readyFile ?? environment.value("REELFARM_READY_FILE")?.value
+        let ready = try readyPath.map { path in
+            let url = URL(fileURLWithPath: path).standardizedFileURL
+            // Whoever waits for the file must never read one an earlier run left behind (a SIGKILLed
+            // coordinator's). Removed only now, past every check and the state lock: a second coordinator
+            // refused on the same --state leaves the running one's file alone.
+            do {
+                try ReadyFile.removeStale(at: url)
+            } catch {
+                throw ConfigurationError("--ready-file \(path): cannot remove the earlier file: \(error)")
+            }
+            return ReadyFile(
+                url: url,
                 pid: ProcessInfo.processInfo.processIdentifier,
                 mode: serve ? "serve" : "batch",
                 output: outputURL,

@@ -19,13 +19,14 @@ import Glibc
 /// coordinator goes on without HTTP, and `http` is then null). The endpoint and the URL are the bound
 /// ones: a wildcard port (`tcp://127.0.0.1:*`, `--http 127.0.0.1:0`) is resolved.
 ///
-/// The file appears whole or not at all (a temporary file in the same folder, then `rename`), and a file
-/// left at the path by an earlier run is removed at start (``removeStale(at:)``), so that whoever waits for it
-/// never reads an old one. The coordinator removes it again when it exits; after SIGKILL or a second signal
-/// it stays, and its `pid` tells a reader whether it is current.
+/// The file appears whole or not at all (a temporary file in the same folder, then `rename`). A file left
+/// at the path by an earlier run is removed before the coordinator starts (``removeStale(at:)``, once its
+/// settings are checked and it holds the `--state` lock), so that whoever waits for it never reads an old
+/// one. The coordinator removes its own when it exits; after SIGKILL or a second signal it stays, and its
+/// `pid` tells a reader whether it is current.
 ///
-/// Called from the coordinator's loop and the HTTP server's event loop; the write is a few hundred bytes to
-/// a local file, done on the calling thread once.
+/// Called from the coordinator's loop and the HTTP server's event loop; the write (a few hundred bytes to a
+/// local file, once) is done on the calling thread, under the lock ``remove()`` takes too.
 final class ReadyFile: Sendable {
     /// What the file holds. snake_case JSON.
     struct Document: Codable, Sendable, Equatable {
