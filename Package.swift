@@ -127,7 +127,11 @@ let package = Package(
         .testTarget(name: "SharedTests", dependencies: ["Shared", "CZMQ"], swiftSettings: strictSettings),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator", "Protocol", "Shared", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "Coordinator", "Protocol", "Shared",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

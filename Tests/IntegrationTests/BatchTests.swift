@@ -199,13 +199,13 @@ import Glibc
             executable: Harness.coordinatorPath,
             arguments: [
                 "--workers", "1", "--episodes", "12", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id",
-                "late",
+                "late", "--http", "127.0.0.1:0",
             ],
             environment: env,
             cwd: dir
         )
         guard let endpoint = await coordinator.boundEndpoint() else { return }
-        await coordinator.waitForLog("the first episode to complete") { $0.contains("completed (1/12)") }
+        await coordinator.waitForSucceeded(1)
         let late = try Child(
             name: "late-worker",
             executable: Harness.workerPath,
@@ -222,6 +222,44 @@ import Glibc
         #expect(summary.episodes.contains { $0.worker == "late-box" }, "log:\n\(coordinator.log.suffix(3000))")
     }
 
+    @Test("REELFARM_READY_FILE: the bound endpoint, no HTTP, this pid; an earlier file is replaced; gone at exit")
+    func readyFile() async throws {
+        let dir = try Harness.tempDir("ready")
+        let out = dir.appendingPathComponent("output")
+        let path = dir.appendingPathComponent("coordinator.ready").path
+        // An earlier run's file (a SIGKILLed coordinator) must not be read as this one's.
+        try #"{"pid":1,"mode":"batch","endpoint":"tcp://127.0.0.1:1","http":null,"output":"/","batch":"old"}"#
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let coordinator = try Child(
+            name: "coordinator",
+            executable: Harness.coordinatorPath,
+            arguments: [
+                "--episodes", "2", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--batch-id", "ready",
+                "--http", "off",
+            ],
+            environment: Harness.fastSimulation.merging(["REELFARM_READY_FILE": path]) { _, new in new },
+            cwd: dir
+        )
+        defer { coordinator.signal(SIGKILL) }
+        let ready = try #require(await coordinator.ready())
+        #expect(ready.pid == coordinator.pid && ready.mode == "batch" && ready.batch == "ready")
+        #expect(ready.http == nil && ready.output == out.path)
+        #expect(ready.endpoint.hasPrefix("tcp://127.0.0.1:") && !ready.endpoint.hasSuffix(":*"), "\(ready.endpoint)")
+        let worker = try Child(
+            name: "worker",
+            executable: Harness.workerPath,
+            arguments: ["--connect", ready.endpoint],
+            environment: Harness.fastSimulation,
+            cwd: dir
+        )
+        defer { worker.signal(SIGKILL) }
+        #expect(await coordinator.wait() == 0, "log:\n\(coordinator.log.suffix(3000))")
+        #expect(!FileManager.default.fileExists(atPath: path), "the ready file outlived its coordinator")
+        #expect(try Summary.load(out, batch: "ready").totals.succeeded == 2)
+        worker.signal(SIGTERM)
+        await worker.wait(timeout: .seconds(30))
+    }
+
     @Test func crashedLocalWorkerIsRestarted() async throws {
         let dir = try Harness.tempDir("restart")
         let out = dir.appendingPathComponent("output")
@@ -232,7 +270,7 @@ import Glibc
             executable: Harness.coordinatorPath,
             arguments: [
                 "--workers", "2", "--episodes", "24", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
-                "--batch-id", "restart", "--heartbeat-ms", "250",
+                "--batch-id", "restart", "--heartbeat-ms", "250", "--http", "127.0.0.1:0",
             ],
             environment: env,
             cwd: dir
@@ -240,7 +278,7 @@ import Glibc
         await coordinator.waitForLog("two local workers") {
             $0.components(separatedBy: "local worker started").count == 3
         }
-        await coordinator.waitForLog("an episode to complete") { $0.contains("completed (1/24)") }
+        await coordinator.waitForSucceeded(1)
         let line = coordinator.log.split(separator: "\n").first {
             $0.contains("local worker started") && $0.contains("slot=1")
         }

@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -41,15 +44,44 @@ enum Harness {
     static let fastSimulation = ["REELFARM_SIM_LATENCY": "llm=40,tts=30,image=60,render=20"]
 }
 
+/// What a coordinator's `--ready-file` holds (docs/CLI.md), read as any script would: by its keys.
+struct Ready: Decodable, Sendable {
+    var pid: Int32
+    var mode: String
+    var endpoint: String
+    var http: String?
+    var output: String
+    var batch: String?
+}
+
 /// One child process with its output going to a log file.
 final class Child: @unchecked Sendable {
     let process = Process()
     let logURL: URL
     let name: String
+    /// Where a coordinator that runs or serves batches writes its `--ready-file`: `NAME.ready.json` beside
+    /// the log, added to its arguments by `init`, or the test's own `REELFARM_READY_FILE` (nil for workers
+    /// and the client subcommands).
+    let readyURL: URL?
+    private let readyBox = Mutex<Ready?>(nil)
 
     init(name: String, executable: String, arguments: [String], environment: [String: String] = [:], cwd: URL) throws {
         self.name = name
         logURL = cwd.appendingPathComponent("\(name).log")
+        var arguments = arguments
+        if let path = environment["REELFARM_READY_FILE"] {
+            readyURL = URL(fileURLWithPath: path, relativeTo: cwd)
+        } else if executable == Harness.coordinatorPath, Self.runsBatches(arguments),
+            !arguments.contains("--ready-file")
+        {
+            let url = cwd.appendingPathComponent("\(name).ready.json")
+            // First, after the subcommand: a test's last option may be one left without its value on purpose.
+            let at = arguments.first.map { $0.hasPrefix("-") } ?? true ? 0 : 1
+            arguments.insert(contentsOf: ["--ready-file", url.path], at: at)
+            readyURL = url
+        } else {
+            readyURL = nil
+        }
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logURL)
         process.executableURL = URL(fileURLWithPath: executable)
@@ -117,28 +149,77 @@ final class Child: @unchecked Sendable {
         return false
     }
 
-    /// The base URL (`http://HOST:PORT/`) the coordinator logged once its HTTP side was up (`--http HOST:0`
-    /// picks a free port); nil, with a recorded failure, if it did not within 30 s.
-    func httpBase() async -> String? {
-        let marker = "dashboard and status API on http://"
-        guard await waitForLog(within: .seconds(30), "the HTTP address", { $0.contains(marker) }),
-            let line = log.split(separator: "\n").first(where: { $0.contains(marker) })
-        else { return nil }
-        return String(line[line.range(of: "http://")!.lowerBound...].prefix { $0 != " " })
+    /// Whether `coordinator ARGUMENTS` runs or serves batches (and so takes `--ready-file`), rather than being
+    /// a client or tool subcommand (`submit`, `status`, `check`, …).
+    static func runsBatches(_ arguments: [String]) -> Bool {
+        guard let first = arguments.first else { return true }
+        return first.hasPrefix("-") || first == "run" || first == "serve"
     }
 
-    /// The endpoint the coordinator logged after binding a wildcard port.
-    func boundEndpoint() async -> String? {
-        guard await waitForLog(within: .seconds(30), "the bound endpoint", { $0.contains("coordinator listening") })
-        else {
+    /// The coordinator's ready file once it is there and written by this process: its ZeroMQ endpoint is
+    /// bound and its HTTP side listens (or gave up). Nil, with a recorded failure, after `timeout`, or when
+    /// the process exits first (it removes the file when it exits).
+    func ready(within timeout: Duration = .seconds(30)) async -> Ready? {
+        if let known = readyBox.withLock({ $0 }) { return known }
+        guard let readyURL else {
+            Issue.record("\(name) was not started as a coordinator that runs batches: it has no ready file")
             return nil
         }
-        for line in log.split(separator: "\n") where line.contains("coordinator listening") {
-            if let range = line.range(of: "endpoint=") {
-                return String(line[range.upperBound...].split(separator: " ").first ?? "")
+        let decoder = JSONDecoder()
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let data = try? Data(contentsOf: readyURL),
+                let ready = try? decoder.decode(Ready.self, from: data),
+                ready.pid == pid
+            {
+                readyBox.withLock { $0 = ready }
+                return ready
             }
+            if !process.isRunning { break }
+            try? await Task.sleep(for: .milliseconds(20))
         }
+        Issue.record("\(name): no ready file at \(readyURL.path); log:\n\(log.suffix(6000))")
         return nil
+    }
+
+    /// The base URL (`http://HOST:PORT/`) of the coordinator's HTTP side, from its ready file (`--http HOST:0`
+    /// picks a free port); nil, with a recorded failure, if it is not ready within 30 s or has no HTTP.
+    func httpBase() async -> String? {
+        guard let ready = await ready() else { return nil }
+        guard let http = ready.http else {
+            Issue.record("\(name) is ready without HTTP (the port could not be bound?); log:\n\(log.suffix(6000))")
+            return nil
+        }
+        return http + "/"
+    }
+
+    /// The ZeroMQ endpoint the coordinator bound (a wildcard port resolved), from its ready file.
+    func boundEndpoint() async -> String? {
+        await ready()?.endpoint
+    }
+
+    /// Polls the coordinator's `/api/status` (at the HTTP address of its ready file: give it `--http
+    /// 127.0.0.1:0`) until at least `count` episodes of the running batch succeeded; records a failure with
+    /// the log after `timeout`, or when the process exits first.
+    @discardableResult
+    func waitForSucceeded(_ count: Int, within timeout: Duration = .seconds(60)) async -> Bool {
+        guard let base = await httpBase() else { return false }
+        let deadline = ContinuousClock.now + timeout
+        var succeeded = 0
+        while ContinuousClock.now < deadline, process.isRunning {
+            let request = HTTPClientRequest(url: "\(base)api/status?episodes=none")
+            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(10)),
+                let body = try? await response.body.collect(upTo: 1 << 20),
+                let status = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                let progress = status["progress"] as? [String: Any]
+            {
+                succeeded = progress["succeeded"] as? Int ?? 0
+                if succeeded >= count { return true }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("\(name): \(succeeded) of \(count) episodes succeeded in time; log:\n\(log.suffix(6000))")
+        return false
     }
 
     deinit {

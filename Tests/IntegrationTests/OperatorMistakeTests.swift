@@ -67,16 +67,18 @@ import Glibc
         ]
         let first = try coordinator("coordinator-1", command, in: dir, env: Self.slowSimulation)
         defer { first.signal(SIGKILL) }
-        guard await first.waitForLog("the first coordinator's batch", { $0.contains("Batch processing") }) else {
-            return
-        }
-        // The same command again, one-shot, while the first runs.
+        // Ready: it holds the state lock.
+        guard await first.ready() != nil, let firstReady = first.readyURL else { return }
+        // The same command again, one-shot, while the first runs; even given the first's ready file, the
+        // refused one leaves it alone.
         let started = ContinuousClock.now
-        let second = try coordinator("coordinator-2", command, in: dir)
+        let second = try coordinator("coordinator-2", command + ["--ready-file", firstReady.path], in: dir)
         let secondStatus = await second.wait(timeout: .seconds(30))
         let detection = ContinuousClock.now - started
         #expect(secondStatus == 2, "log:\n\(second.log.suffix(3000))")
         #expect(second.log.contains("in use by another coordinator (PID \(first.pid))"), "\(second.log)")
+        let kept = try? JSONDecoder().decode(Ready.self, from: Data(contentsOf: firstReady))
+        #expect(kept?.pid == first.pid, "the refused coordinator removed the running one's ready file")
         print("item 1: the second coordinator exited \(secondStatus) after \(detection)")
         // And as `serve`.
         let serve = try coordinator(
@@ -103,7 +105,7 @@ import Glibc
             ["serve", "--bind", "tcp://127.0.0.1:*", "--output", out.path, "--state", state, "--http", "127.0.0.1:0"],
             in: dir
         )
-        guard await killed.waitForLog("serve listening", { $0.contains("coordinator listening") }) else { return }
+        guard await killed.ready() != nil else { return }
         killed.signal(SIGKILL)
         _ = await killed.wait(timeout: .seconds(10))
         let successor = try coordinator(
@@ -112,7 +114,7 @@ import Glibc
             in: dir
         )
         defer { successor.signal(SIGKILL) }
-        #expect(await successor.waitForLog("the successor listening", { $0.contains("coordinator listening") }))
+        #expect(await successor.ready() != nil)
         successor.signal(SIGTERM)
         #expect(await successor.wait(timeout: .seconds(30)) == 0)
     }

@@ -66,12 +66,12 @@ import Glibc
             executable: Harness.coordinatorPath,
             arguments: [
                 "--workers", "2", "--episodes", "40", "--bind", "tcp://127.0.0.1:*", "--output", out.path,
-                "--batch-id", "interrupted",
+                "--batch-id", "interrupted", "--http", "127.0.0.1:0",
             ],
             environment: ["REELFARM_SIM_LATENCY": "llm=200,tts=100,image=300,render=50"],
             cwd: dir
         )
-        await coordinator.waitForLog("an episode to complete") { $0.contains("completed (1/40)") }
+        await coordinator.waitForSucceeded(1)
         coordinator.signal(SIGINT)
         #expect(await coordinator.wait(timeout: .seconds(60)) == 1)
         let summary = try Summary.load(out, batch: "interrupted")

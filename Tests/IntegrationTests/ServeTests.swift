@@ -45,7 +45,9 @@ import Glibc
             cwd: dir
         )
         defer { coordinator.signal(SIGKILL) }
-        guard let endpoint = await coordinator.boundEndpoint(), let base = await coordinator.httpBase() else { return }
+        guard let ready = await coordinator.ready(), let base = await coordinator.httpBase() else { return }
+        #expect(ready.mode == "serve" && ready.batch == nil && ready.output == out.path)
+        let endpoint = ready.endpoint
         let url = String(base.dropLast())  // no trailing slash
 
         // Two batches: generated topics, then a YAML file. The second waits for the first.
@@ -162,6 +164,7 @@ import Glibc
 
         coordinator.signal(SIGTERM)
         #expect(await coordinator.wait(timeout: .seconds(60)) == 0, "log:\n\(coordinator.log.suffix(3000))")
+        #expect(coordinator.readyURL.map { FileManager.default.fileExists(atPath: $0.path) } == false)
         byHand.signal(SIGTERM)
         await byHand.wait(timeout: .seconds(60))
     }

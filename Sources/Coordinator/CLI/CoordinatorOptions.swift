@@ -238,6 +238,13 @@ struct CoordinatorOptions: ParsableArguments {
     )
     var httpToken: String?
 
+    @Option(
+        name: .customLong("ready-file"),
+        help:
+            "Write a JSON file here once the ZeroMQ endpoint is bound and the HTTP API listens: pid, mode, endpoint, http, output, batch; removed at exit (env REELFARM_READY_FILE)."
+    )
+    var readyFile: String?
+
     /// What to run: one batch, or the long-running mode.
     enum Mode {
         case batch(episodes: Int?, file: String?, id: String?)
@@ -670,6 +677,28 @@ struct CoordinatorOptions: ParsableArguments {
         let board = httpAddress.map { _ in StatusBoard() }
         let metrics = httpAddress.map { _ in FleetMetrics() }
         let control = ControlChannel()
+        let readyPath = readyFile ?? environment.value("REELFARM_READY_FILE")?.value
+        let ready = try readyPath.map { path in
+            let url = URL(fileURLWithPath: path).standardizedFileURL
+            // Whoever waits for the file must never read one an earlier run left behind (a SIGKILLed
+            // coordinator's). Removed only now, past every check and the state lock: a second coordinator
+            // refused on the same --state leaves the running one's file alone.
+            do {
+                try ReadyFile.removeStale(at: url)
+            } catch {
+                throw ConfigurationError("--ready-file \(path): cannot remove the earlier file: \(error)")
+            }
+            return ReadyFile(
+                url: url,
+                pid: ProcessInfo.processInfo.processIdentifier,
+                mode: serve ? "serve" : "batch",
+                output: outputURL,
+                batch: theBatch?.id,
+                expectsHTTP: httpAddress != nil,
+                logger: logger
+            )
+        }
+        defer { ready?.remove() }
         let service = CoordinatorService(
             settings: .init(
                 bind: bind,
@@ -695,7 +724,8 @@ struct CoordinatorOptions: ParsableArguments {
                 security: security,
                 assetStore: assetStoreSettings
             ),
-            logger: logger
+            logger: logger,
+            onBound: { ready?.bound(endpoint: $0) }
         )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)
@@ -712,7 +742,14 @@ struct CoordinatorOptions: ParsableArguments {
                         token: token,
                         required: serve,
                         limits: httpLimits,
-                        logger: logger
+                        logger: logger,
+                        onListening: { address in
+                            if let address {
+                                ready?.httpListening(host: address.host, port: address.port)
+                            } else {
+                                ready?.httpUnavailable()
+                            }
+                        }
                     ),
                     successTerminationBehavior: .ignore,
                     failureTerminationBehavior: serve ? .gracefullyShutdownGroup : .ignore

@@ -29,6 +29,9 @@ struct StatusServer: Service {
     /// `REELFARM_HTTP_MAX_CONNECTIONS`).
     var limits = Limits()
     let logger: Logger
+    /// Called once: with the bound host and port when the server listens (port 0 resolved), or with nil
+    /// when it could not listen and the coordinator goes on without HTTP (`--ready-file`).
+    var onListening: @Sendable ((host: String, port: Int)?) -> Void = { _ in }
 
     /// What one HTTP client may hold. Unauthenticated clients reach the server before any token check, so
     /// these bound what anyone who can connect can tie up.
@@ -149,6 +152,7 @@ struct StatusServer: Service {
 
     func run() async throws {
         let logger = self.logger
+        let onListening = self.onListening
         let app = Application(
             router: router(),
             server: .http1(configuration: .init(idleTimeout: TimeAmount(limits.idleTimeout))),
@@ -167,6 +171,7 @@ struct StatusServer: Service {
                         "max_connections": "\(limits.maxConnections)",
                     ]
                 )
+                onListening((address?.ipAddress ?? host, address?.port ?? port))
             },
             logger: Logger(label: "http")
         )
@@ -182,6 +187,7 @@ struct StatusServer: Service {
                 "HTTP disabled: cannot serve on \(host):\(port)",
                 metadata: ["error": "\(error)", "hint": "choose another --http HOST:PORT, or --http off"]
             )
+            onListening(nil)
             try? await gracefulShutdown()
         }
     }
