@@ -33,7 +33,7 @@ struct ControlAPITests {
         /// Serves requests until the channel is closed.
         func run() async {
             let dispatcher = DispatcherTests().makeDispatcher(5)
-            let base = dispatcher.fleetStatus(state: "running", now: t0, episodes: .none)
+            let base = dispatcher.fleetStatus(state: .running, now: t0, episodes: .none)
             for await request in control.requests {
                 switch request {
                 case .submit(let id, let episodes, let reply):
@@ -43,7 +43,7 @@ struct ControlAPITests {
                     if id == "taken" {
                         reply(.failure(.conflict("batch id taken is already taken")))
                     } else {
-                        reply(.success(BatchListing(id: id ?? "batch-1", state: "queued", episodes: episodes.count)))
+                        reply(.success(BatchListing(id: id ?? "batch-1", state: .queued, episodes: episodes.count)))
                     }
                 case .scale(let workers, let reply):
                     seenBox.withLock { $0.append(.scale(workers)) }
@@ -264,8 +264,8 @@ struct ControlAPITests {
     @Test("the listings come from the published status: one batch, or 404 naming it")
     func listings() async throws {
         try await withAPI { client, loop in
-            var published = DispatcherTests().makeDispatcher(1).fleetStatus(state: "running", now: loop.t0)
-            published.batches = [BatchListing(id: "promo", state: "running", episodes: 1)]
+            var published = DispatcherTests().makeDispatcher(1).fleetStatus(state: .running, now: loop.t0)
+            published.batches = [BatchListing(id: "promo", state: .running, episodes: 1)]
             loop.board.publish(published)
             var response = try await client.execute(uri: "/api/batches", method: .get)
             let batches = try #require(try Self.object(response)["batches"] as? [[String: Any]])
