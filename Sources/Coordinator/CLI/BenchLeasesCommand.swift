@@ -103,7 +103,7 @@ struct BenchLeasesCommand: ParsableCommand {
         print("|---|---|---|---|")
         for (name, count, elapsed) in rows {
             let per = elapsed.secondsDouble * 1e6 / Double(max(1, count))
-            print("| \(name) | \(count) | \(elapsed.secondsText) s | \(String(format: "%.1f", per)) µs |")
+            print("| \(name) | \(count) | \(elapsed.secondsText) | \(String(format: "%.1f", per)) µs |")
         }
         print("")
         print("workers \(workers), budget \(limit)/s, requests sent \(sent), waiting after the churn \(backlog)")
