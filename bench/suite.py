@@ -61,6 +61,25 @@ def mark(ok):
     return "✅" if ok else "❌ missed"
 
 
+def kept_sections(path, written):
+    """The sections of the file being replaced that this suite does not write (figures measured by other
+    commands, such as `coordinator bench-leases`): they carry over, after the suite's own."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    kept, keep = [], False
+    for line in lines:
+        if line.startswith("## "):
+            keep = line not in written
+            if keep:
+                kept.append("")
+        if keep:
+            kept.append(line)
+    return kept
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", required=True)
@@ -158,6 +177,7 @@ def main():
         "|---|---|---|---|",
     ] + [f"| {i} | {g:.2f} s | {mv:.2f} s | {how} |" for i, (g, mv, how) in enumerate(r4, 1)]
     out = args.out or (os.path.join(ROOT, ".build", "bench-smoke.md") if smoke else os.path.join(HERE, "RESULTS.md"))
+    doc += kept_sections(out, {line for line in doc if line.startswith("## ")})
     with open(out, "w") as f:
         f.write("\n".join(doc).rstrip() + "\n")
     print("\n".join(table))

@@ -415,6 +415,45 @@ import Testing
         )
         #expect(wrong.contains { if case .notice(.rejected("out_of_order", _)) = $0 { true } else { false } })
     }
+
+    /// The calls waiting are counted as they change (partial grants, cancels, a worker leaving): the
+    /// backlog, the status page's figure and admission agree with what waits.
+    @Test func theBacklogIsCountedThroughPartialGrantsCancelsAndDepartures() {
+        var m = manager([ProviderBudget(provider: "image", requests: 2)])
+        func ask(_ session: String, _ id: String, calls: Int) -> [(String, LeaseGrant)] {
+            grants(
+                m.onMessage(
+                    .leaseRequest(LeaseRequest(requestId: id, provider: "image", calls: calls)),
+                    session: session,
+                    priority: 0,
+                    now: at(0)
+                )
+            )
+        }
+        let first = ask("w1", "a", calls: 3)
+        #expect(first.count == 1 && first[0].1.calls == 2)
+        #expect(m.backlog("image") == 1)
+        #expect(ask("w2", "b", calls: 4).isEmpty)
+        #expect(ask("w3", "c", calls: 2).isEmpty)
+        #expect(m.backlog("image") == 7)
+        #expect(m.usage(now: at(0)).first?.waiting == 7)
+        #expect(!m.admissionOpen)  // 7 > 2 windows of 2
+        // Only the session that asked can cancel its request.
+        _ = m.onMessage(.leaseCancel(LeaseCancel(requestId: "b")), session: "w1", priority: 0, now: at(1))
+        #expect(m.backlog("image") == 7)
+        _ = m.onMessage(.leaseCancel(LeaseCancel(requestId: "b")), session: "w2", priority: 0, now: at(1))
+        #expect(m.backlog("image") == 3)
+        #expect(m.admissionOpen)
+        _ = m.workerLeft(session: "w3", lastHeard: at(1), now: at(2))
+        #expect(m.backlog("image") == 1)
+        // What is left of a is granted once the window has room.
+        let deadline = m.nextDeadline(after: at(2))
+        #expect(deadline != nil)
+        let rest = grants(m.advance(now: deadline ?? at(2)))
+        #expect(rest.count == 1 && rest[0].0 == "w1" && rest[0].1.requestId == "a" && rest[0].1.calls == 1)
+        #expect(m.backlog("image") == 0)
+        #expect(m.usage(now: deadline ?? at(2)).first?.waiting == 0)
+    }
 }
 
 enum RateLedgerTestsC {

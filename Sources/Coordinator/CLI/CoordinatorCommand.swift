@@ -21,7 +21,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         version: ReelfarmVersion.current,
         subcommands: [
             RunCommand.self, ServeCommand.self, SubmitCommand.self, StatusCommand.self, ScaleCommand.self,
-            CheckCommand.self, KeygenCommand.self, SummaryCommand.self,
+            CheckCommand.self, KeygenCommand.self, SummaryCommand.self, BenchLeasesCommand.self,
         ],
         defaultSubcommand: RunCommand.self
     )

@@ -33,7 +33,8 @@ struct LeaseManager: Sendable {
 
     let settings: LeaseSettings
     private(set) var ledgers: [String: RateLedger] = [:]
-    private var queues: [String: [Waiting]] = [:]
+    /// The calls waiting for permits, per provider (mutated in place: a queue is never copied).
+    private var queues: [String: LeaseQueue] = [:]
     private var leases: [String: Lease] = [:]
     private var sessions: [String: SessionLeases] = [:]
     private var nextLease = 1
@@ -112,25 +113,13 @@ struct LeaseManager: Sendable {
                 limit: ledger.effectiveRequests,
                 inFlight: ledger.inFlight,
                 maxConcurrent: ledger.effectiveConcurrency,
-                waiting: (queues[provider] ?? []).reduce(0) { $0 + $1.remaining },
+                waiting: backlog(provider),
                 held: ledger.isHeld(now: now) || circuits[provider] != nil,
                 circuitOpen: circuits[provider] != nil,
                 configured: settings.budgets.first { $0.provider == provider }.map(Self.describeLimits),
                 learned: learners[provider]?.learnedDescription
             )
         }
-    }
-
-    /// One queued request (or what is left of it).
-
-    private struct Waiting: Sendable {
-        var session: String
-        var requestId: String
-        var remaining: Int
-        var units: Int
-        var priority: Int
-        var seq: Int
-        var arrived: Instant
     }
 
     private struct Lease: Sendable {
@@ -232,9 +221,9 @@ struct LeaseManager: Sendable {
         timelineOrigin = nil
     }
 
-    /// Calls waiting for a permit of `provider`.
+    /// Calls waiting for a permit of `provider` (counted as they change).
     func backlog(_ provider: String) -> Int {
-        queues[provider]?.reduce(0) { $0 + $1.remaining } ?? 0
+        queues[provider]?.calls ?? 0
     }
 
     /// Budget-aware admission: false while some provider already has more calls waiting than
@@ -255,9 +244,7 @@ struct LeaseManager: Sendable {
     /// from the journal after a restart.
     mutating func seed(recentCalls: [String: [Int]], now: Instant) {
         for (provider, ages) in recentCalls {
-            guard var ledger = ledgers[provider] else { continue }
-            ledger.seed(startedAt: ages.map { now - .milliseconds($0) }, now: now)
-            ledgers[provider] = ledger
+            ledgers[provider]?.seed(startedAt: ages.map { now - .milliseconds($0) }, now: now)
         }
     }
 
@@ -284,17 +271,16 @@ struct LeaseManager: Sendable {
     /// permits count until their deadline, and its slots come back `slotTTL` after `lastHeard`.
     mutating func workerLeft(session: String, lastHeard: Instant, now: Instant) -> [Action] {
         guard let state = sessions.removeValue(forKey: session) else { return [] }
-        for provider in queues.keys {
-            queues[provider]?.removeAll { $0.session == session }
+        // The keys copied first: iterating the dictionary's own keys would share its storage, and every
+        // queue would then be copied when changed.
+        for provider in Array(queues.keys) {
+            queues[provider]?.removeAll(session: session)
         }
         for leaseId in state.leases {
-            guard let lease = leases.removeValue(forKey: leaseId), var ledger = ledgers[lease.provider] else {
-                continue
-            }
+            guard let lease = leases.removeValue(forKey: leaseId), ledgers[lease.provider] != nil else { continue }
             for id in lease.unstarted + lease.running {
-                ledger.abandoned(id, lastVouched: lastHeard, now: now)
+                ledgers[lease.provider]?.abandoned(id, lastVouched: lastHeard, now: now)
             }
-            ledgers[lease.provider] = ledger
         }
         return grantAll(now: now)
     }
@@ -312,8 +298,8 @@ struct LeaseManager: Sendable {
         case .leaseRelease(let release):
             return onRelease(release, session: session, now: now)
         case .leaseCancel(let cancel):
-            for provider in queues.keys {
-                queues[provider]?.removeAll { $0.session == session && $0.requestId == cancel.requestId }
+            for provider in Array(queues.keys) {
+                queues[provider]?.remove(session: session, requestId: cancel.requestId)
             }
             sessions[session]?.requests.remove(cancel.requestId)
             return grantAll(now: now)
@@ -364,7 +350,7 @@ struct LeaseManager: Sendable {
             ]
         }
         sessions[session, default: SessionLeases()].requests.insert(request.requestId)
-        let waiting = Waiting(
+        let waiting = LeaseQueue.Entry(
             session: session,
             requestId: request.requestId,
             remaining: request.calls,
@@ -374,10 +360,7 @@ struct LeaseManager: Sendable {
             arrived: now
         )
         nextSeq += 1
-        var queue = queues[request.provider] ?? []
-        let index = queue.firstIndex { ($0.priority, $0.seq) > (waiting.priority, waiting.seq) } ?? queue.endIndex
-        queue.insert(waiting, at: index)
-        queues[request.provider] = queue
+        queues[request.provider, default: LeaseQueue()].insert(waiting)
         return grant(request.provider, now: now)
     }
 
@@ -385,7 +368,7 @@ struct LeaseManager: Sendable {
         guard var lease = leases[started.leaseId], lease.session == session else {
             return [.notice(.rejected(reason: "unknown_lease", detail: "LEASE_STARTED for \(started.leaseId)"))]
         }
-        guard var ledger = ledgers[lease.provider] else { return [] }
+        guard ledgers[lease.provider] != nil else { return [] }
         var actions: [Action] = []
         let count = min(started.calls, lease.unstarted.count)
         if count < started.calls {
@@ -401,10 +384,9 @@ struct LeaseManager: Sendable {
         }
         for _ in 0..<count {
             let id = lease.unstarted.removeFirst()
-            ledger.started(id, now: now)
+            ledgers[lease.provider]?.started(id, now: now)
             lease.running.append(id)
         }
-        ledgers[lease.provider] = ledger
         leases[started.leaseId] = lease
         stats[lease.provider, default: ProviderStats()].started += count
         noteStarts(lease.provider, count: count, now: now)
@@ -419,7 +401,7 @@ struct LeaseManager: Sendable {
         guard var lease = leases[release.leaseId], lease.session == session else {
             return [.notice(.rejected(reason: "unknown_lease", detail: "LEASE_RELEASE for \(release.leaseId)"))]
         }
-        guard var ledger = ledgers[lease.provider] else { return [] }
+        guard ledgers[lease.provider] != nil else { return [] }
         var actions: [Action] = []
         let finished = min(release.finished, lease.running.count)
         let returned = min(release.returned, lease.unstarted.count)
@@ -434,10 +416,9 @@ struct LeaseManager: Sendable {
         let used = finished > 0 ? release.usedUnits : nil
         for index in 0..<finished {
             let share = used.map { $0 / finished + (index == 0 ? $0 % finished : 0) }
-            ledger.finished(lease.running.removeFirst(), usedUnits: share, now: now)
+            ledgers[lease.provider]?.finished(lease.running.removeFirst(), usedUnits: share, now: now)
         }
-        for _ in 0..<returned { ledger.returned(lease.unstarted.removeFirst(), now: now) }
-        ledgers[lease.provider] = ledger
+        for _ in 0..<returned { ledgers[lease.provider]?.returned(lease.unstarted.removeFirst(), now: now) }
         stats[lease.provider, default: ProviderStats()].finished += finished
         stats[lease.provider, default: ProviderStats()].returned += returned
         if lease.unstarted.isEmpty, lease.running.isEmpty {
@@ -543,23 +524,20 @@ struct LeaseManager: Sendable {
         guard circuits[provider] == nil else { return [] }
         let circuit = Circuit(signal: signal.kind, detail: signal.detail)
         circuits[provider] = circuit
-        if var ledger = ledgers[provider] {
-            // The ledger grants nothing more either.
-            _ = ledger.signal(signal.kind, retryAfter: nil, reset: nil, detail: signal.detail, now: now)
-            ledgers[provider] = ledger
-        }
+        // The ledger grants nothing more either.
+        _ = ledgers[provider]?.signal(signal.kind, retryAfter: nil, reset: nil, detail: signal.detail, now: now)
         stats[provider, default: ProviderStats()].circuitOpen = true
         var actions: [Action] = [
             .notice(.circuitOpened(provider: provider, signal: signal.kind, detail: signal.detail))
         ]
         actions += broadcast(Self.pause(provider, circuit))
         // Everything still waiting is refused: those calls become placeholders.
-        for waiting in queues[provider] ?? [] {
+        for waiting in queues[provider]?.removeAll() ?? [] {
             stats[provider, default: ProviderStats()].refused += waiting.remaining
             actions.append(.send(session: waiting.session, refusal(waiting.requestId, provider, circuit)))
             sessions[waiting.session]?.requests.remove(waiting.requestId)
         }
-        queues[provider] = []
+        queues[provider] = LeaseQueue()
         return actions
     }
 
@@ -613,12 +591,14 @@ struct LeaseManager: Sendable {
 
     /// Appends `now` to a per-provider log kept to `window` ms (and at most 100,000 entries).
     private func note(_ log: inout [String: Deque<Instant>], _ provider: String, now: Instant, window: Int) {
-        var entries = log[provider] ?? []
-        entries.append(now)
-        while let first = entries.first, first + .milliseconds(window) <= now || entries.count > 100_000 {
-            entries.removeFirst()
+        // In place: a copy of the log (up to 100,000 entries) on every call would make it quadratic.
+        func append(to entries: inout Deque<Instant>) {
+            entries.append(now)
+            while let first = entries.first, first + .milliseconds(window) <= now || entries.count > 100_000 {
+                entries.removeFirst()
+            }
         }
-        log[provider] = entries
+        append(to: &log[provider, default: []])
     }
 
     private func count(_ log: Deque<Instant>?, within window: Duration, now: Instant) -> Int {
@@ -640,20 +620,24 @@ struct LeaseManager: Sendable {
     }
 
     /// Serves `provider`'s queue in priority order while its ledger allows.
+    ///
+    /// The ledger and the queue are changed where they are, in their dictionaries: taking either out and
+    /// writing it back would copy it on every grant.
     private mutating func grant(_ provider: String, now: Instant) -> [Action] {
-        guard var ledger = ledgers[provider] else { return [] }
-        ledger.advance(to: now)
+        guard ledgers[provider] != nil else { return [] }
+        ledgers[provider]?.advance(to: now)
+        let useWithin = settings.useWithin
         var actions: [Action] = []
-        var queue = queues[provider] ?? []
-        while var head = queue.first {
+        while let head = queues[provider]?.first() {
+            var remaining = head.remaining
             var permits: [RateLedger.PermitID] = []
             // The worker's deadline runs from its request's send time plus the time queued here (rounded
             // down to whole ms); the ledger counts the permit until `now + useWithin`, which is no earlier.
-            while head.remaining > 0, nextProbe(provider, now: now).map({ $0 <= now }) ?? true,
-                let id = ledger.grant(units: head.units, useWithin: settings.useWithin, now: now)
+            while remaining > 0, nextProbe(provider, now: now).map({ $0 <= now }) ?? true,
+                let id = ledgers[provider]?.grant(units: head.units, useWithin: useWithin, now: now)
             {
                 permits.append(id)
-                head.remaining -= 1
+                remaining -= 1
                 noteProbe(provider, now: now)
             }
             if !permits.isEmpty {
@@ -682,17 +666,15 @@ struct LeaseManager: Sendable {
                     )
                 )
             }
-            if head.remaining == 0 {
-                queue.removeFirst()
+            if remaining == 0 {
+                queues[provider]?.removeFirst()
                 sessions[head.session]?.requests.remove(head.requestId)
             } else {
-                queue[0] = head
+                queues[provider]?.setRemaining(remaining, of: head.seq)
                 break
             }
         }
-        queues[provider] = queue
-        stats[provider, default: ProviderStats()].slotsReclaimed = ledger.stats.slotsReclaimed
-        ledgers[provider] = ledger
+        stats[provider, default: ProviderStats()].slotsReclaimed = ledgers[provider]?.stats.slotsReclaimed ?? 0
         return actions
     }
 
@@ -722,13 +704,16 @@ struct LeaseManager: Sendable {
         timelineOrigin = origin
         startsPerSecond[provider, default: [:]][Int((now - origin).secondsDouble), default: 0] += count
         let window = Duration.milliseconds(ledger.settings.budget.requestWindowMs)
-        var starts = recentStarts[provider] ?? []
-        for _ in 0..<count { starts.append(now) }
-        while let first = starts.first, first + window <= now { starts.removeFirst() }
-        recentStarts[provider] = starts
+        // In place, like ``note(_:_:now:window:)``.
+        func slide(_ starts: inout Deque<Instant>) -> Int {
+            for _ in 0..<count { starts.append(now) }
+            while let first = starts.first, first + window <= now { starts.removeFirst() }
+            return starts.count
+        }
+        let inWindow = slide(&recentStarts[provider, default: []])
         stats[provider, default: ProviderStats()].maxStartedInWindow = max(
             stats[provider]?.maxStartedInWindow ?? 0,
-            starts.count
+            inWindow
         )
     }
 }
