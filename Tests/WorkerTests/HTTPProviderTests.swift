@@ -236,7 +236,7 @@ struct HTTPImageProviderTests {
             #expect(body["model"]?.string == OpenAISettings.defaultImageModel)
             #expect(body["size"]?.string == "1280x720")
             #expect(body["quality"]?.string == "medium")
-            #expect(body["n"]?.number == 1)
+            #expect(body["n"]?.double == 1)
             // GPT image models answer base64 by themselves and refuse the parameter.
             #expect(body["response_format"] == nil)
             let prompt = try #require(body["prompt"]?.string)
@@ -317,8 +317,8 @@ struct HTTPImageProviderTests {
             #expect(request.headers["authorization"] == "Bearer hf_token")
             let body = try #require(jsonBody(request))
             #expect(body["inputs"]?.string?.hasPrefix("A lighthouse at dusk") == true)
-            #expect(body["parameters"]?["width"]?.number == 1_280)
-            #expect(body["parameters"]?["height"]?.number == 720)
+            #expect(body["parameters"]?["width"]?.double == 1_280)
+            #expect(body["parameters"]?["height"]?.double == 720)
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Protocol
 import Synchronization
 import Testing
 
@@ -168,5 +169,5 @@ enum Fixture {
 
 /// The JSON body of a request, as an object.
 func jsonBody(_ request: ProviderRequest?) -> JSONValue? {
-    request?.body.flatMap { JSONValue.parse($0, limit: 1 << 24) }
+    request?.body.flatMap { JSONValue(data: $0, limit: 1 << 24) }
 }
