@@ -127,7 +127,7 @@ func allText(_ handler: CapturingLogHandler) -> String {
 
 enum Fixture {
     /// One second of 16-bit mono silence at 24 kHz, as WAV.
-    static let wavOneSecond = MediaFiles.wav(pcm16: Data(count: 48_000), sampleRate: 24_000, channels: 1)
+    static let wavOneSecond = WAVFile.wav(pcm16: Data(count: 48_000), sampleRate: 24_000, channels: 1)
 
     /// PNG magic, the start of an IHDR chunk and the IEND chunk: enough for the checks made.
     static let png = Data(
