@@ -96,6 +96,7 @@ let package = Package(
         // Real provider answers (status, headers, body) recorded as JSON, for the mock and the worker's tests.
         .target(
             name: "ProviderFixtures",
+            dependencies: ["Protocol"],
             path: "Sources/ProviderFixtures",
             resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
@@ -105,6 +106,7 @@ let package = Package(
         .executableTarget(
             name: "MockProvider",
             dependencies: [
+                "Protocol",
                 "ProviderFixtures",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -144,6 +146,7 @@ let package = Package(
             name: "MockProviderTests",
             dependencies: [
                 "MockProvider",
+                "Protocol",
                 "ProviderFixtures",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

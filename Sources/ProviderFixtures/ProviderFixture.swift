@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 /// One recorded answer of a real provider: what was asked and what came back (status, headers, body).
 ///
@@ -54,13 +55,13 @@ public struct ProviderFixture: Sendable, Equatable {
     }
 
     /// The body as JSON, `nil` unless it is a `json` body.
-    public var json: FixtureJSON? {
+    public var json: JSONValue? {
         guard case .json(let data) = body else { return nil }
-        return FixtureJSON(data: data)
+        return JSONValue(data: data)
     }
 
     /// The fixture with `json` as its body.
-    public func withJSON(_ json: FixtureJSON) -> ProviderFixture {
+    public func withJSON(_ json: JSONValue) -> ProviderFixture {
         var fixture = self
         fixture.body = .json(json.data)
         return fixture

@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 /// The recorded provider answers shipped with this module (`Fixtures/<service>/<case>.json`, copied as a resource).
 ///
@@ -65,7 +66,7 @@ public enum ProviderFixtures {
     {
         let file = "\(service)/\(caseName).json"
         func fail(_ message: String) -> ProviderFixtureError { .malformed(file, message) }
-        guard let root = FixtureJSON(data: data) else { throw fail("not valid JSON") }
+        guard let root = JSONValue(data: data) else { throw fail("not valid JSON") }
         guard case .object = root else { throw fail("expected an object") }
         guard root["service"]?.string == service else { throw fail("service: expected \"\(service)\"") }
         guard root["case"]?.string == caseName else { throw fail("case: expected \"\(caseName)\"") }
@@ -92,7 +93,7 @@ public enum ProviderFixtures {
         guard let response = root["response"], case .object = response else {
             throw fail("response: expected an object")
         }
-        guard case .integer(let status) = response["status"], (100...599).contains(status) else {
+        guard let status = response["status"]?.integer, (100...599).contains(status) else {
             throw fail("response.status: expected an HTTP status")
         }
         var headers: [(String, String)] = []
@@ -100,10 +101,12 @@ public enum ProviderFixtures {
         case nil, .null: break
         case .object(let fields):
             for (name, value) in fields {
-                switch value {
-                case .string(let text): headers.append((name, text))
-                case .integer(let number): headers.append((name, String(number)))
-                default: throw fail("response.headers.\(name): expected a string")
+                if let text = value.string {
+                    headers.append((name, text))
+                } else if let number = value.integer {
+                    headers.append((name, String(number)))
+                } else {
+                    throw fail("response.headers.\(name): expected a string")
                 }
             }
         default: throw fail("response.headers: expected an object")
@@ -141,7 +144,7 @@ public enum ProviderFixtures {
     }
 
     private static func optionalString(
-        _ value: FixtureJSON?,
+        _ value: JSONValue?,
         _ error: () -> ProviderFixtureError
     ) throws(ProviderFixtureError) -> String? {
         switch value {

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Protocol
 import Testing
 
 @testable import MockProvider

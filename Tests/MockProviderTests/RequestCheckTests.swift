@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Protocol
 import ProviderFixtures
 import Testing
 
@@ -385,6 +386,5 @@ private let bearer = HTTPFields.Element.Name("Authorization")!
 
 /// The keys of a JSON object, sorted; empty for anything else.
 private func keys(_ value: JSONValue?) -> [String] {
-    guard case .object(let fields) = value else { return [] }
-    return fields.keys.sorted()
+    (value?.members ?? []).map(\.key).sorted()
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Protocol
 import ProviderFixtures
 import Synchronization
 import Testing
@@ -65,7 +66,7 @@ extension TestResponse {
     var bytes: [UInt8] { Array(body.readableBytesView) }
 
     /// The body parsed as JSON, `nil` when it is not JSON.
-    var json: JSONValue? { try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)) }
+    var json: JSONValue? { JSONValue(data: Data(body.readableBytesView)) }
 
     func header(_ name: String) -> String? {
         headers[HTTPFields.Element.Name(name)!]
@@ -77,39 +78,21 @@ extension TestResponse {
 func recordedJSON(_ name: String, model: String? = nil, voiceId: String? = nil) throws -> JSONValue {
     let fixture = try ProviderFixtures.named(name).substituting(model: model, voiceId: voiceId)
     let body = try #require(fixture.json, "\(name) has no JSON body")
-    return try JSONDecoder().decode(JSONValue.self, from: body.data)
+    return try #require(JSONValue(data: body.data))
 }
 
 /// Parses a JSON literal in a test.
 func json(_ text: String) -> JSONValue {
-    try! JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    JSONValue(data: Data(text.utf8))!
 }
 
 extension JSONValue {
-    subscript(key: String) -> JSONValue? {
-        guard case .object(let fields) = self else { return nil }
-        return fields[key]
-    }
-
     subscript(index: Int) -> JSONValue? {
         guard case .array(let items) = self, items.indices.contains(index) else { return nil }
         return items[index]
     }
 
-    var string: String? {
-        guard case .string(let value) = self else { return nil }
-        return value
-    }
-
-    var int: Int? {
-        guard case .integer(let value) = self else { return nil }
-        return Int(value)
-    }
-
-    var array: [JSONValue]? {
-        guard case .array(let items) = self else { return nil }
-        return items
-    }
+    var int: Int? { integer.map { Int($0) } }
 }
 
 /// A minimal reader of the WAV files the mock writes.

@@ -236,7 +236,7 @@ struct HTTPImageProviderTests {
             #expect(body["model"]?.string == OpenAISettings.defaultImageModel)
             #expect(body["size"]?.string == "1280x720")
             #expect(body["quality"]?.string == "medium")
-            #expect(body["n"]?.number == 1)
+            #expect(body["n"]?.double == 1)
             // GPT image models answer base64 by themselves and refuse the parameter.
             #expect(body["response_format"] == nil)
             let prompt = try #require(body["prompt"]?.string)
@@ -317,8 +317,8 @@ struct HTTPImageProviderTests {
             #expect(request.headers["authorization"] == "Bearer hf_token")
             let body = try #require(jsonBody(request))
             #expect(body["inputs"]?.string?.hasPrefix("A lighthouse at dusk") == true)
-            #expect(body["parameters"]?["width"]?.number == 1_280)
-            #expect(body["parameters"]?["height"]?.number == 720)
+            #expect(body["parameters"]?["width"]?.double == 1_280)
+            #expect(body["parameters"]?["height"]?.double == 720)
         }
     }
 
@@ -374,24 +374,24 @@ struct HTTPPlumbingTests {
     }
 
     @Test func wavDurations() {
-        #expect(MediaFiles.wavDuration(Fixture.wavOneSecond) == .seconds(1))
+        #expect(WAVFile.duration(of: Fixture.wavOneSecond) == .seconds(1))
         #expect(
-            MediaFiles.wavDuration(MediaFiles.wav(pcm16: Data(count: 22_050), sampleRate: 22_050, channels: 1))
+            WAVFile.duration(of: WAVFile.wav(pcm16: Data(count: 22_050), sampleRate: 22_050, channels: 1))
                 == .milliseconds(500)
         )
-        #expect(MediaFiles.wavDuration(Data("RIFF0000WAVEjunk".utf8)) == nil)
-        #expect(MediaFiles.wavDuration(Data("not a wav at all".utf8)) == nil)
-        #expect(MediaFiles.wavDuration(Data()) == nil)
+        #expect(WAVFile.duration(of: Data("RIFF0000WAVEjunk".utf8)) == nil)
+        #expect(WAVFile.duration(of: Data("not a wav at all".utf8)) == nil)
+        #expect(WAVFile.duration(of: Data()) == nil)
 
         // A LIST chunk before data, and a streamed size of 0xFFFFFFFF.
-        var wav = MediaFiles.wav(pcm16: Data(count: 8_000), sampleRate: 8_000, channels: 1)
+        var wav = WAVFile.wav(pcm16: Data(count: 8_000), sampleRate: 8_000, channels: 1)
         let dataChunk = wav.range(of: Data("data".utf8))!.lowerBound
         let list = Data("LIST".utf8) + Data([5, 0, 0, 0]) + Data("INFOx".utf8) + Data([0])  // odd size, padded
         wav.insert(contentsOf: list, at: dataChunk)
-        #expect(MediaFiles.wavDuration(wav) == .milliseconds(500))
+        #expect(WAVFile.duration(of: wav) == .milliseconds(500))
         let sizeAt = wav.range(of: Data("data".utf8))!.upperBound
         wav.replaceSubrange(sizeAt..<sizeAt + 4, with: [0xFF, 0xFF, 0xFF, 0xFF])
-        #expect(MediaFiles.wavDuration(wav) == .milliseconds(500))
+        #expect(WAVFile.duration(of: wav) == .milliseconds(500))
     }
 
     @Test func magicBytes() {
@@ -406,8 +406,8 @@ struct HTTPPlumbingTests {
         let webp = Data("RIFF".utf8) + Data([8, 0, 0, 0]) + Data("WEBPVP8 ".utf8)
         #expect(MediaFiles.isComplete(webp, format: .webp))
         #expect(!MediaFiles.isComplete(webp.dropLast(), format: .webp))
-        #expect(!MediaFiles.isTruncatedWAV(Fixture.wavOneSecond))
-        #expect(MediaFiles.isTruncatedWAV(Fixture.wavOneSecond.dropLast()))
+        #expect(!WAVFile.isTruncated(Fixture.wavOneSecond))
+        #expect(WAVFile.isTruncated(Fixture.wavOneSecond.dropLast()))
         #expect(AudioFormat.detect(Fixture.wavOneSecond, mediaType: "audio/mpeg") == .wav)
         #expect(AudioFormat.detect(Fixture.mp3, mediaType: nil) == .mp3)
         #expect(AudioFormat.detect(Data([0xFF, 0xFB, 0x90, 0x00]), mediaType: nil) == .mp3)

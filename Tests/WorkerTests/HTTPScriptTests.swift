@@ -79,7 +79,7 @@ struct ScriptSchemaTests {
         ("empty", "   ", "empty"),
         ("an array", "[1,2]", "must be a JSON object, not an array"),
         ("no title", variant { $0["title"] = nil }, "title: missing"),
-        ("title a number", variant { $0["title"] = .number(3) }, "title: must be a string, not a number"),
+        ("title a number", variant { $0["title"] = .integer(3) }, "title: must be a string, not a number"),
         ("empty title", variant { $0["title"] = .string("  ") }, "title: must not be empty"),
         ("long title", variant { $0["title"] = .string(String(repeating: "t", count: 201)) }, "title: 201 characters"),
         ("no characters", variant { $0["characters"] = .array([]) }, "characters: 0 given, need 1…12"),
@@ -221,8 +221,8 @@ struct OpenAIScriptProviderTests {
         #expect(body["model"]?.string == "gpt-4o-mini")
         #expect(body["response_format"]?["type"]?.string == "json_object")
         // 600 + 450 a scene: the cap grows with the script.
-        #expect(body["max_tokens"]?.number == 3_300)
-        #expect(body["temperature"]?.number == 0.8)
+        #expect(body["max_tokens"]?.double == 3_300)
+        #expect(body["temperature"]?.double == 0.8)
         let messages = try #require(body["messages"]?.array)
         #expect(messages.map { $0["role"]?.string } == ["system", "user"])
         let system = try #require(messages[0]["content"]?.string)

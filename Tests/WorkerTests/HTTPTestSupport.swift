@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Protocol
 import Synchronization
 import Testing
 
@@ -126,7 +127,7 @@ func allText(_ handler: CapturingLogHandler) -> String {
 
 enum Fixture {
     /// One second of 16-bit mono silence at 24 kHz, as WAV.
-    static let wavOneSecond = MediaFiles.wav(pcm16: Data(count: 48_000), sampleRate: 24_000, channels: 1)
+    static let wavOneSecond = WAVFile.wav(pcm16: Data(count: 48_000), sampleRate: 24_000, channels: 1)
 
     /// PNG magic, the start of an IHDR chunk and the IEND chunk: enough for the checks made.
     static let png = Data(
@@ -168,5 +169,5 @@ enum Fixture {
 
 /// The JSON body of a request, as an object.
 func jsonBody(_ request: ProviderRequest?) -> JSONValue? {
-    request?.body.flatMap { JSONValue.parse($0, limit: 1 << 24) }
+    request?.body.flatMap { JSONValue(data: $0, limit: 1 << 24) }
 }

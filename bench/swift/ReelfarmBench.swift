@@ -8,7 +8,8 @@ import Shared
 /// - `transport`: the raw ceiling of W0's transport — pipelined DEALER/ROUTER round trips over TCP loopback
 ///   through the project's ZeroMQ wrapper, with W0's JOB and RESULT sizes (frames encoded once, before
 ///   the clock starts), so that W0's episodes per second can be read as a fraction of it.
-/// - `codec`: encode and decode time of each message a W0 episode sends, to say where the time goes.
+/// - `codec`: encode and decode time of each message a W0 episode sends and of the lease messages, beside
+///   Foundation's JSON with explicit `CodingKeys` (the fair baseline) and with key strategies.
 @main
 struct ReelfarmBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -88,6 +89,41 @@ enum W0Messages {
 
     static func heartbeat() -> Envelope {
         Envelope(session: session, .heartbeat(Heartbeat(running: [JobRef(episodeId: "episode_1", attempt: 1)])))
+    }
+
+    /// The lease messages of one budgeted call (issue 4), as `LeaseClient` and `LeaseManager` send them.
+    static func leaseRequest() -> Envelope {
+        Envelope(
+            session: session,
+            .leaseRequest(LeaseRequest(requestId: "r42", provider: "image", calls: 1, units: 0, episodeId: "episode_1"))
+        )
+    }
+
+    static func leaseGrant() -> Envelope {
+        Envelope(
+            session: session,
+            .leaseGrant(
+                LeaseGrant(
+                    requestId: "r42",
+                    leaseId: "l42",
+                    provider: "image",
+                    calls: 1,
+                    useWithinMs: 5000,
+                    queuedMs: 12
+                )
+            )
+        )
+    }
+
+    static func leaseStarted() -> Envelope {
+        Envelope(session: session, .leaseStarted(LeaseStarted(leaseId: "l42", calls: 1)))
+    }
+
+    static func leaseRelease() -> Envelope {
+        Envelope(
+            session: session,
+            .leaseRelease(LeaseRelease(leaseId: "l42", finished: 1, returned: 0, usedUnits: 812))
+        )
     }
 }
 
@@ -176,7 +212,8 @@ struct Transport: ParsableCommand {
 struct CodecCost: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "codec",
-        abstract: "Microseconds to encode and to decode each message of a W0 episode, beside Foundation's JSON."
+        abstract:
+            "Microseconds to encode and to decode each message of a W0 episode and the lease messages, beside Foundation's JSON."
     )
 
     @Option(help: "Encodes and decodes per message kind.") var iterations = 20_000
@@ -184,17 +221,40 @@ struct CodecCost: ParsableCommand {
     func run() throws {
         let messages: [(String, Envelope)] = [
             ("JOB", W0Messages.job(1)), ("PROGRESS", W0Messages.progress(1)), ("RESULT", W0Messages.result(1)),
-            ("HEARTBEAT", W0Messages.heartbeat()),
+            ("HEARTBEAT", W0Messages.heartbeat()), ("LEASE_REQUEST", W0Messages.leaseRequest()),
+            ("LEASE_GRANT", W0Messages.leaseGrant()), ("LEASE_STARTED", W0Messages.leaseStarted()),
+            ("LEASE_RELEASE", W0Messages.leaseRelease()),
         ]
-        print("| message | bytes | encode µs | decode µs | Foundation encode µs | Foundation decode µs |")
-        print("|---|---|---|---|---|---|")
+        print(
+            "| message | bytes | codec encode µs | codec decode µs | Codable path encode µs | Codable path decode µs "
+                + "| Foundation, CodingKeys encode µs | decode µs | ÷ codec encode | ÷ codec decode "
+                + "| Foundation, key strategies encode µs | decode µs |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for (name, envelope) in messages {
             let frames = Codec.encode(envelope)
             let bytes = frames.reduce(0) { $0 + $1.count }
             let encode = time { _ = Codec.encode(envelope) }
             let decode = try time { _ = try Codec.decode(frames) }
+            let (codableEncode, codableDecode) = try Self.codablePath(envelope.message, time: time)
+            var fair = ("-", "-")
+            if let mirror = FairBaseline.mirror(of: envelope.message) {
+                let data = try mirror.encode()
+                guard Array(data) == frames[3] else {
+                    throw ValidationError("\(name): Foundation with CodingKeys writes other bytes than the codec")
+                }
+                fair = (try time { _ = try mirror.encode() }, try time { try mirror.decode(data) })
+            }
             let (foundationEncode, foundationDecode) = try Self.foundation(envelope.message, time: time)
-            print("| \(name) | \(bytes) | \(encode) | \(decode) | \(foundationEncode) | \(foundationDecode) |")
+            func ratio(_ baseline: String, _ codec: String) -> String {
+                guard let b = Double(baseline), let c = Double(codec), c > 0 else { return "-" }
+                return String(format: "%.1f×", b / c)
+            }
+            print(
+                "| \(name) | \(bytes) | \(encode) | \(decode) | \(codableEncode) | \(codableDecode) "
+                    + "| \(fair.0) | \(fair.1) | \(ratio(fair.0, encode)) | \(ratio(fair.1, decode)) "
+                    + "| \(foundationEncode) | \(foundationDecode) |"
+            )
         }
     }
 
@@ -207,8 +267,33 @@ struct CodecCost: ParsableCommand {
         return String(format: "%.2f", s * 1e6 / Double(iterations))
     }
 
+    /// The body through the codec's `Codable` path (`JSONText`: its own encoder, parser and decoder), which
+    /// every message without a hand-written path takes.
+    static func codablePath(
+        _ message: Message,
+        time: (() throws -> Void) throws -> String
+    ) throws -> (String, String) {
+        func measure<T: Codable>(_ value: T) throws -> (String, String) {
+            let bytes = try JSONText.encode(value)
+            return (
+                try time { _ = try JSONText.encode(value) }, try time { _ = try JSONText.decode(T.self, from: bytes) }
+            )
+        }
+        switch message {
+        case .job(let m): return try measure(m)
+        case .progress(let m): return try measure(m)
+        case .result(let m): return try measure(m)
+        case .heartbeat(let m): return try measure(m)
+        case .leaseRequest(let m): return try measure(m)
+        case .leaseGrant(let m): return try measure(m)
+        case .leaseStarted(let m): return try measure(m)
+        case .leaseRelease(let m): return try measure(m)
+        default: return ("-", "-")
+        }
+    }
+
     /// The same body through Foundation's `JSONEncoder`/`JSONDecoder` with the settings the codec used
-    /// before it had its own JSON (snake_case keys, sorted).
+    /// before it had its own JSON (snake_case key strategies, sorted).
     static func foundation(
         _ message: Message,
         time: (() throws -> Void) throws -> String
@@ -227,6 +312,10 @@ struct CodecCost: ParsableCommand {
         case .progress(let m): return try measure(m)
         case .result(let m): return try measure(m)
         case .heartbeat(let m): return try measure(m)
+        case .leaseRequest(let m): return try measure(m)
+        case .leaseGrant(let m): return try measure(m)
+        case .leaseStarted(let m): return try measure(m)
+        case .leaseRelease(let m): return try measure(m)
         default: return ("-", "-")
         }
     }

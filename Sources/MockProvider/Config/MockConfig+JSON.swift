@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 import ProviderFixtures
 
 /// A configuration file or `/admin/config` body that could not be used.
@@ -9,27 +10,20 @@ struct ConfigError: Error, Equatable, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Any JSON value, so the configuration can be read key by key with exact error messages: the same type the
-/// fixtures are read with (integers stay integers, so `1.5` is told from `1`).
-typealias JSONValue = FixtureJSON
-
 extension MockConfig {
     /// Reads configuration JSON (see ``MockConfig``) on top of `base`: the fields present replace those of `base`.
     static func decode(
         _ data: some DataProtocol,
         over base: MockConfig = MockConfig()
     ) throws(ConfigError) -> MockConfig {
-        let root: JSONValue
-        do {
-            root = try JSONDecoder().decode(JSONValue.self, from: Data(data))
-        } catch {
-            throw ConfigError(message: "not valid JSON")
-        }
+        // Read key by key with exact error messages, as the fixtures are (integers stay integers, so `1.5` is
+        // told from `1`).
+        guard let root = JSONValue(data: Data(data)) else { throw ConfigError(message: "not valid JSON") }
         var config = base
         var reader = try ObjectReader(root, path: "")
         config.seed =
             try reader.optional("seed") { value, path throws(ConfigError) in
-                guard case .integer(let number) = value, number >= 0 else {
+                guard let number = value.integer, number >= 0 else {
                     throw ConfigError(message: "\(path): expected a non-negative integer")
                 }
                 return UInt64(number)
@@ -233,10 +227,10 @@ private struct ObjectReader {
     private let path: String
 
     init(_ value: JSONValue, path: String) throws(ConfigError) {
-        guard case .object(let fields) = value else {
+        guard let members = value.members else {
             throw ConfigError(message: "\(path.isEmpty ? "configuration" : path): expected an object")
         }
-        self.fields = fields
+        self.fields = Dictionary(members.map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
         self.path = path
     }
 
@@ -261,14 +255,14 @@ private struct ObjectReader {
 }
 
 private func positiveInt(_ value: JSONValue, _ path: String) throws(ConfigError) -> Int {
-    guard case .integer(let number) = value, number > 0, number <= Int32.max else {
+    guard let number = value.integer, number > 0, number <= Int32.max else {
         throw ConfigError(message: "\(path): expected a positive integer")
     }
     return Int(number)
 }
 
 private func nonNegativeInt(_ value: JSONValue, _ path: String) throws(ConfigError) -> Int {
-    guard case .integer(let number) = value, number >= 0, number <= Int32.max else {
+    guard let number = value.integer, number >= 0, number <= Int32.max else {
         throw ConfigError(message: "\(path): expected a non-negative integer")
     }
     return Int(number)
@@ -285,12 +279,7 @@ private func number(in range: ClosedRange<Double>) -> (JSONValue, String) throws
 }
 
 private func number(_ value: JSONValue, _ path: String, in range: ClosedRange<Double>) throws(ConfigError) -> Double {
-    let number: Double
-    switch value {
-    case .integer(let integer): number = Double(integer)
-    case .number(let double): number = double
-    default: throw ConfigError(message: "\(path): expected a number")
-    }
+    guard let number = value.double else { throw ConfigError(message: "\(path): expected a number") }
     guard range.contains(number) else {
         throw ConfigError(message: "\(path): expected a number in \(range.lowerBound)...\(range.upperBound)")
     }

@@ -1,4 +1,5 @@
 import Hummingbird
+import Protocol
 import ProviderFixtures
 
 /// The error replies of each provider.
@@ -56,7 +57,7 @@ enum ErrorReplies {
 
     /// Puts the mock's own numbers into a recorded body: the limit and the wait in OpenAI's rate-limit message, the
     /// ceiling in ElevenLabs' concurrency message, `estimated_time_s` in Hugging Face's loading reply.
-    private static func fillIn(_ json: inout FixtureJSON, rejection: Rejection) {
+    private static func fillIn(_ json: inout JSONValue, rejection: Rejection) {
         switch rejection.kind {
         case .rateLimit:
             guard var error = json["error"], var message = error["message"]?.string else { return }
@@ -80,7 +81,7 @@ enum ErrorReplies {
             json["detail"] = detail
         case .modelLoading:
             if json["estimated_time"] != nil, let estimatedTime = rejection.estimatedTime {
-                json["estimated_time"] = .number(estimatedTime)
+                json["estimated_time"] = .double(estimatedTime)
             }
         default:
             break

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Protocol
 import ProviderFixtures
 
 /// Replies copied from the recorded fixtures of the `ProviderFixtures` module.
@@ -24,7 +25,7 @@ enum FixtureReplies {
         _ fixture: ProviderFixture,
         model: String? = nil,
         voiceId: String? = nil,
-        edit: (inout FixtureJSON) -> Void = { _ in }
+        edit: (inout JSONValue) -> Void = { _ in }
     ) -> Response {
         let fixture = fixture.substituting(model: model, voiceId: voiceId)
         var headers = HTTPFields()
@@ -58,7 +59,7 @@ enum FixtureReplies {
         endpoint: Endpoint,
         model: String? = nil,
         voiceId: String? = nil,
-        edit: (inout FixtureJSON) -> Void = { _ in },
+        edit: (inout JSONValue) -> Void = { _ in },
         fallback: () -> (Response, RequestOutcome)
     ) -> (Response, LimitState) {
         let response: Response

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Protocol
 import ProviderFixtures
 
 /// `POST /v1/chat/completions`, `/v1/audio/speech`, `/v1/images/generations`, `GET /v1/models` and
@@ -320,7 +321,7 @@ struct OpenAIRoutes {
         let endpoint = Endpoint.models
         let config = engine.config.openai
         if let refusal = checkKey(request, endpoint: endpoint, config: config) { return refusal }
-        let list = FixtureJSON.object([
+        let list = JSONValue.object([
             "object": .string("list"),
             "data": .array((config.knownModels ?? Self.defaultModels).map(Self.modelObject)),
         ])
@@ -346,7 +347,7 @@ struct OpenAIRoutes {
     }
 
     /// One model as `GET /v1/models/{model}` describes it: the recorded one, renamed.
-    static func modelObject(_ model: String) -> FixtureJSON {
+    static func modelObject(_ model: String) -> JSONValue {
         if let fixture = RecordedFixtures.servable("openai/models_retrieve_success"),
             let json = fixture.substituting(model: model).json
         {
@@ -407,7 +408,7 @@ struct OpenAIRoutes {
         fixture name: String,
         endpoint: Endpoint,
         model: String?,
-        edit: (inout FixtureJSON) -> Void = { _ in },
+        edit: (inout JSONValue) -> Void = { _ in },
         fallback: Fallback
     ) -> Response {
         let (response, limits) = FixtureReplies.refuse(
@@ -465,7 +466,7 @@ extension Response {
     }
 }
 
-extension FixtureJSON {
+extension JSONValue {
     /// Changes `error.message` of an OpenAI error body, if it has one.
     mutating func editErrorMessage(_ edit: (inout String) -> Void) {
         guard var error = self["error"], var message = error["message"]?.string else { return }

@@ -289,8 +289,7 @@ private struct Fields {
     func integer<I: FixedWidthInteger>(_ name: String, as type: I.Type) throws -> I {
         let value = try require(name)
         guard case .number(let text) = value else { throw wrong(name, type, value) }
-        if let exact = I(text) { return exact }
-        if let double = Double(text), double.rounded() == double, let exact = I(exactly: double) { return exact }
+        if let exact = JSONValue.integer(text, as: type) { return exact }
         throw DecodingError.dataCorrupted(context(name, "\(text) does not fit in \(type)"))
     }
 

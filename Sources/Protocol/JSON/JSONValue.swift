@@ -1,33 +1,50 @@
-/// A JSON value as the codec's own reader parses it (RFC 8259, strictly): the middle step between a
-/// frame's bytes and a message's `Decodable` init.
+import Foundation
+
+/// Any JSON value, read by the codec's strict parser (``JSONParser``): the middle step between a frame's
+/// bytes and a message's `Decodable` init, and the one type the rest of Reelfarm reads JSON of unknown or
+/// untrusted shape with (provider replies and error bodies, model output, the mock provider's
+/// configuration and recorded fixtures).
+///
+/// Numbers keep their literal text, so integers keep every digit and `1.5` is told from `1`; objects keep
+/// their members in document order (a repeated key keeps its last value, as Foundation's decoder does).
+/// Equality is JSON's: member order does not matter, and numbers are equal when their values are
+/// (`1`, `1.0` and `1e0`).
 ///
 /// The codec reads and writes JSON itself rather than through Foundation's `JSONDecoder`: a RESULT with
 /// its trace took 170 µs each way through Foundation with the snake-case key strategies, which capped a
 /// coordinator at ~3,000 episodes per second before any other work (`reelfarm-bench codec`).
-enum JSONValue: Equatable {
+public enum JSONValue: Sendable {
     case null
     case bool(Bool)
     /// The number's literal text, as it appeared (it matched the JSON grammar); converted on use, so that
-    /// integers keep every digit.
+    /// integers keep every digit. ``integer(_:)`` and ``double(_:)`` make one from a Swift number.
     case number(String)
     case string(String)
     case array([JSONValue])
-    /// Members in document order; a repeated key keeps its last value (as Foundation's decoder does).
+    /// Members in document order, keys unique. ``object(_:)`` makes one from a dictionary.
     case object([(key: String, value: JSONValue)])
 
-    static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
-        switch (lhs, rhs) {
-        case (.null, .null): true
-        case (.bool(let a), .bool(let b)): a == b
-        case (.number(let a), .number(let b)): a == b
-        case (.string(let a), .string(let b)): a == b
-        case (.array(let a), .array(let b)): a == b
-        case (.object(let a), .object(let b)): a.map(\.key) == b.map(\.key) && a.map(\.value) == b.map(\.value)
-        default: false
-        }
+    /// An object with the members of `members`, keys sorted (a dictionary has no order of its own).
+    public static func object(_ members: [String: JSONValue]) -> JSONValue {
+        .object(members.sorted { $0.key < $1.key }.map { (key: $0.key, value: $0.value) })
     }
 
-    var kindName: String {
+    /// An integer.
+    public static func integer(_ value: some BinaryInteger) -> JSONValue {
+        .number(String(value))
+    }
+
+    /// A number in the shortest text that reads back as `value` (`1` for 1.0); JSON has no NaN or
+    /// infinity, so those become `null`.
+    public static func double(_ value: Double) -> JSONValue {
+        guard value.isFinite else { return .null }
+        var text = "\(value)"
+        if text.hasSuffix(".0") { text.removeLast(2) }
+        return .number(text)
+    }
+
+    /// The JSON type's name, for error messages: "a string", "an object", …
+    public var kindName: String {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
@@ -39,368 +56,235 @@ enum JSONValue: Equatable {
     }
 }
 
-/// Why a body is not JSON, with the byte offset.
-struct JSONSyntaxError: Error, Equatable {
-    var offset: Int
-    var reason: String
-}
+// MARK: - Reading and writing JSON text
 
-/// A strict, bounded JSON parser over bytes: no trailing garbage, no comments, no NaN, strings must be
-/// valid UTF-8 without raw control characters, nesting at most `maxDepth` deep. It never traps. Like
-/// Foundation's parser before it, it tolerates a trailing comma before `}` or `]` (PROTOCOL §3 says
-/// senders must not rely on it).
-struct JSONParser {
-    /// As Foundation's parser, which earlier versions used (PROTOCOL §3).
-    static let maxDepth = 512
-
-    private let bytes: [UInt8]
-    private var index = 0
-
-    private init(_ bytes: [UInt8]) {
-        self.bytes = bytes
+extension JSONValue {
+    /// Parses one JSON document (RFC 8259, strictly; see ``JSONParser``).
+    public init(parsing bytes: [UInt8]) throws(JSONTextError) {
+        do {
+            self = try JSONParser.parse(bytes)
+        } catch {
+            throw JSONTextError(offset: error.offset, reason: error.reason)
+        }
     }
 
-    static func parse(_ bytes: [UInt8]) throws(JSONSyntaxError) -> JSONValue {
-        var parser = JSONParser(bytes)
-        parser.skipWhitespace()
-        let value = try parser.value(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == bytes.count else { throw parser.error("unexpected data after the value") }
+    /// Parses `data` if it is at most `limit` bytes of JSON (a leading UTF-8 byte order mark is skipped);
+    /// `nil` when it is empty, longer or not JSON. For replies of any shape that are read field by field.
+    public init?(data: Data, limit: Int = .max) {
+        guard !data.isEmpty, data.count <= limit else { return nil }
+        var bytes = [UInt8](data)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        guard let value = try? JSONParser.parse(bytes) else { return nil }
+        self = value
+    }
+
+    /// The value as compact JSON: members in their order, or sorted by key when `sortedKeys`; numbers as
+    /// their text; strings escaped as ``JSONWriter`` escapes them (`/` and non-ASCII as they are).
+    public func encoded(sortedKeys: Bool = false) -> [UInt8] {
+        var writer = JSONWriter()
+        write(into: &writer, sortedKeys: sortedKeys)
+        return writer.bytes
+    }
+
+    /// ``encoded(sortedKeys:)`` with keys sorted, as `Data`.
+    public var data: Data { Data(encoded(sortedKeys: true)) }
+
+    private func write(into writer: inout JSONWriter, sortedKeys: Bool) {
+        switch self {
+        case .null: writer.raw("null")
+        case .bool(let b): writer.raw(b ? "true" : "false")
+        case .number(let text): writer.bytes.append(contentsOf: text.utf8)
+        case .string(let s): writer.string(s)
+        case .array(let items):
+            writer.raw("[")
+            for (i, item) in items.enumerated() {
+                if i > 0 { writer.raw(",") }
+                item.write(into: &writer, sortedKeys: sortedKeys)
+            }
+            writer.raw("]")
+        case .object(let members):
+            writer.raw("{")
+            let ordered = sortedKeys ? members.sorted { $0.key < $1.key } : members
+            for (i, member) in ordered.enumerated() {
+                if i > 0 { writer.raw(",") }
+                writer.string(member.key)
+                writer.raw(":")
+                member.value.write(into: &writer, sortedKeys: sortedKeys)
+            }
+            writer.raw("}")
+        }
+    }
+}
+
+// MARK: - Accessors
+
+extension JSONValue {
+    /// The member `key` of an object (`nil` for anything else). Setting it replaces the member or adds it at
+    /// the end; setting `nil` removes it; on anything but an object setting does nothing.
+    public subscript(key: String) -> JSONValue? {
+        get {
+            guard case .object(let members) = self else { return nil }
+            return members.last { $0.key == key }?.value
+        }
+        set {
+            guard case .object(var members) = self else { return }
+            let index = members.firstIndex { $0.key == key }
+            switch (index, newValue) {
+            case (let index?, let value?): members[index].value = value
+            case (let index?, nil): members.remove(at: index)
+            case (nil, let value?): members.append((key: key, value: value))
+            case (nil, nil): return
+            }
+            self = .object(members)
+        }
+    }
+
+    public var string: String? {
+        guard case .string(let value) = self else { return nil }
         return value
     }
 
-    private func error(_ reason: String) -> JSONSyntaxError {
-        JSONSyntaxError(offset: index, reason: reason)
-    }
-
-    private mutating func skipWhitespace() {
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x20, 0x0A, 0x0D, 0x09: index += 1
-            default: return
-            }
-        }
-    }
-
-    private mutating func value(depth: Int) throws(JSONSyntaxError) -> JSONValue {
-        guard index < bytes.count else { throw error("unexpected end of input") }
-        switch bytes[index] {
-        case UInt8(ascii: "{"):
-            guard depth < Self.maxDepth else { throw error("nested deeper than \(Self.maxDepth)") }
-            return try object(depth: depth + 1)
-        case UInt8(ascii: "["):
-            guard depth < Self.maxDepth else { throw error("nested deeper than \(Self.maxDepth)") }
-            return try array(depth: depth + 1)
-        case UInt8(ascii: "\""):
-            return .string(try string())
-        case UInt8(ascii: "t"):
-            try literal("true")
-            return .bool(true)
-        case UInt8(ascii: "f"):
-            try literal("false")
-            return .bool(false)
-        case UInt8(ascii: "n"):
-            try literal("null")
-            return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return .number(try number())
-        default:
-            throw error("unexpected character")
-        }
-    }
-
-    private mutating func literal(_ word: StaticString) throws(JSONSyntaxError) {
-        let count = word.utf8CodeUnitCount
-        guard index + count <= bytes.count else { throw error("unexpected end of input") }
-        let matches = word.withUTF8Buffer { expected in
-            (0..<count).allSatisfy { bytes[index + $0] == expected[$0] }
-        }
-        guard matches else { throw error("invalid literal") }
-        index += count
-    }
-
-    private mutating func object(depth: Int) throws(JSONSyntaxError) -> JSONValue {
-        index += 1  // {
-        var members: [(key: String, value: JSONValue)] = []
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-            index += 1
-            return .object(members)
-        }
-        while true {
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a key") }
-            let key = try string()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
-            index += 1
-            skipWhitespace()
-            let member = try value(depth: depth)
-            if let existing = members.firstIndex(where: { $0.key == key }) {
-                members[existing].value = member
-            } else {
-                members.append((key, member))
-            }
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
-                    index += 1
-                    return .object(members)
-                }
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "}") else { throw error("expected ',' or '}'") }
-            index += 1
-            return .object(members)
-        }
-    }
-
-    private mutating func array(depth: Int) throws(JSONSyntaxError) -> JSONValue {
-        index += 1  // [
-        var items: [JSONValue] = []
-        skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-            index += 1
-            return .array(items)
-        }
-        while true {
-            skipWhitespace()
-            items.append(try value(depth: depth))
-            skipWhitespace()
-            guard index < bytes.count else { throw error("unexpected end of input") }
-            if bytes[index] == UInt8(ascii: ",") {
-                index += 1
-                skipWhitespace()
-                if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
-                    index += 1
-                    return .array(items)
-                }
-                continue
-            }
-            guard bytes[index] == UInt8(ascii: "]") else { throw error("expected ',' or ']'") }
-            index += 1
-            return .array(items)
-        }
-    }
-
-    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, returned as its text.
-    private mutating func number() throws(JSONSyntaxError) -> String {
-        let start = index
-        func digits() -> Int {
-            let from = index
-            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
-            return index - from
-        }
-        if bytes[index] == UInt8(ascii: "-") { index += 1 }
-        guard index < bytes.count else { throw error("unexpected end of input") }
-        if bytes[index] == UInt8(ascii: "0") {
-            index += 1
-        } else if digits() == 0 {
-            throw error("invalid number")
-        }
-        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
-            index += 1
-            guard digits() > 0 else { throw error("invalid number") }
-        }
-        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
-            index += 1
-            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
-                index += 1
-            }
-            guard digits() > 0 else { throw error("invalid number") }
-        }
-        return String(decoding: bytes[start..<index], as: UTF8.self)
-    }
-
-    private mutating func string() throws(JSONSyntaxError) -> String {
-        index += 1  // "
-        let start = index
-        // Fast path: no escapes; ASCII needs no UTF-8 validation.
-        var ascii = true
-        while index < bytes.count {
-            let b = bytes[index]
-            if b == UInt8(ascii: "\"") {
-                let text: String? = bytes.withUnsafeBufferPointer { all in
-                    let slice = UnsafeBufferPointer(rebasing: all[start..<index])
-                    return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
-                }
-                guard let text else { throw error("string is not valid UTF-8") }
-                index += 1
-                return text
-            }
-            if b == UInt8(ascii: "\\") { break }
-            guard b >= 0x20 else { throw error("control character in a string") }
-            if b >= 0x80 { ascii = false }
-            index += 1
-        }
-        var out = Array(bytes[start..<min(index, bytes.count)])
-        while index < bytes.count {
-            let b = bytes[index]
-            switch b {
-            case UInt8(ascii: "\""):
-                guard let text = String(validating: out, as: UTF8.self) else {
-                    throw error("string is not valid UTF-8")
-                }
-                index += 1
-                return text
-            case UInt8(ascii: "\\"):
-                index += 1
-                guard index < bytes.count else { throw error("unexpected end of input") }
-                let e = bytes[index]
-                index += 1
-                switch e {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if (0xD800...0xDBFF).contains(scalar) {
-                        // A high surrogate must be followed by an escaped low one.
-                        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
-                            bytes[index + 1] == UInt8(ascii: "u")
-                        else { throw error("unpaired surrogate") }
-                        index += 2
-                        let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate") }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    } else if (0xDC00...0xDFFF).contains(scalar) {
-                        throw error("unpaired surrogate")
-                    }
-                    guard let unicode = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
-                    out.append(contentsOf: Array(String(Character(unicode)).utf8))
-                default:
-                    throw error("invalid escape")
-                }
-            default:
-                guard b >= 0x20 else { throw error("control character in a string") }
-                out.append(b)
-                index += 1
-            }
-        }
-        throw error("unterminated string")
-    }
-
-    private mutating func hex4() throws(JSONSyntaxError) -> UInt32 {
-        guard index + 4 <= bytes.count else { throw error("unexpected end of input") }
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let b = bytes[index]
-            let digit: UInt8
-            switch b {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = b - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = b - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = b - UInt8(ascii: "A") + 10
-            default: throw error("invalid \\u escape")
-            }
-            value = value << 4 | UInt32(digit)
-            index += 1
-        }
+    public var bool: Bool? {
+        guard case .bool(let value) = self else { return nil }
         return value
     }
-}
 
-/// Writes JSON text into a byte buffer: strings escaped as RFC 8259 requires (`"`, `\` and control
-/// characters; `/` and non-ASCII are written as they are). For hand-written lines on hot paths
-/// (`trace.jsonl`); the caller writes the punctuation.
-public struct JSONWriter {
-    public var bytes: [UInt8] = []
-
-    public init(capacity: Int = 256) {
-        bytes.reserveCapacity(capacity)
+    /// An integral number that fits in 64 bits, by the codec's rule: `1.0` and `1e2` are integers too,
+    /// `1.5` and `1e40` are not.
+    public var integer: Int64? {
+        guard case .number(let text) = self else { return nil }
+        return Self.integer(text, as: Int64.self)
     }
 
-    /// Text written as it is (punctuation, keys known to need no escaping).
-    public mutating func raw(_ text: StaticString) {
-        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    /// A number as a `Double` (the nearest one; integers above 2⁵³ may lose digits).
+    public var double: Double? {
+        guard case .number(let text) = self else { return nil }
+        return Double(text)
     }
 
-    /// A JSON string.
-    public mutating func string(_ text: String) {
-        bytes.append(UInt8(ascii: "\""))
-        var text = text
-        text.withUTF8 { utf8 in
-            var clean = 0
-            for (i, b) in utf8.enumerated() where b == 0x22 || b == 0x5C || b < 0x20 {
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[clean..<i]))
-                escape(b)
-                clean = i + 1
-            }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[clean...]))
-        }
-        bytes.append(UInt8(ascii: "\""))
+    public var array: [JSONValue]? {
+        guard case .array(let items) = self else { return nil }
+        return items
     }
 
-    private mutating func escape(_ b: UInt8) {
-        bytes.append(UInt8(ascii: "\\"))
-        switch b {
-        case 0x22: bytes.append(0x22)
-        case 0x5C: bytes.append(0x5C)
-        case 0x0A: bytes.append(UInt8(ascii: "n"))
-        case 0x0D: bytes.append(UInt8(ascii: "r"))
-        case 0x09: bytes.append(UInt8(ascii: "t"))
-        case 0x08: bytes.append(UInt8(ascii: "b"))
-        case 0x0C: bytes.append(UInt8(ascii: "f"))
-        default:
-            let hex = Array("0123456789abcdef".utf8)
-            bytes.append(contentsOf: [UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0x0F)]])
+    /// The members of an object, in document order.
+    public var members: [(key: String, value: JSONValue)]? {
+        guard case .object(let members) = self else { return nil }
+        return members
+    }
+
+    public var isNull: Bool {
+        if case .null = self { return true }
+        return false
+    }
+
+    /// Every string value (not the keys) passed through `transform`, at any depth.
+    public func mappingStrings(_ transform: (String) -> String) -> JSONValue {
+        switch self {
+        case .string(let value): .string(transform(value))
+        case .array(let items): .array(items.map { $0.mappingStrings(transform) })
+        case .object(let members): .object(members.map { (key: $0.key, value: $0.value.mappingStrings(transform)) })
+        case .null, .bool, .number: self
         }
     }
 
-    /// A camelCase coding key written as snake_case (`episodeId` → `"episode_id"`), as Foundation's
-    /// `convertToSnakeCase` does for the keys this protocol has (no acronyms).
-    mutating func snakeKey(_ key: String) {
-        bytes.append(UInt8(ascii: "\""))
-        for b in key.utf8 {
-            if b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z") {
-                bytes.append(UInt8(ascii: "_"))
-                bytes.append(b + 32)
-            } else if b == 0x22 || b == 0x5C || b < 0x20 {
-                escape(b)
-            } else {
-                bytes.append(b)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
-    }
-
-    public mutating func integer<T: BinaryInteger>(_ value: T) {
-        bytes.append(contentsOf: Array(String(value).utf8))
+    /// The number `text` as `I` if it is integral and fits: exactly as written, or through its `Double`
+    /// value for `1.0` or `1e2`.
+    static func integer<I: FixedWidthInteger>(_ text: String, as type: I.Type) -> I? {
+        if let exact = I(text) { return exact }
+        if let double = Double(text), double.rounded() == double, let exact = I(exactly: double) { return exact }
+        return nil
     }
 }
 
-extension String {
-    /// Whether this snake_case JSON key names the camelCase coding key `camel` (`episode_id` ↔ `episodeId`).
-    func isSnakeCase(of camel: String) -> Bool {
-        var json = self.utf8.makeIterator()
-        for c in camel.utf8 {
-            if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") {
-                guard json.next() == UInt8(ascii: "_"), json.next() == c + 32 else { return false }
-            } else {
-                guard json.next() == c else { return false }
-            }
+// MARK: - Equality
+
+extension JSONValue: Equatable {
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): true
+        case (.bool(let a), .bool(let b)): a == b
+        case (.number(let a), .number(let b)): sameNumber(a, b)
+        case (.string(let a), .string(let b)): a == b
+        case (.array(let a), .array(let b)): a == b
+        case (.object(let a), .object(let b)):
+            a.count == b.count
+                && a.allSatisfy { member in b.contains { $0.key == member.key && $0.value == member.value } }
+        default: false
         }
-        return json.next() == nil
     }
 
-    /// `episode_id` → `episodeId` (for keys a container lists; lookups use ``isSnakeCase(of:)``).
-    var camelFromSnake: String {
-        guard utf8.contains(UInt8(ascii: "_")) else { return self }
-        var out: [UInt8] = []
-        var upper = false
-        for b in utf8 {
-            if b == UInt8(ascii: "_"), !out.isEmpty {
-                upper = true
-                continue
-            }
-            out.append(upper && b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") ? b - 32 : b)
-            upper = false
+    /// Whether two number texts have the same value: exactly when both are 64-bit integers, otherwise as
+    /// `Double`s.
+    private static func sameNumber(_ a: String, _ b: String) -> Bool {
+        if a == b { return true }
+        if let x = Int64(a), let y = Int64(b) { return x == y }
+        if let x = UInt64(a), let y = UInt64(b) { return x == y }
+        guard let x = Double(a), let y = Double(b) else { return false }
+        return x == y
+    }
+}
+
+// MARK: - Codable
+
+/// Through any `Decoder` or `Encoder` (Foundation's too): a value decoded elsewhere keeps what that decoder
+/// tells (an object's keys come sorted, a number as the integer or `Double` it reads as).
+extension JSONValue: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(UInt64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .null:
+            var container = encoder.singleValueContainer()
+            try container.encodeNil()
+        case .bool(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .number(let text):
+            var container = encoder.singleValueContainer()
+            if let value = Int64(text) {
+                try container.encode(value)
+            } else if let value = UInt64(text) {
+                try container.encode(value)
+            } else if let value = Double(text), value.isFinite {
+                try container.encode(value)
+            } else {
+                throw EncodingError.invalidValue(
+                    text,
+                    EncodingError.Context(
+                        codingPath: encoder.codingPath,
+                        debugDescription: "\(text) is not a finite number"
+                    )
+                )
+            }
+        case .string(let value):
+            var container = encoder.singleValueContainer()
+            try container.encode(value)
+        case .array(let items):
+            var container = encoder.unkeyedContainer()
+            for item in items { try container.encode(item) }
+        case .object(let members):
+            var container = encoder.container(keyedBy: NamedKey.self)
+            for member in members { try container.encode(member.value, forKey: NamedKey(member.key)) }
+        }
     }
 }

@@ -68,9 +68,8 @@ private func unbox<T: Decodable>(_ value: JSONValue, as type: T.Type, path: [any
     }
     func integer<I: FixedWidthInteger>(_: I.Type) throws -> I {
         let text = try number()
-        if let exact = I(text) { return exact }
         // 1.0 or 1e2 are integers too; 1.5 or 1e40 are not this type.
-        if let double = Double(text), double.rounded() == double, let exact = I(exactly: double) { return exact }
+        if let exact = JSONValue.integer(text, as: I.self) { return exact }
         throw DecodingError.dataCorrupted(
             DecodingError.Context(codingPath: path, debugDescription: "\(text) does not fit in \(I.self)")
         )
@@ -121,6 +120,8 @@ private func unbox<T: Decodable>(_ value: JSONValue, as type: T.Type, path: [any
         }
         return f as! T
     default:
+        // A JSON value inside a message is the parsed value itself.
+        if let json = value as? T { return json }
         return try T(from: ValueDecoder(value: value, codingPath: path))
     }
 }

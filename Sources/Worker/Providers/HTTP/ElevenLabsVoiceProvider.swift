@@ -67,7 +67,7 @@ struct ElevenLabsVoiceProvider: VoiceProvider {
         if let rate = Self.pcmSampleRate(settings.outputFormat), !MediaFiles.isWAV(response.body),
             !response.body.isEmpty
         {
-            response.body = MediaFiles.wav(pcm16: response.body, sampleRate: rate, channels: 1)
+            response.body = WAVFile.wav(pcm16: response.body, sampleRate: rate, channels: 1)
         }
         return try VoiceClip.written(
             response,

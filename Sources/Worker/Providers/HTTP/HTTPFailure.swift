@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 /// A failed HTTP call, sorted into the kind that decides the reaction (providers.md §5), with what the
 /// server said about waiting.
@@ -219,11 +220,11 @@ private struct ErrorBody {
 
     init(_ body: Data, status: Int) {
         defer { normalise(status: status) }
-        guard let json = JSONValue.parse(body, limit: HTTPBodyLimit.errorBody) else {
+        guard let json = JSONValue(data: body, limit: HTTPBodyLimit.errorBody) else {
             message = Self.text(body)
             return
         }
-        if let error = json["error"], error.object != nil {
+        if let error = json["error"], error.members != nil {
             // OpenAI (and Ollama's /v1): {"error":{"message","type","param","code"}}
             code = Self.string(error["code"])
             type = error["type"]?.string
@@ -247,7 +248,7 @@ private struct ErrorBody {
             message = json["error"]?.string ?? json["message"]?.string ?? ""
             code = json["code"]?.string
         }
-        estimatedTime = json["estimated_time"]?.number
+        estimatedTime = json["estimated_time"]?.double
     }
 
     /// Whether this is OpenAI's "Request too large for … on tokens per min" 429, which no wait cures.
@@ -271,7 +272,7 @@ private struct ErrorBody {
     /// A code that is a string, or a number written as one (vLLM sends the HTTP status as `code`).
     private static func string(_ value: JSONValue?) -> String? {
         if let text = value?.string { return text }
-        if let number = value?.number, number.isFinite, number == number.rounded(), abs(number) < 1e6 {
+        if let number = value?.double, number.isFinite, number == number.rounded(), abs(number) < 1e6 {
             return String(Int(number))
         }
         return nil

@@ -221,8 +221,8 @@ struct OpenAIScriptProvider: ScriptProvider {
     /// `usage.total_tokens` of a chat completion (what the call really cost in the token budget), `nil`
     /// when absent or not a whole number from 0 to 10⁹.
     static func totalTokens(in body: Data) -> Int? {
-        guard let json = JSONValue.parse(body, limit: HTTPBodyLimit.chat),
-            let total = json["usage"]?["total_tokens"]?.number, total.isFinite, total >= 0, total <= 1e9,
+        guard let json = JSONValue(data: body, limit: HTTPBodyLimit.chat),
+            let total = json["usage"]?["total_tokens"]?.double, total.isFinite, total >= 0, total <= 1e9,
             total.rounded() == total
         else { return nil }
         return Int(total)
@@ -230,15 +230,15 @@ struct OpenAIScriptProvider: ScriptProvider {
 
     /// Reads `choices[0].message` (`content`, `refusal`) and `finish_reason` from a chat completion.
     static func reply(from body: Data) throws -> Reply {
-        guard let json = JSONValue.parse(body, limit: HTTPBodyLimit.chat),
-            let choice = json["choices"]?.array?.first, choice.object != nil
+        guard let json = JSONValue(data: body, limit: HTTPBodyLimit.chat),
+            let choice = json["choices"]?.array?.first, choice.members != nil
         else {
             throw ProviderError(.invalidResponse, "\(service): the answer is not a chat completion")
         }
         let refusal = choice["message"]?["refusal"]?.string.flatMap { $0.isEmpty ? nil : $0 }
         let usage = json["usage"]
         func tokens(_ key: String) -> Int? {
-            guard let n = usage?[key]?.number, n.isFinite, n >= 0, n <= 1e9 else { return nil }
+            guard let n = usage?[key]?.double, n.isFinite, n >= 0, n <= 1e9 else { return nil }
             return Int(n)
         }
         return Reply(

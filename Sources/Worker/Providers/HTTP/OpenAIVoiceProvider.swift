@@ -103,7 +103,7 @@ extension VoiceClip {
             let type = response.mediaType ?? "no content type"
             throw ProviderError(.invalidResponse, "\(service): the answer for \(line.item) is not audio (\(type))")
         }
-        if format == .wav && MediaFiles.isTruncatedWAV(response.body) {
+        if format == .wav && WAVFile.isTruncated(response.body) {
             throw ProviderError(.invalidResponse, "\(service): the audio for \(line.item) is cut off")
         }
         let path = try MediaFiles.write(
@@ -113,7 +113,7 @@ extension VoiceClip {
             context: context
         )
         let duration =
-            (format == .wav ? MediaFiles.wavDuration(response.body) : nil)
+            (format == .wav ? WAVFile.duration(of: response.body) : nil)
             ?? VoiceClip.estimatedSpeakingTime(line.text)
         return VoiceClip(item: line.item, path: path, duration: duration, provider: provider)
     }

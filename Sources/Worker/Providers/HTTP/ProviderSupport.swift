@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 extension HTTPCaller {
     /// The caller every provider uses unless a test injects one: the given transport, or the process-wide
@@ -127,7 +128,7 @@ enum ImageReply {
         if let format = MediaFiles.imageFormat(response.body) {
             return (try complete(response.body, format, service: service), format)
         }
-        guard let json = JSONValue.parse(response.body, limit: HTTPBodyLimit.image) else {
+        guard let json = JSONValue(data: response.body, limit: HTTPBodyLimit.image) else {
             let type = response.mediaType ?? "no content type"
             throw ProviderError(.invalidResponse, "\(service): the answer is neither an image nor JSON (\(type))")
         }

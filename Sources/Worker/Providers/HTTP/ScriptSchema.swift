@@ -61,7 +61,7 @@ enum ScriptSchema {
     static func parse(_ reply: String, spec: EpisodeSpec) throws(ValidationError) -> Script {
         let json = try document(reply)
         guard case .object = json else {
-            throw ValidationError("the reply must be a JSON object, not \(json.typeName)")
+            throw ValidationError("the reply must be a JSON object, not \(json.kindName)")
         }
 
         let title = try string(json, "title", path: "title", length: titleLength)
@@ -139,19 +139,19 @@ enum ScriptSchema {
         }
         let trimmed = body.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw ValidationError("the reply is empty") }
-        guard let json = JSONValue.parse(Data(trimmed.utf8), limit: HTTPBodyLimit.chat) else {
+        guard let json = JSONValue(data: Data(trimmed.utf8), limit: HTTPBodyLimit.chat) else {
             throw ValidationError("the reply is not valid JSON")
         }
         return json
     }
 
     private static func requireObject(_ value: JSONValue, path: String) throws(ValidationError) {
-        guard case .object = value else { throw ValidationError("\(path): must be an object, not \(value.typeName)") }
+        guard case .object = value else { throw ValidationError("\(path): must be an object, not \(value.kindName)") }
     }
 
     private static func array(_ object: JSONValue, _ key: String, path: String) throws(ValidationError) -> [JSONValue] {
         guard let value = object[key] else { throw ValidationError("\(path): missing") }
-        guard let array = value.array else { throw ValidationError("\(path): must be an array, not \(value.typeName)") }
+        guard let array = value.array else { throw ValidationError("\(path): must be an array, not \(value.kindName)") }
         return array
     }
 
@@ -172,7 +172,7 @@ enum ScriptSchema {
     ) throws(ValidationError)
         -> String
     {
-        guard let raw = value.string else { throw ValidationError("\(path): must be a string, not \(value.typeName)") }
+        guard let raw = value.string else { throw ValidationError("\(path): must be a string, not \(value.kindName)") }
         let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty || length.lowerBound == 0 else { throw ValidationError("\(path): must not be empty") }
         guard text.count <= length.upperBound else {
