@@ -83,7 +83,7 @@ import Testing
     /// exceed the budget in any window, and every worker gets its share.
     @Test func fourWorkersNeverOvershootAndNoneStarves() {
         var m = manager([ProviderBudget(provider: "image", requests: 10)], admission: 0)
-        var rng = SplitMixC(seed: 42)
+        var rng = SplitMix64(seed: 42)
         var starts: [ContinuousClock.Instant] = []
         var startsBy: [String: Int] = [:]
         var waiting: [(session: String, lease: String, at: Int)] = []
@@ -466,17 +466,5 @@ enum RateLedgerTestsC {
             best = max(best, hi - lo + 1)
         }
         return best
-    }
-}
-
-struct SplitMixC {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

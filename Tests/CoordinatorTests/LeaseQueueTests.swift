@@ -1,4 +1,5 @@
 import Protocol
+import Shared
 import Testing
 
 @testable import Coordinator
@@ -95,7 +96,7 @@ import Testing
     @Test func orderSurvivesRebuildingTheHeap() {
         var q = LeaseQueue()
         var model = Model()
-        var rng = SplitMixC(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for seq in 0..<2_000 {
             let e = entry(seq, priority: Int(rng.next() % 50), session: "w\(seq % 10)")
             q.insert(e)
@@ -116,7 +117,7 @@ import Testing
     func matchesTheSortedArrayUnderRandomOperations(seed: UInt64) {
         var q = LeaseQueue()
         var model = Model()
-        var rng = SplitMixC(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var nextSeq = 0
         let sessions = ["a", "b", "c", "d", "e"]
         for step in 0..<3_000 {

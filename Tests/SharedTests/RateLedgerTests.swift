@@ -85,7 +85,7 @@ import Testing
     /// report) never exceed the limit in any sliding window.
     @Test(arguments: [1, 2, 3, 4, 5])
     func noSlidingWindowEverSeesMoreThanTheLimit(seed: UInt64) {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var l = ledger(requests: 7, burst: nil)
         var arrivals: [ContinuousClock.Instant] = []
         var pending: [(id: RateLedger.PermitID, at: Int, used: Bool)] = []
@@ -233,18 +233,5 @@ import Testing
         l.seed(startedAt: [at(0), at(100), at(200)], now: at(500))
         #expect(l.grant(units: 0, useWithin: .seconds(1), now: at(500)) == nil)
         #expect(l.grant(units: 0, useWithin: .seconds(1), now: at(1001)) != nil)
-    }
-}
-
-/// A small deterministic generator for the randomised tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -39,7 +39,7 @@ struct BenchLeasesCommand: ParsableCommand {
         var rows: [(String, Int, Duration)] = []
 
         // Enqueue until `waiting` calls wait (the first `limit` are granted at once).
-        var rng = BenchRandom(seed: 17)
+        var rng = SplitMix64(seed: 17)
         var sent = 0
         var clock = Stopwatch()
         while sent - bench.granted < waiting {
@@ -184,18 +184,5 @@ private struct Stopwatch {
         let now = ContinuousClock.now
         defer { last = now }
         return now - last
-    }
-}
-
-/// SplitMix64: the same requests in every run.
-private struct BenchRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
