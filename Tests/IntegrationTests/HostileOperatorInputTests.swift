@@ -114,7 +114,9 @@ import Glibc
         )
         let cli = ContinuousClock.now - start
         #expect(status == 2 && log.contains("aliases"), "\(log.suffix(2000))")
-        #expect(cli < .seconds(10), "the CLI took \(cli)")
+        // Bounds well above a loaded machine's noise (13 s and 6.8 s seen under five parallel builds): expanding
+        // the bomb would take minutes; the peak RSS check below is the sharper guard.
+        #expect(cli < .seconds(30), "the CLI took \(cli)")
 
         let coordinator = try Self.serve(dir)
         defer { coordinator.signal(SIGKILL) }
@@ -124,7 +126,7 @@ import Glibc
         let reply = try await Self.request("POST", "\(base)api/batches", body: Array(Self.aliasBomb.utf8))
         let http = ContinuousClock.now - posted
         #expect(reply.status == 400 && reply.body.contains("aliases"), "\(reply)")
-        #expect(http < .seconds(5), "the reply took \(http)")
+        #expect(http < .seconds(30), "the reply took \(http)")
         let peak = Self.peakMemoryMiB(coordinator.pid) ?? 0
         print("alias bomb: CLI refused in \(cli), HTTP in \(http); coordinator peak RSS \(before) → \(peak) MiB")
         #expect(peak < before + 300, "peak RSS \(before) → \(peak) MiB")
