@@ -221,14 +221,17 @@ struct CoordinatorCore {
     /// The loop ends: the batch still running is closed as interrupted (the journal keeps it, to be
     /// resumed), the last status published, and every worker told goodbye.
     mutating func stop(time: Time) -> [Effect] {
-        var effects = finish(time: time)
+        let closing = finish(time: time)
         let oneShotDone = !settings.serve && !interrupted
+        var effects = closing.filter { if case .persist = $0 { false } else { true } }
         effects.append(.publish(status(oneShotDone ? .completed : .stopped, time: time)))
         let goodbye = dispatcher.shutdown(
             reason: oneShotDone ? .batchComplete : .shutdown,
             detail: oneShotDone ? "batch \(dispatcher.batchId) complete" : "coordinator stopped"
         )
-        return effects + goodbye.map(Effect.perform)
+        // The journal's close goes last: the goodbye depends on nothing it records, and a journal that
+        // fails here must not keep the workers waiting for a DISCONNECT.
+        return effects + goodbye.map(Effect.perform) + closing.filter { if case .persist = $0 { true } else { false } }
     }
 
     /// The fleet's status document, listing the episodes `selection` names and every batch known.
